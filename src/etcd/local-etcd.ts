@@ -1,0 +1,150 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EtcdUnavailableError } from '../errors.js';
+
+/**
+ * Starts and stops an etcd server on 127.0.0.1 (free ports, given data dir). Restore and verify use it
+ * to bring up a temporary member on a restored data dir; the test harness uses it for real clusters.
+ * Every server started here stops by itself when its parent process dies (a watchdog process), so a
+ * crashed test or CLI never leaves an etcd behind.
+ */
+export interface LocalEtcd {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly metricsUrl: string;
+  readonly process: ChildProcess;
+  /** SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
+  stop(): Promise<void>;
+}
+
+export interface LocalEtcdOptions {
+  dataDir: string;
+  name?: string;
+  /** Extra flags (TLS, auth, quotas...). */
+  extraArgs?: string[];
+  /** Where etcd's own log goes; default `<dataDir>.log`. */
+  logFile?: string;
+  readyTimeoutMs?: number;
+  /** Client URL scheme; https needs the TLS flags in extraArgs. */
+  scheme?: 'http' | 'https';
+  /** Health check override (e.g. when TLS client auth is on); resolves true when ready. */
+  isReady?: (clientUrl: string) => Promise<boolean>;
+  /** Reuse these ports (restart on the same address); free ports otherwise. */
+  ports?: { client: number; peer: number; metrics: number };
+}
+
+export const ETCD_BINARY = process.env.ETCD_BIN ?? 'etcd';
+export const ETCDCTL_BINARY = process.env.ETCDCTL_BIN ?? 'etcdctl';
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function startLocalEtcd(options: LocalEtcdOptions): Promise<LocalEtcd> {
+  const name = options.name ?? 'default';
+  const scheme = options.scheme ?? 'http';
+  const ports = options.ports ?? { client: await freePort(), peer: await freePort(), metrics: await freePort() };
+  const clientUrl = `${scheme}://127.0.0.1:${ports.client}`;
+  const peerUrl = `http://127.0.0.1:${ports.peer}`;
+  const metricsUrl = `http://127.0.0.1:${ports.metrics}`;
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const logFile = options.logFile ?? `${options.dataDir}.log`;
+  const args = [
+    '--name', name,
+    '--data-dir', options.dataDir,
+    '--listen-client-urls', clientUrl,
+    '--advertise-client-urls', clientUrl,
+    '--listen-peer-urls', peerUrl,
+    '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster', `${name}=${peerUrl}`,
+    '--listen-metrics-urls', metricsUrl,
+    ...(options.extraArgs ?? []),
+  ];
+  const logFd = openSync(logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(ETCD_BINARY, args, { stdio: ['ignore', logFd, logFd] });
+  } finally {
+    closeSync(logFd);
+  }
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  let spawnError: Error | undefined;
+  child.once('error', (err) => (spawnError = err));
+  const watchdog = startWatchdog(child);
+
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const grace = new AbortController();
+      const killed = await Promise.race([
+        exited.then(() => true),
+        sleep(5000, false, { signal: grace.signal }).catch(() => false),
+      ]);
+      grace.abort(); // do not keep the event loop alive for the unused timer
+      if (!killed) child.kill('SIGKILL');
+      await exited;
+    }
+    watchdog?.kill('SIGKILL');
+  };
+
+  const isReady = options.isReady ?? defaultIsReady;
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
+  while (Date.now() < deadline) {
+    if (spawnError) {
+      await stop();
+      throw new EtcdUnavailableError(`cannot start ${ETCD_BINARY}: ${spawnError.message} (is etcd-server installed?)`);
+    }
+    if (child.exitCode !== null || child.signalCode !== null) {
+      watchdog?.kill('SIGKILL');
+      throw new EtcdUnavailableError(`etcd exited during start-up: ${lastLines(logFile)}`);
+    }
+    if (await isReady(clientUrl).catch(() => false)) {
+      return { name, dataDir: options.dataDir, clientUrl, peerUrl, metricsUrl, process: child, stop };
+    }
+    await sleep(100);
+  }
+  await stop();
+  throw new EtcdUnavailableError(`etcd on ${clientUrl} was not ready in time: ${lastLines(logFile)}`);
+}
+
+async function defaultIsReady(clientUrl: string): Promise<boolean> {
+  const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+  const body = (await response.json()) as { health?: string };
+  return body.health === 'true';
+}
+
+/** Kills `child` when this process dies, even by SIGKILL (a parent-death check once a second). */
+function startWatchdog(child: ChildProcess): ChildProcess | undefined {
+  if (child.pid === undefined) return undefined;
+  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`;
+  const watchdog = spawn('sh', ['-c', script], { stdio: 'ignore', detached: true });
+  watchdog.unref();
+  watchdog.on('error', () => undefined);
+  return watchdog;
+}
+
+function lastLines(file: string, count = 3): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    return lines.slice(-count).join(' | ').slice(0, 800);
+  } catch {
+    return 'no log';
+  }
+}

@@ -1,0 +1,87 @@
+import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../errors.js';
+import { LocalStore } from './local-store.js';
+import type { ObjectStore } from './object-store.js';
+
+export interface LocalStoreConfig {
+  kind: 'local';
+  path: string;
+}
+
+export interface S3StoreConfig {
+  kind: 's3';
+  bucket: string;
+  /** Key prefix inside the bucket, without leading or trailing slash ('' for the bucket root). */
+  prefix: string;
+  region: string;
+  /** Custom endpoint for S3-compatible servers; undefined means AWS. */
+  endpoint?: string;
+  forcePathStyle: boolean;
+  /** Undefined means the standard AWS credential chain (environment, profile, IRSA...). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+export type StoreConfig = LocalStoreConfig | S3StoreConfig;
+
+/**
+ * Parses a CLI store URL:
+ *   file:///abs/path
+ *   s3://BUCKET/PREFIX?endpoint=http://127.0.0.1:9000&region=us-east-1&forcePathStyle=true
+ */
+export function parseStoreUrl(raw: string): StoreConfig {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`invalid store URL ${JSON.stringify(raw)}: expected file:///abs/path or s3://bucket/prefix`);
+  }
+  if (url.protocol === 'file:') {
+    if (url.host !== '' && url.host !== 'localhost') {
+      throw new UsageError(`invalid store URL ${raw}: file URLs must be file:///absolute/path`);
+    }
+    const path = fileURLToPath(url);
+    if (!isAbsolute(path)) throw new UsageError(`invalid store URL ${raw}: path must be absolute`);
+    return { kind: 'local', path };
+  }
+  if (url.protocol === 's3:') {
+    if (!url.hostname) throw new UsageError(`invalid store URL ${raw}: missing bucket (s3://BUCKET/PREFIX)`);
+    const params = url.searchParams;
+    const known = new Set(['endpoint', 'region', 'forcePathStyle']);
+    for (const name of params.keys()) {
+      if (!known.has(name)) throw new UsageError(`invalid store URL: unknown parameter ${JSON.stringify(name)}`);
+    }
+    const forcePathStyle = params.get('forcePathStyle');
+    if (forcePathStyle !== null && forcePathStyle !== 'true' && forcePathStyle !== 'false') {
+      throw new UsageError(`invalid store URL: forcePathStyle must be true or false`);
+    }
+    return {
+      kind: 's3',
+      bucket: url.hostname,
+      prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, ''),
+      region: params.get('region') ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      endpoint: params.get('endpoint') ?? undefined,
+      forcePathStyle: forcePathStyle === 'true',
+    };
+  }
+  throw new UsageError(`unsupported store URL ${JSON.stringify(raw)}: use file:///abs/path or s3://bucket/prefix`);
+}
+
+export interface StoreDependencies {
+  /** Memory budget that streaming uploads reserve their buffers from (S3 multipart parts). */
+  budget?: unknown;
+}
+
+/** Builds the store a config names. */
+export function createStore(config: StoreConfig, _deps: StoreDependencies = {}): ObjectStore {
+  switch (config.kind) {
+    case 'local':
+      return new LocalStore(config.path);
+    case 's3':
+      throw new UsageError('the S3 store is not available yet');
+  }
+}
+
+export function openStoreUrl(raw: string, deps: StoreDependencies = {}): ObjectStore {
+  return createStore(parseStoreUrl(raw), deps);
+}

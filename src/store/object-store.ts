@@ -1,0 +1,53 @@
+import type { Readable } from 'node:stream';
+
+/** What a listing returns for one object. Keys are relative to the store's root (its prefix). */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface PutOptions {
+  /** Extra string metadata (S3 user metadata / local sidecar); keys lower-case [a-z0-9-]. */
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface PutResult {
+  size: number;
+  /** hex sha256 of the bytes stored. */
+  sha256: string;
+}
+
+export interface GetResult {
+  /**
+   * The object's bytes. The sha256 recorded at put time is checked as the stream is read: on a
+   * mismatch the stream fails at its end with ChecksumMismatchError, so consumers must not act on the
+   * content before the stream has ended without error.
+   */
+  body: Readable;
+  size: number;
+  metadata: Record<string, string>;
+}
+
+/**
+ * Where backups live. Contract for every implementation:
+ * - `put` streams (never buffers the whole body); the object becomes visible under `key` only when
+ *   complete, and a failed or aborted put leaves nothing visible (and no orphaned parts).
+ *   Putting an existing key replaces it.
+ * - `get` throws ObjectNotFoundError for a missing key; the returned stream verifies the sha256.
+ * - `list(prefix)` returns every object whose key starts with `prefix`, sorted by key, all pages.
+ * - `delete` of a missing key succeeds (idempotent).
+ * - Unreachable stores throw StoreUnreachableError with a one-line message naming the store.
+ */
+export interface ObjectStore {
+  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult>;
+  get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult>;
+  list(prefix: string): Promise<ObjectInfo[]>;
+  delete(key: string): Promise<void>;
+  /** Where this store is, for messages: `file:///abs/dir` or `s3://bucket/prefix (endpoint)`; never secrets. */
+  describe(): string;
+}
+
+/** Metadata key under which the sha256 of the stored bytes is recorded. */
+export const SHA256_METADATA_KEY = 'sha256';
