@@ -1,0 +1,127 @@
+/**
+ * EtcdBackup (etcdbackup.io/v1alpha1). Spec is desired state, status is observed state.
+ * The JSON schema in ./schema.ts is the one source for validation and for the CRD; these types
+ * mirror it (a unit test checks that defaults and schema agree).
+ */
+export const GROUP = 'etcdbackup.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'EtcdBackup';
+export const PLURAL = 'etcdbackups';
+export const SINGULAR = 'etcdbackup';
+export const SHORT_NAMES = ['eb'];
+
+export interface SecretRef {
+  name: string;
+}
+
+export interface EtcdSpec {
+  endpoints: string[];
+  /** Secret with ca.crt, tls.crt, tls.key (each optional). */
+  tlsSecretRef?: SecretRef;
+  /** Secret with username and password. */
+  credentialsSecretRef?: SecretRef;
+}
+
+export interface S3StoreSpec {
+  bucket: string;
+  prefix?: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Secret with accessKeyId and secretAccessKey; absent means the default AWS credential chain. */
+  credentialsSecretRef?: SecretRef;
+}
+
+export interface LocalStoreSpec {
+  path: string;
+}
+
+export interface StoreSpec {
+  s3?: S3StoreSpec;
+  local?: LocalStoreSpec;
+}
+
+export interface FullSnapshotSpec {
+  /** Five-field cron expression (or @hourly, @daily...), evaluated in UTC. */
+  schedule: string;
+  compression: 'gzip' | 'none';
+  /** Go duration, e.g. 15m. */
+  timeout: string;
+}
+
+export interface DeltaSnapshotSpec {
+  /** Go duration between polls of the head revision; "0" disables deltas. */
+  period: string;
+  chunkRevisions: number;
+  chunkParallelism: number;
+}
+
+export interface MemorySpec {
+  /** Kubernetes quantity, e.g. 128Mi. */
+  budget: string | number;
+}
+
+export interface RetentionSpec {
+  policy: 'LimitBased' | 'Exponential';
+  maxFullSnapshots: number;
+}
+
+export interface EncryptionSpec {
+  keySecretRef: SecretRef;
+}
+
+export interface EtcdBackupSpec {
+  etcd: EtcdSpec;
+  store: StoreSpec;
+  fullSnapshot: FullSnapshotSpec;
+  deltaSnapshot: DeltaSnapshotSpec;
+  memory: MemorySpec;
+  retention: RetentionSpec;
+  encryption?: EncryptionSpec;
+  suspend: boolean;
+  deletionPolicy: 'Retain' | 'Delete';
+}
+
+/** metav1.Condition */
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface EtcdBackupStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256: string };
+  lastDeltaSnapshot?: { fromRevision: number; toRevision: number; time: string; object: string };
+  archivedRevision?: number;
+  etcdRevision?: number;
+  lagRevisions?: number;
+  nextFullSnapshotTime?: string;
+  memory?: { budgetBytes: number; peakBytes: number };
+}
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  finalizers?: string[];
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+}
+
+export interface EtcdBackup {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: EtcdBackupSpec;
+  status?: EtcdBackupStatus;
+}

@@ -1,0 +1,169 @@
+/**
+ * THE schema of EtcdBackup: ajv validates specs with it (CLI and operator) and `etcd-backup crd`
+ * turns it into the CRD's openAPIV3Schema. Keep it within what both accept: a structural schema
+ * (every field typed, no $ref), JSON-schema keywords ajv knows, plus the x-kubernetes-* markers.
+ * Defaults live here too, so the apiserver and the CLI default the same way.
+ */
+const secretRef = {
+  type: 'object',
+  required: ['name'],
+  properties: { name: { type: 'string', minLength: 1, maxLength: 253 } },
+} as const;
+
+const durationString = { type: 'string', maxLength: 64 } as const;
+
+export const specSchema = {
+  type: 'object',
+  required: ['etcd', 'store'],
+  properties: {
+    etcd: {
+      type: 'object',
+      required: ['endpoints'],
+      description: 'How to reach the etcd cluster to back up.',
+      properties: {
+        endpoints: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 16,
+          items: { type: 'string', minLength: 1, maxLength: 1024 },
+        },
+        tlsSecretRef: { ...secretRef, description: 'Secret with ca.crt, tls.crt, tls.key.' },
+        credentialsSecretRef: { ...secretRef, description: 'Secret with username and password.' },
+      },
+    },
+    store: {
+      type: 'object',
+      description: 'Where backups go: exactly one of s3 or local.',
+      properties: {
+        s3: {
+          type: 'object',
+          required: ['bucket'],
+          properties: {
+            bucket: { type: 'string', minLength: 3, maxLength: 63 },
+            prefix: { type: 'string', maxLength: 512, default: '' },
+            region: { type: 'string', default: 'us-east-1' },
+            endpoint: { type: 'string', default: '' },
+            forcePathStyle: { type: 'boolean', default: false },
+            credentialsSecretRef: { ...secretRef, description: 'Secret with accessKeyId and secretAccessKey.' },
+          },
+        },
+        local: {
+          type: 'object',
+          required: ['path'],
+          properties: { path: { type: 'string', minLength: 1, maxLength: 4096 } },
+        },
+      },
+    },
+    fullSnapshot: {
+      type: 'object',
+      default: {},
+      properties: {
+        schedule: { type: 'string', default: '0 */1 * * *', description: 'Cron schedule in UTC.' },
+        compression: { type: 'string', enum: ['gzip', 'none'], default: 'gzip' },
+        timeout: { ...durationString, default: '15m' },
+      },
+    },
+    deltaSnapshot: {
+      type: 'object',
+      default: {},
+      properties: {
+        period: { ...durationString, default: '20s', description: 'How often to poll the head revision; 0 disables deltas.' },
+        chunkRevisions: { type: 'integer', minimum: 1, maximum: 1000000, default: 1000 },
+        chunkParallelism: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+      },
+    },
+    memory: {
+      type: 'object',
+      default: {},
+      properties: {
+        budget: {
+          'x-kubernetes-int-or-string': true,
+          anyOf: [{ type: 'integer' }, { type: 'string' }],
+          default: '128Mi',
+          description: 'Hard cap on bytes held for deltas and snapshot upload parts (Kubernetes quantity).',
+        },
+      },
+    },
+    retention: {
+      type: 'object',
+      default: {},
+      properties: {
+        policy: { type: 'string', enum: ['LimitBased', 'Exponential'], default: 'LimitBased' },
+        maxFullSnapshots: { type: 'integer', minimum: 1, maximum: 10000, default: 7 },
+      },
+    },
+    encryption: {
+      type: 'object',
+      required: ['keySecretRef'],
+      properties: { keySecretRef: secretRef },
+    },
+    suspend: { type: 'boolean', default: false },
+    deletionPolicy: { type: 'string', enum: ['Retain', 'Delete'], default: 'Retain' },
+  },
+} as const;
+
+const condition = {
+  type: 'object',
+  required: ['type', 'status', 'reason', 'message', 'lastTransitionTime'],
+  properties: {
+    type: { type: 'string' },
+    status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+    reason: { type: 'string' },
+    message: { type: 'string' },
+    lastTransitionTime: { type: 'string', format: 'date-time' },
+    observedGeneration: { type: 'integer' },
+  },
+} as const;
+
+export const statusSchema = {
+  type: 'object',
+  properties: {
+    observedGeneration: { type: 'integer' },
+    conditions: {
+      type: 'array',
+      items: condition,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['type'],
+    },
+    lastFullSnapshot: {
+      type: 'object',
+      properties: {
+        revision: { type: 'integer' },
+        time: { type: 'string', format: 'date-time' },
+        object: { type: 'string' },
+        sizeBytes: { type: 'integer' },
+        sha256: { type: 'string' },
+      },
+    },
+    lastDeltaSnapshot: {
+      type: 'object',
+      properties: {
+        fromRevision: { type: 'integer' },
+        toRevision: { type: 'integer' },
+        time: { type: 'string', format: 'date-time' },
+        object: { type: 'string' },
+      },
+    },
+    archivedRevision: { type: 'integer' },
+    etcdRevision: { type: 'integer' },
+    lagRevisions: { type: 'integer' },
+    nextFullSnapshotTime: { type: 'string', format: 'date-time' },
+    memory: {
+      type: 'object',
+      properties: { budgetBytes: { type: 'integer' }, peakBytes: { type: 'integer' } },
+    },
+  },
+} as const;
+
+/** The whole object, as the CRD's openAPIV3Schema. */
+export const etcdBackupSchema = {
+  type: 'object',
+  required: ['spec'],
+  properties: {
+    apiVersion: { type: 'string' },
+    kind: { type: 'string' },
+    metadata: { type: 'object' },
+    spec: specSchema,
+    status: statusSchema,
+  },
+} as const;
