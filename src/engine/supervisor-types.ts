@@ -1,0 +1,66 @@
+import type { ResolvedSpec } from '../api/validate.js';
+
+/** Secret material resolved from Secrets (operator) or files/environment (CLI). Never logged. */
+export interface ResolvedSecrets {
+  etcdTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  etcdAuth?: { username: string; password: string };
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  encryptionKey?: Buffer;
+}
+
+export interface SupervisorConfig {
+  /** A validated, defaulted spec. */
+  resolved: ResolvedSpec;
+  secrets: ResolvedSecrets;
+  /** For log lines and Events: `namespace/name` or the file name. */
+  name: string;
+}
+
+/** Outcome of the last attempt of one kind of work. */
+export interface WorkOutcome {
+  lastSuccessTime?: string;
+  lastFailureTime?: string;
+  /** One-line message of the last failure; cleared by the next success. */
+  lastError?: string;
+  /** PascalCase reason of the last failure, e.g. EtcdUnavailable, StoreUnreachable. */
+  lastErrorReason?: string;
+  consecutiveFailures: number;
+}
+
+/** What the supervisor observed; the operator turns it into EtcdBackup status with a pure function. */
+export interface SupervisorReport {
+  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256: string };
+  lastDeltaSnapshot?: { fromRevision: number; toRevision: number; time: string; object: string };
+  archivedRevision?: number;
+  etcdRevision?: number;
+  lagRevisions?: number;
+  nextFullSnapshotTime?: string;
+  memory: { budgetBytes: number; peakBytes: number; usedBytes: number };
+  fullSnapshot: WorkOutcome;
+  /** Undefined when deltas are disabled (period 0). */
+  delta?: WorkOutcome;
+  /** Set when etcd compacted revisions before they were archived. */
+  revisionsLost?: { fromRevision: number; toRevision: number; time: string };
+  bytesUploaded: number;
+}
+
+/** Something a person should see as a Kubernetes Event. */
+export interface SupervisorEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/**
+ * Runs the backup of one etcd cluster: full snapshots on the cron schedule (one at start when the
+ * store has none, or when a scheduled one was missed while down), deltas every period, retention.
+ * `start` returns once running; `stop` waits for in-flight work to be cancelled or finished and
+ * leaves nothing partial visible in the store.
+ */
+export interface BackupSupervisor {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  report(): SupervisorReport;
+  onReport(listener: (report: SupervisorReport) => void): void;
+  onEvent(listener: (event: SupervisorEvent) => void): void;
+}
