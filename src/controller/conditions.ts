@@ -1,0 +1,269 @@
+import type { Condition, EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
+import type { SupervisorReport, WorkOutcome } from '../engine/supervisor-types.js';
+
+/**
+ * EtcdBackup status as a PURE function of what the controller observed: the object's generation
+ * and previous status, the validation result, Secret problems and the worker's state and report.
+ * Status is rebuilt on every reconcile (never patched piecemeal), so it can always be reconstituted
+ * from the state of the world; lastTransitionTime moves only when a condition's status changes.
+ */
+
+export const ConditionType = {
+  Ready: 'Ready',
+  SpecValid: 'SpecValid',
+  FullSnapshotSucceeded: 'FullSnapshotSucceeded',
+  DeltaSnapshotSucceeded: 'DeltaSnapshotSucceeded',
+  RevisionsLost: 'RevisionsLost',
+} as const;
+export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
+
+/** Condition reasons (PascalCase, stable: dashboards and alerts match on them). */
+export const Reason = {
+  // SpecValid
+  SpecValid: 'SpecValid',
+  InvalidSpec: 'InvalidSpec',
+  // Ready
+  BackupsCurrent: 'BackupsCurrent',
+  SecretNotFound: 'SecretNotFound',
+  SecretInvalid: 'SecretInvalid',
+  Suspended: 'Suspended',
+  Starting: 'Starting',
+  WaitingForFirstSnapshot: 'WaitingForFirstSnapshot',
+  SupervisorCrashed: 'SupervisorCrashed',
+  Deleting: 'Deleting',
+  // FullSnapshotSucceeded / DeltaSnapshotSucceeded
+  SnapshotTaken: 'SnapshotTaken',
+  NoSnapshotYet: 'NoSnapshotYet',
+  FullSnapshotFailed: 'FullSnapshotFailed',
+  DeltaUploaded: 'DeltaUploaded',
+  NoDeltaYet: 'NoDeltaYet',
+  DeltaSnapshotFailed: 'DeltaSnapshotFailed',
+  DeltasDisabled: 'DeltasDisabled',
+  NotRunning: 'NotRunning',
+  // RevisionsLost
+  NoRevisionsLost: 'NoRevisionsLost',
+  RevisionsCompacted: 'RevisionsCompacted',
+} as const;
+
+/** A referenced Secret that is missing or lacks what the spec needs. The message never holds values. */
+export interface SecretProblem {
+  secretName: string;
+  /** The spec field that references it, e.g. spec.etcd.tlsSecretRef. */
+  field: string;
+  reason: typeof Reason.SecretNotFound | typeof Reason.SecretInvalid;
+  message: string;
+}
+
+/** What the controller knows about the EtcdBackup's worker process. */
+export type WorkerState =
+  | { phase: 'Stopped' }
+  | { phase: 'Starting'; report?: SupervisorReport }
+  | { phase: 'Running'; report?: SupervisorReport }
+  | { phase: 'CrashLoop'; lastError: string; restarts: number; nextRestartTime?: string; report?: SupervisorReport };
+
+export interface StatusInputs {
+  generation: number;
+  previous: EtcdBackupStatus | undefined;
+  now: Date;
+  /** Every field problem of the spec; empty means valid. */
+  specProblems: string[];
+  secretProblems: SecretProblem[];
+  suspended: boolean;
+  /** False when spec.deltaSnapshot.period is 0. */
+  deltasEnabled: boolean;
+  worker: WorkerState;
+  deleting?: boolean;
+}
+
+const CONDITION_ORDER: ConditionType[] = [
+  ConditionType.Ready,
+  ConditionType.SpecValid,
+  ConditionType.FullSnapshotSucceeded,
+  ConditionType.DeltaSnapshotSucceeded,
+  ConditionType.RevisionsLost,
+];
+
+type ConditionCore = Pick<Condition, 'status' | 'reason' | 'message'>;
+
+export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
+  const previous = inputs.previous ?? {};
+  const report = inputs.worker.phase === 'Stopped' ? undefined : inputs.worker.report;
+  const previousCondition = (type: ConditionType) => previous.conditions?.find((c) => c.type === type);
+
+  const cores: Record<ConditionType, ConditionCore> = {
+    [ConditionType.Ready]: readyCondition(inputs, report),
+    [ConditionType.SpecValid]:
+      inputs.specProblems.length === 0
+        ? { status: 'True', reason: Reason.SpecValid, message: 'The spec is valid' }
+        : { status: 'False', reason: Reason.InvalidSpec, message: inputs.specProblems.join('; ') },
+    [ConditionType.FullSnapshotSucceeded]: workCondition(
+      report?.fullSnapshot,
+      report?.lastFullSnapshot
+        ? `Stored full snapshot ${report.lastFullSnapshot.object} at revision ${report.lastFullSnapshot.revision}`
+        : 'The last full snapshot was stored',
+      { taken: Reason.SnapshotTaken, none: Reason.NoSnapshotYet, failed: Reason.FullSnapshotFailed },
+      'No full snapshot has been taken yet',
+      previousCondition(ConditionType.FullSnapshotSucceeded),
+    ),
+    [ConditionType.DeltaSnapshotSucceeded]:
+      !inputs.deltasEnabled && inputs.specProblems.length === 0
+        ? { status: 'Unknown', reason: Reason.DeltasDisabled, message: 'Deltas are disabled (spec.deltaSnapshot.period is 0)' }
+        : workCondition(
+            report?.delta,
+            'Revision history is being archived in deltas',
+            { taken: Reason.DeltaUploaded, none: Reason.NoDeltaYet, failed: Reason.DeltaSnapshotFailed },
+            'No delta has been stored yet',
+            previousCondition(ConditionType.DeltaSnapshotSucceeded),
+          ),
+    [ConditionType.RevisionsLost]: revisionsLostCondition(report, previousCondition(ConditionType.RevisionsLost)),
+  };
+
+  const conditions = CONDITION_ORDER.map((type): Condition => {
+    const core = cores[type];
+    const before = previousCondition(type);
+    return {
+      type,
+      ...core,
+      // Only a change of status is a transition; new messages and reasons are not.
+      lastTransitionTime:
+        before && before.status === core.status ? before.lastTransitionTime : inputs.now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      observedGeneration: inputs.generation,
+    };
+  });
+
+  const status: EtcdBackupStatus = { observedGeneration: inputs.generation, conditions };
+  // What is in the store stays true while workers are stopped; live readings (head, lag, schedule,
+  // memory) are dropped, since nobody is watching them.
+  const lastFullSnapshot = report?.lastFullSnapshot ?? previous.lastFullSnapshot;
+  if (lastFullSnapshot) status.lastFullSnapshot = { ...lastFullSnapshot };
+  const lastDeltaSnapshot = report?.lastDeltaSnapshot ?? previous.lastDeltaSnapshot;
+  if (lastDeltaSnapshot) status.lastDeltaSnapshot = { ...lastDeltaSnapshot };
+  const archivedRevision = report?.archivedRevision ?? previous.archivedRevision;
+  if (archivedRevision !== undefined) status.archivedRevision = archivedRevision;
+  if (report) {
+    if (report.etcdRevision !== undefined) status.etcdRevision = report.etcdRevision;
+    if (report.lagRevisions !== undefined) status.lagRevisions = report.lagRevisions;
+    if (report.nextFullSnapshotTime !== undefined) status.nextFullSnapshotTime = report.nextFullSnapshotTime;
+    status.memory = { budgetBytes: report.memory.budgetBytes, peakBytes: report.memory.peakBytes };
+  }
+  return status;
+}
+
+function readyCondition(inputs: StatusInputs, report: SupervisorReport | undefined): ConditionCore {
+  const notReady = (reason: string, message: string): ConditionCore => ({ status: 'False', reason, message });
+  if (inputs.deleting) return notReady(Reason.Deleting, 'The EtcdBackup is being deleted; backups have stopped');
+  if (inputs.specProblems.length > 0) {
+    const count = inputs.specProblems.length;
+    return notReady(Reason.InvalidSpec, `The spec has ${count} problem${count === 1 ? '' : 's'} (see SpecValid); fix the spec to start backups`);
+  }
+  const secretProblem = inputs.secretProblems[0];
+  if (secretProblem) return notReady(secretProblem.reason, inputs.secretProblems.map((p) => p.message).join('; '));
+  if (inputs.suspended) return notReady(Reason.Suspended, 'Backups are suspended (spec.suspend is true)');
+  const worker = inputs.worker;
+  if (worker.phase === 'CrashLoop') {
+    const next = worker.nextRestartTime ? `; restarting at ${worker.nextRestartTime}` : '';
+    return notReady(
+      Reason.SupervisorCrashed,
+      `The backup worker process failed ${worker.restarts} time${worker.restarts === 1 ? '' : 's'}: ${worker.lastError}${next}`,
+    );
+  }
+  if (worker.phase === 'Stopped' || !report) return notReady(Reason.Starting, 'Starting the backup worker');
+  const failing = failingOutcome(report);
+  if (failing) return notReady(failing.reason, failing.message);
+  if (!report.lastFullSnapshot) return notReady(Reason.WaitingForFirstSnapshot, 'Taking the first full snapshot');
+  return { status: 'True', reason: Reason.BackupsCurrent, message: 'Backups are being stored on schedule' };
+}
+
+function failingOutcome(report: SupervisorReport): { reason: string; message: string } | undefined {
+  const candidates: Array<[string, WorkOutcome | undefined, string]> = [
+    ['Full snapshot', report.fullSnapshot, Reason.FullSnapshotFailed],
+    ['Delta', report.delta, Reason.DeltaSnapshotFailed],
+  ];
+  for (const [what, outcome, fallback] of candidates) {
+    if (outcome && outcome.consecutiveFailures > 0) {
+      const times = outcome.consecutiveFailures === 1 ? 'once' : `${outcome.consecutiveFailures} times in a row`;
+      return {
+        reason: outcome.lastErrorReason ?? fallback,
+        message: `${what} failed ${times}: ${outcome.lastError ?? 'unknown error'}`,
+      };
+    }
+  }
+  return undefined;
+}
+
+function workCondition(
+  outcome: WorkOutcome | undefined,
+  successMessage: string,
+  reasons: { taken: string; none: string; failed: string },
+  noneMessage: string,
+  previous: Condition | undefined,
+): ConditionCore {
+  if (outcome && outcome.consecutiveFailures > 0) {
+    return { status: 'False', reason: outcome.lastErrorReason ?? reasons.failed, message: outcome.lastError ?? 'failed' };
+  }
+  if (outcome?.lastSuccessTime) return { status: 'True', reason: reasons.taken, message: successMessage };
+  // Nothing new (workers stopped or just restarted): what was last observed still holds.
+  if (previous) return { status: previous.status, reason: previous.reason, message: previous.message };
+  return { status: 'Unknown', reason: reasons.none, message: noneMessage };
+}
+
+/**
+ * Sticky: a gap in the archived history stays a fact after the supervisor restarts, so a True
+ * condition is kept (naming the range and when) until a newer loss replaces it.
+ */
+function revisionsLostCondition(report: SupervisorReport | undefined, previous: Condition | undefined): ConditionCore {
+  const lost = report?.revisionsLost;
+  if (lost) {
+    return {
+      status: 'True',
+      reason: Reason.RevisionsCompacted,
+      message:
+        `etcd compacted revisions ${lost.fromRevision}..${lost.toRevision} before they were archived (${lost.time}); ` +
+        'a full snapshot was taken to continue. Point-in-time restores into that range are not possible',
+    };
+  }
+  if (previous?.status === 'True') return { status: 'True', reason: previous.reason, message: previous.message };
+  return { status: 'False', reason: Reason.NoRevisionsLost, message: 'No revisions were lost' };
+}
+
+/** Key-order-insensitive deep equality of JSON values. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === 'object' && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : inner,
+  );
+}
+
+/**
+ * The RFC 7386 merge patch that turns `before` into `after`: removed keys become null (a merge
+ * patch cannot remove them otherwise), objects recurse, arrays and scalars are replaced whole.
+ */
+export function mergePatch(before: unknown, after: unknown): unknown {
+  if (!isPlainObject(before) || !isPlainObject(after)) return after;
+  const patch: Record<string, unknown> = {};
+  for (const key of Object.keys(before)) if (!(key in after)) patch[key] = null;
+  for (const [key, value] of Object.entries(after)) {
+    if (key in before && jsonEqual(before[key], value)) continue;
+    patch[key] = key in before ? mergePatch(before[key], value) : value;
+  }
+  return patch;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** True when `next` differs from `previous` in a condition's status or the observed generation. */
+export function isTransition(previous: EtcdBackupStatus | undefined, next: EtcdBackupStatus): boolean {
+  if (previous?.observedGeneration !== next.observedGeneration) return true;
+  for (const condition of next.conditions ?? []) {
+    const before = previous?.conditions?.find((c) => c.type === condition.type);
+    if (!before || before.status !== condition.status || before.reason !== condition.reason) return true;
+  }
+  return false;
+}

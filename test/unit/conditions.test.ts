@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Condition, EtcdBackupStatus } from '../../src/api/v1alpha1/etcd-backup-types.js';
+import {
+  computeStatus,
+  isTransition,
+  jsonEqual,
+  mergePatch,
+  Reason,
+  type StatusInputs,
+} from '../../src/controller/conditions.js';
+import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+
+const T0 = new Date('2025-01-01T00:00:00.000Z');
+const T1 = new Date('2025-01-01T00:05:00.000Z');
+
+function report(overrides: Partial<SupervisorReport> = {}): SupervisorReport {
+  return {
+    lastFullSnapshot: { revision: 100, time: '2025-01-01T00:00:10Z', object: 'full/x.db.gz', sizeBytes: 10, sha256: 'ab' },
+    lastDeltaSnapshot: { fromRevision: 101, toRevision: 150, time: '2025-01-01T00:00:30Z', object: 'delta/y.jsonl.gz' },
+    archivedRevision: 150,
+    etcdRevision: 160,
+    lagRevisions: 10,
+    nextFullSnapshotTime: '2025-01-01T01:00:00Z',
+    memory: { budgetBytes: 1000, peakBytes: 500, usedBytes: 0 },
+    fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:10Z' },
+    delta: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:30Z' },
+    bytesUploaded: 123,
+    ...overrides,
+  };
+}
+
+function inputs(overrides: Partial<StatusInputs> = {}): StatusInputs {
+  return {
+    generation: 2,
+    previous: undefined,
+    now: T0,
+    specProblems: [],
+    secretProblems: [],
+    suspended: false,
+    deltasEnabled: true,
+    worker: { phase: 'Running', report: report() },
+    ...overrides,
+  };
+}
+
+function condition(status: EtcdBackupStatus, type: string): Condition {
+  const found = status.conditions?.find((c) => c.type === type);
+  assert.ok(found, `no ${type} condition`);
+  return found;
+}
+
+test('conditions from observed state (table)', () => {
+  const cases: Array<{
+    name: string;
+    in: Partial<StatusInputs>;
+    expect: Record<string, [status: string, reason: string, messageIncludes?: string]>;
+  }> = [
+    {
+      name: 'healthy',
+      in: {},
+      expect: {
+        Ready: ['True', Reason.BackupsCurrent],
+        SpecValid: ['True', Reason.SpecValid],
+        FullSnapshotSucceeded: ['True', Reason.SnapshotTaken, 'revision 100'],
+        DeltaSnapshotSucceeded: ['True', Reason.DeltaUploaded],
+        RevisionsLost: ['False', Reason.NoRevisionsLost],
+      },
+    },
+    {
+      name: 'invalid spec lists every problem and wins over everything else',
+      in: {
+        specProblems: ['spec.fullSnapshot.schedule: bad cron', 'spec.store: exactly one'],
+        secretProblems: [{ secretName: 's', field: 'f', reason: 'SecretNotFound', message: 'Secret s not found' }],
+        worker: { phase: 'Stopped' },
+      },
+      expect: {
+        Ready: ['False', Reason.InvalidSpec, '2 problems'],
+        SpecValid: ['False', Reason.InvalidSpec, 'spec.fullSnapshot.schedule: bad cron; spec.store: exactly one'],
+        FullSnapshotSucceeded: ['Unknown', Reason.NoSnapshotYet],
+      },
+    },
+    {
+      name: 'missing secret is named',
+      in: {
+        secretProblems: [
+          { secretName: 'etcd-tls', field: 'spec.etcd.tlsSecretRef', reason: 'SecretNotFound', message: 'Secret default/etcd-tls (spec.etcd.tlsSecretRef) not found' },
+        ],
+        worker: { phase: 'Stopped' },
+      },
+      expect: { Ready: ['False', Reason.SecretNotFound, 'default/etcd-tls'], SpecValid: ['True', Reason.SpecValid] },
+    },
+    {
+      name: 'suspended',
+      in: { suspended: true, worker: { phase: 'Stopped' } },
+      expect: { Ready: ['False', Reason.Suspended] },
+    },
+    {
+      name: 'crash loop',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 134', restarts: 3 } },
+      expect: { Ready: ['False', Reason.SupervisorCrashed, 'failed 3 times: exit code 134'] },
+    },
+    {
+      name: 'starting without a report',
+      in: { worker: { phase: 'Starting' } },
+      expect: { Ready: ['False', Reason.Starting], DeltaSnapshotSucceeded: ['Unknown', Reason.NoDeltaYet] },
+    },
+    {
+      name: 'first snapshot pending',
+      in: {
+        worker: {
+          phase: 'Running',
+          report: report({ lastFullSnapshot: undefined, fullSnapshot: { consecutiveFailures: 0 }, delta: { consecutiveFailures: 0 } }),
+        },
+      },
+      expect: { Ready: ['False', Reason.WaitingForFirstSnapshot], FullSnapshotSucceeded: ['Unknown', Reason.NoSnapshotYet] },
+    },
+    {
+      name: 'etcd unavailable uses the failure reason',
+      in: {
+        worker: {
+          phase: 'Running',
+          report: report({
+            delta: { consecutiveFailures: 4, lastError: 'cannot reach etcd at http://x', lastErrorReason: 'EtcdUnavailable' },
+          }),
+        },
+      },
+      expect: {
+        Ready: ['False', 'EtcdUnavailable', '4 times in a row: cannot reach etcd'],
+        DeltaSnapshotSucceeded: ['False', 'EtcdUnavailable', 'cannot reach etcd'],
+        FullSnapshotSucceeded: ['True', Reason.SnapshotTaken],
+      },
+    },
+    {
+      name: 'full failure without a reason falls back',
+      in: { worker: { phase: 'Running', report: report({ fullSnapshot: { consecutiveFailures: 1, lastError: 'boom' } }) } },
+      expect: { Ready: ['False', Reason.FullSnapshotFailed, 'failed once: boom'], FullSnapshotSucceeded: ['False', Reason.FullSnapshotFailed] },
+    },
+    {
+      name: 'deltas disabled',
+      in: { deltasEnabled: false, worker: { phase: 'Running', report: report({ delta: undefined }) } },
+      expect: { Ready: ['True', Reason.BackupsCurrent], DeltaSnapshotSucceeded: ['Unknown', Reason.DeltasDisabled] },
+    },
+    {
+      name: 'revisions lost',
+      in: { worker: { phase: 'Running', report: report({ revisionsLost: { fromRevision: 151, toRevision: 900, time: '2025-01-01T00:01:00Z' } }) } },
+      expect: { RevisionsLost: ['True', Reason.RevisionsCompacted, '151..900'], Ready: ['True', Reason.BackupsCurrent] },
+    },
+  ];
+  for (const c of cases) {
+    const status = computeStatus(inputs(c.in));
+    assert.equal(status.observedGeneration, 2, c.name);
+    assert.deepEqual(
+      status.conditions?.map((x) => x.type),
+      ['Ready', 'SpecValid', 'FullSnapshotSucceeded', 'DeltaSnapshotSucceeded', 'RevisionsLost'],
+      c.name,
+    );
+    for (const [type, [expectedStatus, reason, includes]] of Object.entries(c.expect)) {
+      const got = condition(status, type);
+      assert.equal(got.status, expectedStatus, `${c.name}: ${type}.status`);
+      assert.equal(got.reason, reason, `${c.name}: ${type}.reason`);
+      assert.match(got.reason, /^[A-Z][A-Za-z0-9]*$/, `${c.name}: ${type}.reason is PascalCase`);
+      if (includes) assert.ok(got.message.includes(includes), `${c.name}: ${type}.message ${JSON.stringify(got.message)}`);
+      assert.equal(got.observedGeneration, 2);
+    }
+  }
+});
+
+test('lastTransitionTime changes only when a condition status changes', () => {
+  const first = computeStatus(inputs({ now: T0 }));
+  // Same statuses, new message and generation: times stay.
+  const second = computeStatus(
+    inputs({
+      now: T1,
+      generation: 3,
+      previous: first,
+      worker: { phase: 'Running', report: report({ lastFullSnapshot: { ...report().lastFullSnapshot!, revision: 200 } }) },
+    }),
+  );
+  for (const c of second.conditions!) {
+    assert.equal(c.lastTransitionTime, '2025-01-01T00:00:00Z', `${c.type} kept its time`);
+  }
+  assert.match(condition(second, 'FullSnapshotSucceeded').message, /revision 200/);
+  // Ready flips: only Ready (and the conditions that changed status) move.
+  const third = computeStatus(inputs({ now: T1, previous: second, suspended: true, worker: { phase: 'Stopped' } }));
+  assert.equal(condition(third, 'Ready').lastTransitionTime, '2025-01-01T00:05:00Z');
+  assert.equal(condition(third, 'SpecValid').lastTransitionTime, '2025-01-01T00:00:00Z');
+  assert.equal(condition(third, 'FullSnapshotSucceeded').lastTransitionTime, '2025-01-01T00:00:00Z');
+});
+
+test('stopped workers keep store facts, drop live readings, keep sticky conditions', () => {
+  const lost = report({ revisionsLost: { fromRevision: 5, toRevision: 9, time: '2025-01-01T00:01:00Z' } });
+  const running = computeStatus(inputs({ worker: { phase: 'Running', report: lost } }));
+  const suspended = computeStatus(inputs({ now: T1, previous: running, suspended: true, worker: { phase: 'Stopped' } }));
+  assert.equal(suspended.archivedRevision, 150);
+  assert.deepEqual(suspended.lastFullSnapshot, running.lastFullSnapshot);
+  assert.deepEqual(suspended.lastDeltaSnapshot, running.lastDeltaSnapshot);
+  assert.equal(suspended.lagRevisions, undefined);
+  assert.equal(suspended.etcdRevision, undefined);
+  assert.equal(suspended.nextFullSnapshotTime, undefined);
+  assert.equal(suspended.memory, undefined);
+  assert.equal(condition(suspended, 'FullSnapshotSucceeded').status, 'True');
+  assert.equal(condition(suspended, 'RevisionsLost').status, 'True');
+  // A restarted supervisor that has not snapshotted yet does not erase what the store holds.
+  const restarted = computeStatus(
+    inputs({
+      now: T1,
+      previous: suspended,
+      worker: {
+        phase: 'Running',
+        report: report({ lastFullSnapshot: undefined, lastDeltaSnapshot: undefined, archivedRevision: undefined, fullSnapshot: { consecutiveFailures: 0 }, delta: { consecutiveFailures: 0 } }),
+      },
+    }),
+  );
+  assert.equal(restarted.archivedRevision, 150);
+  assert.equal(condition(restarted, 'RevisionsLost').status, 'True');
+});
+
+test('status mirrors the report', () => {
+  const status = computeStatus(inputs());
+  assert.deepEqual(
+    { ...status, conditions: undefined },
+    {
+      observedGeneration: 2,
+      conditions: undefined,
+      lastFullSnapshot: report().lastFullSnapshot,
+      lastDeltaSnapshot: report().lastDeltaSnapshot,
+      archivedRevision: 150,
+      etcdRevision: 160,
+      lagRevisions: 10,
+      nextFullSnapshotTime: '2025-01-01T01:00:00Z',
+      memory: { budgetBytes: 1000, peakBytes: 500 },
+    },
+  );
+});
+
+test('merge patch and equality helpers (table)', () => {
+  const cases: Array<{ name: string; before: unknown; after: unknown; patch: unknown }> = [
+    { name: 'no change', before: { a: 1 }, after: { a: 1 }, patch: {} },
+    { name: 'removed key becomes null', before: { a: 1, b: 2 }, after: { a: 1 }, patch: { b: null } },
+    { name: 'nested objects recurse', before: { o: { x: 1, y: 2 } }, after: { o: { x: 1 } }, patch: { o: { y: null } } },
+    { name: 'arrays replace', before: { l: [1, 2] }, after: { l: [1] }, patch: { l: [1] } },
+    { name: 'new key', before: {}, after: { n: { z: 1 } }, patch: { n: { z: 1 } } },
+    { name: 'key order is not a change', before: { a: { x: 1, y: 2 } }, after: { a: { y: 2, x: 1 } }, patch: {} },
+  ];
+  for (const c of cases) assert.deepEqual(mergePatch(c.before, c.after), c.patch, c.name);
+  assert.ok(jsonEqual({ a: 1, b: [1, { c: 2, d: 3 }] }, { b: [1, { d: 3, c: 2 }], a: 1 }));
+  assert.ok(!jsonEqual({ a: [1, 2] }, { a: [2, 1] }));
+});
+
+test('isTransition: generation or condition status/reason changes, not messages or numbers', () => {
+  const a = computeStatus(inputs());
+  const moreRevisions = computeStatus(inputs({ previous: a, worker: { phase: 'Running', report: report({ archivedRevision: 999 }) } }));
+  assert.equal(isTransition(a, moreRevisions), false);
+  assert.equal(isTransition(a, computeStatus(inputs({ previous: a, generation: 3 }))), true);
+  assert.equal(isTransition(a, computeStatus(inputs({ previous: a, suspended: true, worker: { phase: 'Stopped' } }))), true);
+  assert.equal(isTransition(undefined, a), true);
+});
