@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import { startHttpServer } from '../../src/observability/http-server.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { OperatorMetrics } from '../../src/observability/metrics.js';
+
+const base: SupervisorReport = {
+  archivedRevision: 150,
+  etcdRevision: 160,
+  lagRevisions: 10,
+  memory: { budgetBytes: 1000, peakBytes: 500, usedBytes: 0 },
+  fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:10Z' },
+  delta: { consecutiveFailures: 1, lastFailureTime: '2025-01-01T00:00:20Z', lastError: 'x' },
+  bytesUploaded: 100,
+};
+
+test('metrics follow reports; counters survive supervisor restarts; forget drops series', async () => {
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  metrics.observeReport('ns', 'a', base);
+  metrics.observeReport('ns', 'a', { ...base, bytesUploaded: 250 }); // same failure again: not recounted
+  metrics.supervisorStarted('ns', 'a');
+  metrics.observeReport('ns', 'a', { ...base, bytesUploaded: 50, delta: { consecutiveFailures: 0 } });
+  const text = await metrics.registry.metrics();
+  const value = (line: string) => {
+    const found = text.split('\n').find((l) => l.startsWith(line + ' '));
+    assert.ok(found, `no ${line} in\n${text}`);
+    return Number(found.slice(line.length + 1));
+  };
+  assert.equal(value('etcdbackup_uploaded_bytes_total{namespace="ns",name="a"}'), 300);
+  assert.equal(value('etcdbackup_failures_total{namespace="ns",name="a",kind="delta"}'), 1);
+  assert.equal(value('etcdbackup_archived_revision{namespace="ns",name="a"}'), 150);
+  assert.equal(value('etcdbackup_lag_revisions{namespace="ns",name="a"}'), 10);
+  assert.equal(value('etcdbackup_memory_peak_bytes{namespace="ns",name="a"}'), 500);
+  assert.equal(value('etcdbackup_last_success_timestamp_seconds{namespace="ns",name="a",kind="full"}'), 1735689610);
+  metrics.forget('ns', 'a');
+  assert.doesNotMatch(await metrics.registry.metrics(), /name="a"/);
+});
+
+test('http server: probes and metrics', async () => {
+  const metrics = new OperatorMetrics();
+  let ready = false;
+  const server = await startHttpServer({
+    port: 0,
+    host: '127.0.0.1',
+    registry: metrics.registry,
+    healthz: () => ({ ok: true }),
+    readyz: () => (ready ? { ok: true } : { ok: false, reason: 'informer not synced' }),
+    logger: silentLogger(),
+  });
+  try {
+    const url = `http://127.0.0.1:${server.port}`;
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    const notReady = await fetch(`${url}/readyz`);
+    assert.equal(notReady.status, 503);
+    assert.equal(await notReady.text(), 'informer not synced\n');
+    ready = true;
+    assert.equal((await fetch(`${url}/readyz`)).status, 200);
+    const scrape = await fetch(`${url}/metrics`);
+    assert.equal(scrape.status, 200);
+    assert.match(await scrape.text(), /etcdbackup_operator_process_resident_memory_bytes/);
+    assert.equal((await fetch(`${url}/nope`)).status, 404);
+  } finally {
+    await server.close();
+  }
+});
