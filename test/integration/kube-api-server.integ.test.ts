@@ -381,6 +381,33 @@ test('watch from a compacted resourceVersion gets 410 Expired and the informer r
   }
 });
 
+test('watch streams JSON lines, honours timeoutSeconds, and 410s once history overflows', async () => {
+  const small = await startKubeApiServer({ historyLimit: 2 });
+  try {
+    const startRv = (await (await fetch(`${small.url}/api/v1/namespaces/${NS}/configmaps`)).json() as { metadata: { resourceVersion: string } })
+      .metadata.resourceVersion;
+    const started = Date.now();
+    const res = await fetch(`${small.url}/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=1&resourceVersion=${startRv}`);
+    assert.equal(res.headers.get('transfer-encoding'), 'chunked');
+    const cm = kubeConfigFor(small.url).makeApiClient(k8s.CoreV1Api);
+    await cm.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'a' } } });
+    await cm.patchNamespacedConfigMap({ namespace: NS, name: 'a', body: { data: { k: 'v' } } }, mergePatch);
+    await cm.deleteNamespacedConfigMap({ namespace: NS, name: 'a' });
+    const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: Obj });
+    assert.ok(Date.now() - started < 3000, 'timeoutSeconds ends the stream');
+    assert.deepEqual(lines.map((l) => `${l.type} ${l.object.metadata.name}`), ['ADDED a', 'MODIFIED a', 'DELETED a']);
+    // The DELETED event carries the deletion's resourceVersion.
+    assert.ok(Number(lines[2]?.object.metadata.resourceVersion) > Number(lines[1]?.object.metadata.resourceVersion));
+
+    // Three events with a history of two: the start version has fallen out of the window.
+    const gone = await (await fetch(`${small.url}/api/v1/namespaces/${NS}/configmaps?watch=1&resourceVersion=${startRv}`)).text();
+    const ev = JSON.parse(gone.trim()) as { type: string; object: { kind: string; code: number; reason: string } };
+    assert.deepEqual([ev.type, ev.object.kind, ev.object.code, ev.object.reason], ['ERROR', 'Status', 410, 'Expired']);
+  } finally {
+    await small.stop();
+  }
+});
+
 test('leases: create, replace with resourceVersion, 409 when stale', async () => {
   const coord = kc.makeApiClient(k8s.CoordinationV1Api);
   const lease = await coord.createNamespacedLease({ namespace: NS, body: { metadata: { name: 'etcd-backup-operator' },

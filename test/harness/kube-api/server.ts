@@ -173,7 +173,12 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   }
 
   function route(path: string): Route | undefined {
-    const segs = path.split('/').filter(Boolean).map(decodeURIComponent);
+    let segs: string[];
+    try {
+      segs = path.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch {
+      return undefined;
+    }
     let group: string;
     let version: string;
     let rest: string[];
