@@ -67,9 +67,12 @@ export class MemoryBudget {
     this.wake();
   }
 
-  /** @internal used by Reservation.grow */
+  /**
+   * @internal used by Reservation.tryGrow. Like tryReserve it does not jump the queue: letting
+   * small growths pass a queued large request would starve it.
+   */
   takeMore(bytes: number): boolean {
-    if (this.used + bytes > this.limitBytes) return false;
+    if (this.waiters.length > 0 || this.used + bytes > this.limitBytes) return false;
     this.take(bytes);
     return true;
   }
@@ -118,6 +121,23 @@ export class Reservation {
     if (!this.budget.takeMore(bytes)) return false;
     this.held += bytes;
     return true;
+  }
+
+  /**
+   * Waits (in the budget's FIFO queue) until `bytes` more can be held. Callers must not hold bytes
+   * that another waiter needs to make progress while they wait, or the budget deadlocks.
+   */
+  async grow(bytes: number, signal?: AbortSignal): Promise<void> {
+    if (bytes <= 0) return;
+    const extra = await this.budget.reserve(bytes, signal);
+    this.held += extra.detach();
+  }
+
+  /** @internal hands the held bytes over to another Reservation without giving them back. */
+  detach(): number {
+    const bytes = this.held;
+    this.held = 0;
+    return bytes;
   }
 
   /** Gives back part of the reservation. */

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import {
+  DeltaFormatError,
+  decodeDeltaEvents,
+  encodeDeltaLine,
+  encodeDeltaStream,
+  eventCost,
+  groupByRevision,
+  type DeltaEvent,
+} from '../../src/engine/delta-format.js';
+import type { Compression } from '../../src/store/naming.js';
+
+function put(rev: number, key: string, value: Buffer | string, extra: Partial<DeltaEvent> = {}): DeltaEvent {
+  return {
+    rev,
+    type: 'PUT',
+    key: Buffer.from(key),
+    value: Buffer.isBuffer(value) ? value : Buffer.from(value),
+    createRev: rev,
+    modRev: rev,
+    version: 1,
+    lease: '0',
+    ...extra,
+  };
+}
+
+function del(rev: number, key: string): DeltaEvent {
+  return { rev, type: 'DELETE', key: Buffer.from(key), value: Buffer.alloc(0), createRev: 0, modRev: rev, version: 0, lease: '0' };
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function decodeAll(bytes: Buffer, compression: Compression, chunkSize = 7): Promise<DeltaEvent[]> {
+  // Feed in small pieces so lines cross chunk boundaries.
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += chunkSize) pieces.push(bytes.subarray(i, i + chunkSize));
+  const events: DeltaEvent[] = [];
+  for await (const event of decodeDeltaEvents(Readable.from(pieces), compression, 'test')) events.push(event);
+  return events;
+}
+
+const sample: DeltaEvent[] = [
+  put(5, 'a', 'one'),
+  put(6, 'b', Buffer.from([0, 1, 2, 0xff, 0x0a, 0x0d])), // binary, including a newline byte
+  put(7, 'a', 'two', { createRev: 5, version: 2, lease: '7587868449925235201' }), // lease beyond 2^53
+  // one txn: several events in one revision
+  put(8, 'c', ''),
+  del(8, 'b'),
+  put(8, Buffer.from([0xe2, 0x82, 0xac, 0]).toString('latin1'), 'x'),
+];
+
+test('a line has every field in a fixed order', () => {
+  assert.equal(
+    encodeDeltaLine(put(7, 'k', 'v', { createRev: 3, version: 2, lease: '12' })),
+    '{"rev":7,"type":"PUT","key":"aw==","value":"dg==","createRev":3,"modRev":7,"version":2,"lease":"12"}\n',
+  );
+  assert.equal(
+    encodeDeltaLine(del(9, 'k')),
+    '{"rev":9,"type":"DELETE","key":"aw==","value":"","createRev":0,"modRev":9,"version":0,"lease":"0"}\n',
+  );
+});
+
+for (const compression of ['none', 'gzip'] as const) {
+  test(`round trip (${compression})`, async () => {
+    const bytes = await collect(encodeDeltaStream(sample, compression));
+    assert.deepEqual(await decodeAll(bytes, compression), sample);
+  });
+
+  test(`encoding is deterministic (${compression})`, async () => {
+    const big = [...sample, put(9, 'big', randomBytes(300_000)), put(10, 'z', 'end')];
+    const a = await collect(encodeDeltaStream(big, compression));
+    const b = await collect(encodeDeltaStream(big.map((e) => ({ ...e, key: Buffer.from(e.key), value: Buffer.from(e.value) })), compression));
+    assert.equal(createHash('sha256').update(a).digest('hex'), createHash('sha256').update(b).digest('hex'));
+  });
+}
+
+test('the stream equals the concatenated lines, big values included', async () => {
+  const events = [put(1, 'small', 'x'), put(2, 'big', randomBytes(1_000_003)), put(3, 'after', 'y')];
+  const streamed = await collect(encodeDeltaStream(events, 'none'));
+  assert.equal(streamed.toString('latin1'), events.map(encodeDeltaLine).join(''));
+  // A 1 MB value is sliced, not turned into one giant chunk.
+  let largest = 0;
+  for await (const chunk of encodeDeltaStream(events, 'none')) largest = Math.max(largest, (chunk as Buffer).length);
+  assert.ok(largest < 200_000, `largest chunk ${largest}`);
+  assert.deepEqual(await decodeAll(streamed, 'none', 65_536), events);
+});
+
+test('an empty object encodes to nothing and decodes to no events', async () => {
+  assert.equal((await collect(encodeDeltaStream([], 'none'))).length, 0);
+  assert.deepEqual(await decodeAll(Buffer.alloc(0), 'none'), []);
+  assert.deepEqual(await decodeAll(gzipSync(Buffer.alloc(0)), 'gzip'), []);
+});
+
+test('groupByRevision keeps a txn together', async () => {
+  async function* events(): AsyncGenerator<DeltaEvent> {
+    yield* sample;
+  }
+  const groups: Array<[number, number]> = [];
+  for await (const group of groupByRevision(events())) groups.push([group.rev, group.events.length]);
+  assert.deepEqual(groups, [
+    [5, 1],
+    [6, 1],
+    [7, 1],
+    [8, 3],
+  ]);
+});
+
+test('eventCost charges key, value and a fixed overhead', () => {
+  assert.equal(eventCost(put(1, 'ab', 'cde')), 5 + 256);
+});
+
+test('malformed objects fail with DeltaFormatError naming the line', async (t) => {
+  const good = encodeDeltaLine(put(5, 'a', 'b'));
+  const cases: Array<{ name: string; text: string; message: RegExp }> = [
+    { name: 'not JSON', text: good + '{oops\n', message: /test line 2: not JSON/ },
+    { name: 'missing field', text: '{"rev":1,"type":"PUT","key":"YQ==","value":""}\n', message: /missing field createRev/ },
+    { name: 'unknown type', text: good.replace('"PUT"', '"PATCH"'), message: /unknown event type/ },
+    { name: 'bad base64', text: good.replace('"YQ=="', '"@@"'), message: /key is not base64/ },
+    { name: 'revision goes backwards', text: encodeDeltaLine(put(9, 'a', 'b')) + good, message: /revision 5 after 9/ },
+    { name: 'modRev differs from rev', text: good.replace('"modRev":5', '"modRev":6'), message: /modRev 6 differs/ },
+    { name: 'truncated last line', text: good + good.slice(0, 20), message: /not terminated/ },
+    { name: 'lease not a string', text: good.replace('"lease":"0"', '"lease":0'), message: /lease/ },
+  ];
+  for (const c of cases) {
+    await t.test(c.name, async () => {
+      await assert.rejects(decodeAll(Buffer.from(c.text), 'none'), (err: unknown) => {
+        assert.ok(err instanceof DeltaFormatError, String(err));
+        assert.match(err.message, c.message);
+        return true;
+      });
+    });
+  }
+  await t.test('corrupt gzip', async () => {
+    const zipped = gzipSync(Buffer.from(good));
+    zipped[zipped.length - 6] ^= 0xff; // CRC / length trailer
+    await assert.rejects(decodeAll(zipped, 'gzip'), DeltaFormatError);
+  });
+});
