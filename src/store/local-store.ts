@@ -58,10 +58,13 @@ export class LocalStore implements ObjectStore {
       const hashing = new HashingStream();
       const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
       const file = await open(dataPart, 'w', 0o640);
+      const out = file.createWriteStream({ autoClose: false });
       try {
-        await pipeline(source, hashing, file.createWriteStream({ autoClose: false }), { signal: options.signal });
+        await pipeline(source, hashing, out, { signal: options.signal });
         await file.sync();
       } finally {
+        // The stream holds a reference on the handle; close() waits for it forever unless it is destroyed.
+        out.destroy();
         await file.close();
       }
       const sidecar: Sidecar = {
