@@ -1,8 +1,10 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
+import type { MemoryBudget } from '../engine/memory-budget.js';
 import { LocalStore } from './local-store.js';
 import type { ObjectStore } from './object-store.js';
+import { S3Store } from './s3-store.js';
 
 export interface LocalStoreConfig {
   kind: 'local';
@@ -69,16 +71,16 @@ export function parseStoreUrl(raw: string): StoreConfig {
 
 export interface StoreDependencies {
   /** Memory budget that streaming uploads reserve their buffers from (S3 multipart parts). */
-  budget?: unknown;
+  budget?: MemoryBudget | undefined;
 }
 
 /** Builds the store a config names. */
-export function createStore(config: StoreConfig, _deps: StoreDependencies = {}): ObjectStore {
+export function createStore(config: StoreConfig, deps: StoreDependencies = {}): ObjectStore {
   switch (config.kind) {
     case 'local':
       return new LocalStore(config.path);
     case 's3':
-      throw new UsageError('the S3 store is not available yet');
+      return S3Store.fromConfig(config, { budget: deps.budget });
   }
 }
 
