@@ -1,0 +1,436 @@
+import { createHash } from 'node:crypto';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { GROUP, PLURAL, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
+import { validateEtcdBackup } from '../api/validate.js';
+import type { SupervisorEvent } from '../engine/supervisor-types.js';
+import { errorMessage, OperatorError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { OperatorMetrics } from '../observability/metrics.js';
+import { createStore } from '../store/factory.js';
+import { DELTA_DIR, FULL_DIR, parseBackupKey } from '../store/naming.js';
+import { storeConfigFromSpec } from '../store/spec-config.js';
+import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
+import type { EventInfo, EventRecorder, EventSubject } from './events.js';
+import { ResilientInformer } from './informer.js';
+import { isNotFound, kubeErrorMessage } from './kube-errors.js';
+import { coreSecretGetter, referencedSecrets, resolveSecrets, type SecretGetter } from './secrets.js';
+import { SupervisorHost, type SupervisorHostOptions } from './supervisor-host.js';
+import { WorkQueue } from './workqueue.js';
+
+export const FINALIZER = 'etcdbackup.io/finalizer';
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export interface EtcdBackupControllerOptions {
+  kc: KubeConfig;
+  /** Watch only this namespace; undefined watches all. */
+  namespace?: string;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  events: EventRecorder;
+  /** Concurrent reconciles (different keys only). Default 4. */
+  workers?: number;
+  /** Non-transition status updates (revisions, lag) are patched at most this often. Default 5 s. */
+  statusMinIntervalMs?: number;
+  /** Every object is reconciled at least this often, whatever happens. Default 10 min. */
+  resyncIntervalMs?: number;
+  /** Informer replacement period (dead-watch watchdog). Default 5 min. */
+  relistIntervalMs?: number;
+  /** Re-check a missing or incomplete Secret after this, doubling up to max. Default 2 s .. 2 min. */
+  secretRetry?: { initialMs: number; maxMs: number };
+  host?: Partial<Omit<SupervisorHostOptions, 'logger' | 'listener'>>;
+  now?: () => Date;
+}
+
+/**
+ * Reconciles EtcdBackups: level-triggered and idempotent, one key at a time per object. Each run
+ * reads the object and the world (Secrets, the worker's state) and converges: finalizer, spec
+ * validation, Secrets, the worker process and the status. Handlers only enqueue keys; everything
+ * else happens in reconcile.
+ */
+export class EtcdBackupController {
+  private readonly co: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  private readonly getSecret: SecretGetter;
+  private readonly queue = new WorkQueue<string>();
+  readonly host: SupervisorHost;
+  /** Only keys matter here: reconcile reads the object itself. */
+  private readonly backups: ResilientInformer<KubernetesObject>;
+  private readonly secrets: ResilientInformer<V1Secret>;
+  private readonly now: () => Date;
+  /** key -> namespace and names of the Secrets its spec references (to route Secret events). */
+  private readonly secretIndex = new Map<string, { namespace: string; names: Set<string> }>();
+  private readonly subjects = new Map<string, EventSubject>();
+  private readonly lastStatusPatch = new Map<string, number>();
+  private readonly secretRetries = new Map<string, number>();
+  private workers: Promise<void>[] = [];
+  private running = false;
+
+  constructor(private readonly options: EtcdBackupControllerOptions) {
+    this.co = options.kc.makeApiClient(CustomObjectsApi);
+    this.core = options.kc.makeApiClient(CoreV1Api);
+    this.getSecret = coreSecretGetter(this.core);
+    this.now = options.now ?? (() => new Date());
+    const { logger, namespace } = options;
+
+    this.host = new SupervisorHost({
+      ...options.host,
+      logger,
+      listener: {
+        onChange: (key) => this.queue.add(key),
+        onReport: (key, report) => {
+          const [ns = '', name = ''] = key.split('/');
+          options.metrics.observeReport(ns, name, report);
+        },
+        onEvent: (key, event) => void this.recordEvent(key, supervisorEventInfo(event)),
+        onStarted: (key) => {
+          const [ns = '', name = ''] = key.split('/');
+          options.metrics.supervisorStarted(ns, name);
+        },
+        onCrash: (key, message, restarts) => {
+          const [ns = '', name = ''] = key.split('/');
+          options.metrics.supervisorCrashed(ns, name);
+          void this.recordEvent(key, {
+            type: 'Warning',
+            reason: Reason.SupervisorCrashed,
+            action: 'Restart',
+            note: `Backup worker failed (${restarts} time${restarts === 1 ? '' : 's'}): ${message}`,
+          });
+        },
+      },
+    });
+
+    const backupsPath = namespace
+      ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`
+      : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+    this.backups = new ResilientInformer<KubernetesObject>({
+      name: PLURAL,
+      kc: options.kc,
+      path: backupsPath,
+      list: async () =>
+        (namespace
+          ? await this.co.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL })
+          : await this.co.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as KubernetesListObject<KubernetesObject>,
+      handlers: {
+        onObject: (obj) => this.queue.add(keyOf(obj.metadata?.namespace, obj.metadata?.name)),
+        onRelisted: () => this.enqueueAll(),
+      },
+      logger,
+      relistIntervalMs: options.relistIntervalMs,
+    });
+    this.secrets = new ResilientInformer<V1Secret>({
+      name: 'secrets',
+      kc: options.kc,
+      path: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
+      list: () => (namespace ? this.core.listNamespacedSecret({ namespace }) : this.core.listSecretForAllNamespaces()),
+      handlers: {
+        onObject: (secret) => this.secretChanged(secret.metadata?.namespace ?? '', secret.metadata?.name ?? ''),
+        onRelisted: () => undefined,
+      },
+      logger,
+      relistIntervalMs: options.relistIntervalMs,
+    });
+  }
+
+  hasSynced(): boolean {
+    return this.backups.hasSynced() && this.secrets.hasSynced();
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.backups.start();
+    this.secrets.start();
+    const count = this.options.workers ?? 4;
+    this.workers = Array.from({ length: count }, () => this.runWorker());
+    this.options.logger.info('Started EtcdBackup controller', { namespace: this.options.namespace ?? '(all)', workers: count });
+  }
+
+  /** Stops watching, lets in-flight reconciles finish, then stops every worker process. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    await Promise.all([this.backups.stop(), this.secrets.stop()]);
+    await this.queue.shutDownWithDrain();
+    await Promise.all(this.workers);
+    await this.host.stopAll();
+    for (const key of this.subjects.keys()) {
+      const [ns = '', name = ''] = key.split('/');
+      this.options.metrics.forget(ns, name);
+    }
+    this.options.logger.info('Stopped EtcdBackup controller');
+  }
+
+  private async runWorker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const [namespace, name] = key.split('/');
+      const log = this.options.logger.child({ namespace, name });
+      try {
+        const result = await this.reconcile(key);
+        // A requeue is a poll, not a retry: reset the backoff first (controller-runtime semantics).
+        this.queue.forget(key);
+        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
+        this.options.metrics.reconciles.inc({ result: 'success' });
+      } catch (err) {
+        if (err instanceof OperatorError && err.terminal) {
+          this.queue.forget(key);
+          this.options.metrics.reconciles.inc({ result: 'terminal' });
+          log.error('Reconcile failed; not retrying until the EtcdBackup changes', { error: errorMessage(err) });
+        } else {
+          this.queue.addRateLimited(key);
+          this.options.metrics.reconciles.inc({ result: 'error' });
+          log.warn('Reconcile failed; retrying with backoff', {
+            error: kubeErrorMessage(err),
+            retries: this.queue.numRequeues(key),
+          });
+        }
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** Reconciles one EtcdBackup. Exposed for tests; normally driven by the queue. */
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = '', name = ''] = key.split('/');
+    const log = this.options.logger.child({ namespace, name });
+    let obj: EtcdBackup;
+    try {
+      obj = (await this.co.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name })) as EtcdBackup;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      // Gone (deleted without our finalizer, or we missed the deletion): nothing may keep running.
+      if (this.host.hashOf(key) !== undefined) log.info('Stopped backup worker of a deleted EtcdBackup');
+      await this.host.stop(key);
+      this.forget(key);
+      return {};
+    }
+    this.subjects.set(key, {
+      namespace,
+      name,
+      uid: obj.metadata.uid,
+      resourceVersion: obj.metadata.resourceVersion,
+    });
+    if (obj.metadata.deletionTimestamp) return this.finalize(key, obj, log);
+
+    if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) {
+      obj = await this.replace({ ...obj, metadata: { ...obj.metadata, finalizers: [...(obj.metadata.finalizers ?? []), FINALIZER] } });
+      log.info('Added finalizer to EtcdBackup', { finalizer: FINALIZER });
+    }
+
+    const generation = obj.metadata.generation ?? 0;
+    const base: Omit<StatusInputs, 'worker'> = {
+      generation,
+      previous: obj.status,
+      now: this.now(),
+      specProblems: [],
+      secretProblems: [],
+      suspended: false,
+      deltasEnabled: true,
+    };
+    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    if (!validation.ok) {
+      // Terminal: a retry cannot fix the spec; the next edit triggers a new reconcile.
+      await this.host.stop(key);
+      this.secretIndex.delete(key);
+      const status = computeStatus({ ...base, specProblems: validation.problems, worker: { phase: 'Stopped' } });
+      if (isTransition(obj.status, status)) {
+        log.warn('Rejected invalid EtcdBackup spec', { problems: validation.problems });
+        void this.recordEvent(key, { type: 'Warning', reason: Reason.InvalidSpec, action: 'Validate', note: validation.problems.join('; ') });
+      }
+      return this.writeStatus(key, obj, status, {});
+    }
+    const { resolved } = validation;
+    const spec = resolved.spec;
+    base.deltasEnabled = resolved.deltaPeriodMs !== 0;
+    this.secretIndex.set(key, { namespace, names: new Set(referencedSecrets(spec).map((ref) => ref.name)) });
+
+    if (spec.suspend) {
+      if (this.host.hashOf(key) !== undefined) log.info('Suspended backups');
+      await this.host.stop(key);
+      return this.writeStatus(key, obj, computeStatus({ ...base, suspended: true, worker: { phase: 'Stopped' } }), {});
+    }
+
+    const secrets = await resolveSecrets(namespace, spec, this.getSecret);
+    if (secrets.problems.length > 0) {
+      await this.host.stop(key);
+      const status = computeStatus({ ...base, secretProblems: secrets.problems, worker: { phase: 'Stopped' } });
+      if (isTransition(obj.status, status)) {
+        const problem = secrets.problems[0]!;
+        log.warn('Waiting for referenced Secret', { secret: problem.secretName, field: problem.field, reason: problem.reason });
+        void this.recordEvent(key, { type: 'Warning', reason: problem.reason, action: 'ReadSecret', note: problem.message });
+      }
+      // Secret events usually wake us first; this retry covers a missed watch event.
+      const { initialMs, maxMs } = this.options.secretRetry ?? { initialMs: 2000, maxMs: 120_000 };
+      const attempt = this.secretRetries.get(key) ?? 0;
+      this.secretRetries.set(key, attempt + 1);
+      return this.writeStatus(key, obj, status, { requeueAfterMs: Math.min(maxMs, initialMs * 2 ** attempt) });
+    }
+    this.secretRetries.delete(key);
+
+    // Restart the worker exactly when what it runs on changes: the spec (generation), the object
+    // (recreated under the same name), or a referenced Secret.
+    const hash = createHash('sha256')
+      .update(JSON.stringify([obj.metadata.uid, generation, Object.entries(secrets.versions).sort()]))
+      .digest('hex')
+      .slice(0, 16);
+    const previousHash = this.host.hashOf(key);
+    await this.host.ensure(key, { resolved, secrets: secrets.secrets, name: key }, hash);
+    if (previousHash !== hash) log.info(previousHash ? 'Restarted backup worker' : 'Started backup worker', { generation, configHash: hash });
+
+    const status = computeStatus({ ...base, worker: this.host.state(key) });
+    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.resyncIntervalMs ?? 600_000 });
+  }
+
+  /** Stops the worker, applies deletionPolicy, then lets the object go. */
+  private async finalize(key: string, obj: EtcdBackup, log: Logger): Promise<ReconcileResult> {
+    await this.host.stop(key);
+    if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) {
+      this.forget(key);
+      return {};
+    }
+    if (obj.spec?.deletionPolicy === 'Delete') {
+      const outcome = await this.deleteBackups(key, obj, log);
+      if (outcome === 'retry') {
+        const attempt = this.secretRetries.get(key) ?? 0;
+        this.secretRetries.set(key, attempt + 1);
+        return { requeueAfterMs: Math.min(120_000, 2000 * 2 ** attempt) };
+      }
+    }
+    await this.replace({ ...obj, metadata: { ...obj.metadata, finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) } });
+    log.info('Removed finalizer from EtcdBackup', { deletionPolicy: obj.spec?.deletionPolicy ?? 'Retain' });
+    this.forget(key);
+    return {};
+  }
+
+  /** deletionPolicy Delete: removes every backup object (full/ and delta/) of the EtcdBackup's store. */
+  private async deleteBackups(key: string, obj: EtcdBackup, log: Logger): Promise<'done' | 'retry'> {
+    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    if (!validation.ok) {
+      // Without a valid spec we cannot know which store to empty; do not hold the object hostage.
+      void this.recordEvent(key, {
+        type: 'Warning',
+        reason: 'BackupsNotDeleted',
+        action: 'Delete',
+        note: `deletionPolicy is Delete but the spec is invalid, so stored backups were left in place: ${validation.problems.join('; ')}`,
+      });
+      return 'done';
+    }
+    const spec = validation.resolved.spec;
+    const namespace = obj.metadata.namespace ?? '';
+    let credentials;
+    if (spec.store.s3?.credentialsSecretRef) {
+      const s3Only = { ...spec, etcd: { endpoints: spec.etcd.endpoints }, encryption: undefined };
+      const secrets = await resolveSecrets(namespace, s3Only, this.getSecret);
+      if (secrets.problems.length > 0) {
+        const note =
+          `Cannot delete stored backups: ${secrets.problems.map((p) => p.message).join('; ')}. ` +
+          `Restore the Secret, or remove the finalizer ${FINALIZER} to keep the backups.`;
+        log.warn('Waiting for store credentials to delete backups', { problems: secrets.problems.map((p) => p.message) });
+        void this.recordEvent(key, { type: 'Warning', reason: 'BackupsNotDeleted', action: 'Delete', note });
+        return 'retry';
+      }
+      credentials = secrets.secrets.s3Credentials;
+    }
+    const store = createStore(storeConfigFromSpec(spec.store, credentials));
+    const keys: string[] = [];
+    for (const dir of [FULL_DIR, DELTA_DIR]) {
+      for (const info of await store.list(dir)) if (parseBackupKey(info.key)) keys.push(info.key);
+    }
+    // Bounded parallelism: a store with years of deltas has many objects, but hammering it helps nobody.
+    const pending = [...keys];
+    await Promise.all(
+      Array.from({ length: Math.min(8, pending.length) }, async () => {
+        for (let next = pending.shift(); next !== undefined; next = pending.shift()) await store.delete(next);
+      }),
+    );
+    log.info('Deleted stored backups', { objects: keys.length, store: store.describe() });
+    void this.recordEvent(key, {
+      type: 'Normal',
+      reason: 'BackupsDeleted',
+      action: 'Delete',
+      note: `Deleted ${keys.length} backup objects from ${store.describe()} (deletionPolicy Delete)`,
+    });
+    return 'done';
+  }
+
+  /**
+   * Patches the status subresource (JSON merge patch) when it changed. Changes that are not
+   * transitions (revision counters, lag) are coalesced to one patch per statusMinIntervalMs.
+   */
+  private async writeStatus(key: string, obj: EtcdBackup, status: EtcdBackupStatus, result: ReconcileResult): Promise<ReconcileResult> {
+    const previous = obj.status ?? {};
+    if (jsonEqual(previous, status)) return result;
+    const minInterval = this.options.statusMinIntervalMs ?? 5000;
+    const sinceLast = Date.now() - (this.lastStatusPatch.get(key) ?? 0);
+    if (!isTransition(obj.status, status) && sinceLast < minInterval) {
+      const wait = minInterval - sinceLast;
+      return { requeueAfterMs: Math.min(wait, result.requeueAfterMs ?? wait) };
+    }
+    const [namespace = '', name = ''] = key.split('/');
+    await this.co.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status: mergePatch(previous, status) } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    this.lastStatusPatch.set(key, Date.now());
+    return result;
+  }
+
+  /** PUT with the resourceVersion we read: a concurrent change gives 409 and a retry. */
+  private async replace(obj: EtcdBackup): Promise<EtcdBackup> {
+    const { namespace = '', name = '' } = obj.metadata;
+    const { status: _status, ...body } = obj;
+    return (await this.co.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body })) as EtcdBackup;
+  }
+
+  private secretChanged(namespace: string, name: string): void {
+    for (const [key, refs] of this.secretIndex) {
+      if (refs.namespace === namespace && refs.names.has(name)) this.queue.add(key);
+    }
+  }
+
+  /** Everything listed plus everything we run: a relist cannot tell us what was deleted meanwhile. */
+  private enqueueAll(): void {
+    const keys = new Set<string>(this.host.keys());
+    for (const key of this.subjects.keys()) keys.add(key);
+    for (const obj of this.backups.list()) keys.add(keyOf(obj.metadata?.namespace, obj.metadata?.name));
+    for (const key of keys) this.queue.add(key);
+  }
+
+  private forget(key: string): void {
+    const [ns = '', name = ''] = key.split('/');
+    this.options.metrics.forget(ns, name);
+    this.subjects.delete(key);
+    this.secretIndex.delete(key);
+    this.lastStatusPatch.delete(key);
+    this.secretRetries.delete(key);
+  }
+
+  private async recordEvent(key: string, event: EventInfo): Promise<void> {
+    const [namespace = '', name = ''] = key.split('/');
+    await this.options.events.record(this.subjects.get(key) ?? { namespace, name }, event);
+  }
+}
+
+export function keyOf(namespace: string | undefined, name: string | undefined): string {
+  return `${namespace ?? ''}/${name ?? ''}`;
+}
+
+function supervisorEventInfo(event: SupervisorEvent): EventInfo {
+  return { type: event.type, reason: event.reason, action: 'Backup', note: event.message };
+}
+
+export type { WorkerState };
