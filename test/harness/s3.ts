@@ -337,6 +337,8 @@ export interface FaultProxy {
   dropNext(count: number, options?: { match?: RequestMatcher }): void;
   /** Counters since start. */
   readonly stats: { forwarded: number; failed: number; dropped: number };
+  /** Every request seen, in order (method, path and query, copy source header). */
+  readonly requests: Array<{ method: string; url: URL; copySource?: string }>;
   stop(): Promise<void>;
 }
 
@@ -354,6 +356,7 @@ export async function startFaultProxy(targetEndpoint: string): Promise<FaultProx
   const target = new URL(targetEndpoint);
   const faults: Fault[] = [];
   const stats = { forwarded: 0, failed: 0, dropped: 0 };
+  const requests: FaultProxy['requests'] = [];
 
   const takeFault = (req: IncomingMessage): Fault | undefined => {
     const info = { method: req.method ?? 'GET', url: new URL(req.url ?? '/', 'http://127.0.0.1') };
@@ -363,6 +366,12 @@ export async function startFaultProxy(targetEndpoint: string): Promise<FaultProx
   };
 
   const server = createServer((req, res) => {
+    const copySource = req.headers['x-amz-copy-source'];
+    requests.push({
+      method: req.method ?? 'GET',
+      url: new URL(req.url ?? '/', 'http://127.0.0.1'),
+      ...(typeof copySource === 'string' ? { copySource } : {}),
+    });
     const fault = takeFault(req);
     if (fault?.kind === 'drop') {
       stats.dropped += 1;
@@ -397,6 +406,7 @@ export async function startFaultProxy(targetEndpoint: string): Promise<FaultProx
   return {
     endpoint: `http://127.0.0.1:${port}`,
     stats,
+    requests,
     failNext(count, options = {}) {
       faults.push({
         kind: 'fail',
