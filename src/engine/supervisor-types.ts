@@ -29,7 +29,7 @@ export interface WorkOutcome {
 
 /** What the supervisor observed; the operator turns it into EtcdBackup status with a pure function. */
 export interface SupervisorReport {
-  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256: string };
+  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256?: string };
   lastDeltaSnapshot?: { fromRevision: number; toRevision: number; time: string; object: string };
   archivedRevision?: number;
   etcdRevision?: number;

@@ -54,7 +54,7 @@ export class LocalStore implements ObjectStore {
     const dataPart = path + suffix;
     const metaPart = path + META_SUFFIX + suffix;
     try {
-      await mkdir(dirname(path), { recursive: true });
+      await ensureDir(dirname(path));
       const hashing = new HashingStream();
       const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
       const file = await open(dataPart, 'w', 0o640);
@@ -77,7 +77,8 @@ export class LocalStore implements ObjectStore {
       await syncDir(dirname(path));
       return { size: hashing.size, sha256: hashing.sha256 };
     } catch (err) {
-      await Promise.all([unlinkIfExists(dataPart), unlinkIfExists(metaPart)]);
+      // Best effort: the original error is what the caller needs to see.
+      await Promise.all([unlinkIfExists(dataPart), unlinkIfExists(metaPart)]).catch(() => undefined);
       throw this.mapError(err, `cannot write ${key}`);
     }
   }
@@ -152,11 +153,31 @@ export class LocalStore implements ObjectStore {
 const ERRNO_TEXT: Record<string, string> = {
   EACCES: 'permission denied',
   EPERM: 'permission denied',
+  ENOENT: 'the directory cannot be created',
   EROFS: 'read-only file system',
   ENOSPC: 'no space left on device',
   ENOTDIR: 'a path component is not a directory',
   EEXIST: 'a path component exists and is not a directory',
 };
+
+/**
+ * mkdir -p without `recursive: true`: on some pseudo file systems (/proc) Node's recursive mkdir
+ * spins forever on ENOENT; one level at a time fails cleanly instead.
+ */
+async function ensureDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return;
+    if (!isErrno(err, 'ENOENT') || dirname(dir) === dir) throw err;
+    await ensureDir(dirname(dir));
+    try {
+      await mkdir(dir);
+    } catch (again) {
+      if (!isErrno(again, 'EEXIST')) throw again;
+    }
+  }
+}
 
 function isErrno(err: unknown, code: string): boolean {
   return err instanceof Error && 'code' in err && err.code === code;

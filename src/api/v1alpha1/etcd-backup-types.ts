@@ -96,7 +96,7 @@ export interface Condition {
 export interface EtcdBackupStatus {
   observedGeneration?: number;
   conditions?: Condition[];
-  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256: string };
+  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256?: string };
   lastDeltaSnapshot?: { fromRevision: number; toRevision: number; time: string; object: string };
   archivedRevision?: number;
   etcdRevision?: number;

@@ -1,0 +1,254 @@
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { createEtcdClient, connectCheck, type EtcdConnection } from '../etcd/client.js';
+import { takeFullSnapshot } from '../engine/full-snapshot.js';
+import { Supervisor } from '../engine/supervisor.js';
+import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
+import { createLogger, type LogFormat, type Logger } from '../observability/logger.js';
+import { restoreBackup } from '../restore/restore.js';
+import { verifyBackup } from '../restore/verify.js';
+import { openStoreUrl } from '../store/factory.js';
+import { loadEtcdBackupFile } from './load-spec.js';
+import { readSecretsFromDir } from './secrets-dir.js';
+import { formatListing, listBackups } from './list.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+interface GlobalOptions {
+  logFormat: LogFormat;
+  logLevel: string;
+}
+
+interface EtcdFlags {
+  endpoints: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  user?: string;
+  passwordFile?: string;
+  dialTimeout: number;
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function rfc3339(value: string): Date {
+  const date = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(date.getTime())) {
+    throw new InvalidArgumentError('must be an RFC 3339 time such as 2026-11-25T15:04:05Z');
+  }
+  return date;
+}
+
+function addEtcdFlags(command: Command, required: boolean): Command {
+  const endpoints = new Option('--endpoints <urls>', 'comma-separated etcd client URLs');
+  if (required) endpoints.makeOptionMandatory();
+  return command
+    .addOption(endpoints)
+    .option('--cacert <file>', 'CA bundle to verify etcd (TLS)')
+    .option('--cert <file>', 'client certificate (TLS client auth)')
+    .option('--key <file>', 'client key (TLS client auth)')
+    .option('--user <name>', 'etcd username (password from --password-file)')
+    .option('--password-file <file>', 'file holding the etcd password')
+    .option('--dial-timeout <seconds>', 'give up on an unreachable etcd after this long', positiveInteger, 10);
+}
+
+async function etcdConnection(flags: EtcdFlags): Promise<EtcdConnection> {
+  const endpoints = flags.endpoints.split(',').map((e) => e.trim()).filter(Boolean);
+  for (const endpoint of endpoints) {
+    if (!/^https?:\/\/[^/]+/.test(endpoint)) throw new UsageError(`--endpoints: ${JSON.stringify(endpoint)} is not an http(s):// URL`);
+  }
+  if (endpoints.length === 0) throw new UsageError('--endpoints: no endpoint given');
+  const readOptional = async (file: string | undefined, what: string): Promise<Buffer | undefined> => {
+    if (!file) return undefined;
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new UsageError(`cannot read ${what} ${file}: ${(err as { code?: string }).code ?? errorMessage(err)}`);
+    }
+  };
+  const connection: EtcdConnection = { endpoints, callTimeoutMs: flags.dialTimeout * 1000 };
+  const [ca, cert, key] = await Promise.all([
+    readOptional(flags.cacert, '--cacert'),
+    readOptional(flags.cert, '--cert'),
+    readOptional(flags.key, '--key'),
+  ]);
+  if (ca || cert || key) connection.tls = { ca, cert, key };
+  if (flags.user) {
+    const password = await readOptional(flags.passwordFile, '--password-file');
+    if (!password) throw new UsageError('--user needs --password-file');
+    connection.auth = { username: flags.user, password: password.toString('utf8').trim() };
+  }
+  return connection;
+}
+
+function loggerFor(command: Command): Logger {
+  const options = command.optsWithGlobals<GlobalOptions>();
+  return createLogger({ format: options.logFormat, level: options.logLevel });
+}
+
+/** Resolves when SIGTERM or SIGINT arrives. */
+function shutdownSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const handler = (signal: string): void => {
+      process.off('SIGTERM', handler);
+      process.off('SIGINT', handler);
+      resolve(signal);
+    };
+    process.on('SIGTERM', handler);
+    process.on('SIGINT', handler);
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('etcd-backup')
+    .description('Back up etcd to object storage under a hard memory budget; restore and verify backups.')
+    .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'text']).default('json'))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default('info'))
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  addEtcdFlags(program.command('snapshot').description('take one full snapshot now'), true)
+    .requiredOption('--store <url>', 'store URL: file:///abs/path or s3://bucket/prefix?...')
+    .addOption(new Option('--compression <kind>', 'compression').choices(['gzip', 'none']).default('gzip'))
+    .action(async (flags: EtcdFlags & { store: string; compression: 'gzip' | 'none' }, command: Command) => {
+      const logger = loggerFor(command);
+      const store = openStoreUrl(flags.store);
+      const connection = await etcdConnection(flags);
+      const client = createEtcdClient(connection);
+      try {
+        await connectCheck(client, connection, flags.dialTimeout * 1000);
+        const result = await takeFullSnapshot({ client, endpoints: connection.endpoints, store, compression: flags.compression });
+        logger.info('Took full snapshot', { object: result.key, revision: result.revision, sizeBytes: result.sizeBytes });
+        console.log(
+          `snapshot ${store.describe()}/${result.key} revision=${result.revision} size=${result.sizeBytes} sha256=${result.sha256}`,
+        );
+      } finally {
+        client.close();
+      }
+    });
+
+  program
+    .command('run')
+    .description('back up continuously as an EtcdBackup file says (full snapshots on schedule, deltas, retention)')
+    .requiredOption('-f, --file <file>', 'EtcdBackup YAML (same kind and schema as the CRD)')
+    .option('--secrets-dir <dir>', 'where Secrets named in the spec are mounted (<dir>/<name>/<key>)', '/etc/etcd-backup/secrets')
+    .action(async (flags: { file: string; secretsDir: string }, command: Command) => {
+      const logger = loggerFor(command);
+      const { backup, resolved } = await loadEtcdBackupFile(flags.file);
+      const secrets = await readSecretsFromDir(resolved.spec, flags.secretsDir);
+      const name = backup.metadata?.name ?? flags.file;
+      const supervisor = new Supervisor({ resolved, secrets, name }, logger.child({ etcdBackup: name }));
+      const stopped = shutdownSignal();
+      await supervisor.start();
+      const signal = await stopped;
+      logger.info('Stopping on signal', { signal });
+      await supervisor.stop();
+    });
+
+  program
+    .command('list')
+    .description('list the backups in a store')
+    .requiredOption('--store <url>', 'store URL')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (flags: { store: string; output: 'table' | 'json' }) => {
+      const store = openStoreUrl(flags.store);
+      const entries = await listBackups(store);
+      console.log(flags.output === 'json' ? JSON.stringify(entries, null, 2) : formatListing(entries));
+    });
+
+  program
+    .command('restore')
+    .description('rebuild an etcd data dir from the store (newest full snapshot at or before the target)')
+    .requiredOption('--store <url>', 'store URL')
+    .requiredOption('--data-dir <dir>', 'data dir to create; must not exist or be empty')
+    .option('--to-revision <n>', 'restore this revision', positiveInteger)
+    .option('--to-time <rfc3339>', 'restore what was archived at this time', rfc3339)
+    .option('--name <name>', 'member name for the restored data dir (etcd --name)', 'default')
+    .option('--initial-advertise-peer-urls <url>', 'peer URL of the restored member', 'http://localhost:2380')
+    .action(
+      async (
+        flags: { store: string; dataDir: string; toRevision?: number; toTime?: Date; name: string; initialAdvertisePeerUrls: string },
+        command: Command,
+      ) => {
+        if (flags.toRevision !== undefined && flags.toTime !== undefined) {
+          throw new UsageError('give at most one of --to-revision and --to-time');
+        }
+        const logger = loggerFor(command);
+        const result = await restoreBackup({
+          store: openStoreUrl(flags.store),
+          dataDir: flags.dataDir,
+          toRevision: flags.toRevision,
+          toTime: flags.toTime,
+          name: flags.name,
+          peerUrl: flags.initialAdvertisePeerUrls,
+          logger,
+        });
+        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);
+        console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}`);
+      },
+    );
+
+  addEtcdFlags(
+    program.command('verify').description('trial-restore into a temp dir and report keys, revision and content hash'),
+    false,
+  )
+    .requiredOption('--store <url>', 'store URL')
+    .option('--to-revision <n>', 'verify this revision', positiveInteger)
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (flags: Partial<EtcdFlags> & { store: string; toRevision?: number; output: 'text' | 'json' }, command: Command) => {
+      const logger = loggerFor(command);
+      const live = flags.endpoints ? await etcdConnection(flags as EtcdFlags) : undefined;
+      const result = await verifyBackup({ store: openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger });
+      if (flags.output === 'json') {
+        console.log(JSON.stringify(result, null, 2));
+      } else {
+        console.log(`snapshot ${result.snapshot}`);
+        console.log(`revision ${result.revision}`);
+        console.log(`keys ${result.keyCount}`);
+        console.log(`content-sha256 ${result.contentHash}`);
+        if (result.comparison) {
+          console.log(`live-keys ${result.comparison.liveKeyCount}`);
+          console.log(result.comparison.matches ? 'live-comparison MATCH' : 'live-comparison MISMATCH');
+          for (const difference of result.comparison.differences) console.log(`  ${difference}`);
+        }
+      }
+      if (result.comparison && !result.comparison.matches) {
+        throw new OperatorError('VerifyMismatch', `backup at revision ${result.revision} differs from the live cluster`);
+      }
+    });
+
+  return program;
+}
+
+/** Runs the CLI; every failure is one line on stderr and a non-zero exit code, never a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has already printed its message (or the help text).
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (err instanceof InvalidSpecError) {
+      console.error(`etcd-backup: invalid EtcdBackup (${err.problems.length} problem${err.problems.length === 1 ? '' : 's'}):`);
+      for (const problem of err.problems) console.error(`  - ${problem}`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof UsageError) {
+      console.error(`etcd-backup: ${err.message}`);
+      return EXIT_USAGE;
+    }
+    console.error(`etcd-backup: error: ${errorMessage(err).split('\n')[0]}`);
+    if (process.env.ETCD_BACKUP_DEBUG && err instanceof Error) console.error(err.stack);
+    return EXIT_FAILURE;
+  }
+}

@@ -1,0 +1,50 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { EtcdBackupSpec, SecretRef } from '../api/v1alpha1/etcd-backup-types.js';
+import type { ResolvedSecrets } from '../engine/supervisor-types.js';
+import { UsageError } from '../errors.js';
+
+/**
+ * Outside Kubernetes, a Secret named in the spec is read from `<dir>/<secret name>/<key>`: the
+ * layout Kubernetes uses when it mounts a Secret as a volume, so the same spec works in a pod.
+ */
+export async function readSecretsFromDir(spec: EtcdBackupSpec, dir: string): Promise<ResolvedSecrets> {
+  const secrets: ResolvedSecrets = {};
+  const read = async (ref: SecretRef, key: string, required: boolean): Promise<Buffer | undefined> => {
+    const path = join(dir, ref.name, key);
+    try {
+      return await readFile(path);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT' && !required) return undefined;
+      throw new UsageError(`secret ${ref.name}: cannot read ${path} (${(err as { code?: string }).code ?? 'error'}); pass --secrets-dir`);
+    }
+  };
+  const text = (data: Buffer | undefined): string => (data ?? Buffer.alloc(0)).toString('utf8').trim();
+
+  if (spec.etcd.tlsSecretRef) {
+    const ref = spec.etcd.tlsSecretRef;
+    secrets.etcdTls = {
+      ca: await read(ref, 'ca.crt', false),
+      cert: await read(ref, 'tls.crt', false),
+      key: await read(ref, 'tls.key', false),
+    };
+  }
+  if (spec.etcd.credentialsSecretRef) {
+    const ref = spec.etcd.credentialsSecretRef;
+    secrets.etcdAuth = {
+      username: text(await read(ref, 'username', true)),
+      password: text(await read(ref, 'password', true)),
+    };
+  }
+  if (spec.store.s3?.credentialsSecretRef) {
+    const ref = spec.store.s3.credentialsSecretRef;
+    secrets.s3Credentials = {
+      accessKeyId: text(await read(ref, 'accessKeyId', true)),
+      secretAccessKey: text(await read(ref, 'secretAccessKey', true)),
+    };
+  }
+  if (spec.encryption) {
+    throw new UsageError('spec.encryption: encryption at rest is not supported by this version yet');
+  }
+  return secrets;
+}

@@ -1,0 +1,27 @@
+import { Cron } from 'croner';
+
+export interface FullSnapshotDecision {
+  /** A snapshot should start now: none exists yet, or a scheduled run was missed. */
+  dueNow: boolean;
+  /** The next scheduled time after now. */
+  next: Date;
+}
+
+/**
+ * When the next full snapshot is due (pure). A run missed while the process was down is caught up
+ * ONCE at start (not once per missed tick): if the schedule fired between the last snapshot and now.
+ */
+export function decideFullSnapshot(schedule: string, lastSnapshotTime: Date | undefined, now: Date): FullSnapshotDecision {
+  const cron = new Cron(schedule, { timezone: 'UTC', paused: true });
+  const next = cron.nextRun(now);
+  if (!next) throw new RangeError(`cron expression ${JSON.stringify(schedule)} never fires`);
+  if (!lastSnapshotTime) return { dueNow: true, next };
+  const firstAfterLast = cron.nextRun(lastSnapshotTime);
+  return { dueNow: firstAfterLast !== null && firstAfterLast.getTime() <= now.getTime(), next };
+}
+
+/** Exponential backoff for retrying a failed snapshot: 5 s doubling to 5 min (a failure is usually transient). */
+export function retryDelayMs(consecutiveFailures: number): number {
+  const base = 5_000;
+  return Math.min(300_000, base * 2 ** Math.max(0, Math.min(consecutiveFailures - 1, 10)));
+}

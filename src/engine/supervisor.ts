@@ -1,0 +1,254 @@
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient, type EtcdConnection } from '../etcd/client.js';
+import { errorMessage, OperatorError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { createStore } from '../store/factory.js';
+import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { planRetention } from '../store/retention.js';
+import { storeConfigFromSpec } from '../store/spec-config.js';
+import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
+import { MemoryBudget } from './memory-budget.js';
+import { decideFullSnapshot, retryDelayMs } from './schedule.js';
+import type {
+  BackupSupervisor,
+  SupervisorConfig,
+  SupervisorEvent,
+  SupervisorReport,
+  WorkOutcome,
+} from './supervisor-types.js';
+
+/** setTimeout cannot wait longer than 2^31-1 ms; re-evaluate the schedule at least hourly anyway. */
+const MAX_TIMER_MS = 3_600_000;
+
+export interface SupervisorDependencies {
+  now?: () => Date;
+  /** Injected store (tests wrap the real one to throttle or fail it). */
+  store?: ObjectStore;
+}
+
+/**
+ * Runs the backup of one etcd cluster (see BackupSupervisor). Full snapshots are serialized: a
+ * scheduled one and one requested after lost revisions never run at once.
+ */
+export class Supervisor implements BackupSupervisor {
+  readonly budget: MemoryBudget;
+  private readonly now: () => Date;
+  private readonly store: ObjectStore;
+  private client: Etcd3 | undefined;
+  private readonly reportListeners: Array<(report: SupervisorReport) => void> = [];
+  private readonly eventListeners: Array<(event: SupervisorEvent) => void> = [];
+  private readonly state: SupervisorReport;
+  private fullTimer: NodeJS.Timeout | undefined;
+  private fullInFlight: Promise<FullSnapshotResult | undefined> | undefined;
+  private readonly abort = new AbortController();
+  private stopped = false;
+
+  constructor(
+    private readonly config: SupervisorConfig,
+    private readonly logger: Logger,
+    deps: SupervisorDependencies = {},
+  ) {
+    this.now = deps.now ?? (() => new Date());
+    this.budget = new MemoryBudget(config.resolved.budgetBytes);
+    this.store =
+      deps.store ??
+      createStore(storeConfigFromSpec(config.resolved.spec.store, config.secrets.s3Credentials), { budget: this.budget });
+    this.state = {
+      memory: { budgetBytes: this.budget.limitBytes, peakBytes: 0, usedBytes: 0 },
+      fullSnapshot: { consecutiveFailures: 0 },
+      bytesUploaded: 0,
+    };
+  }
+
+  get connection(): EtcdConnection {
+    const { etcdTls, etcdAuth } = this.config.secrets;
+    return { endpoints: this.config.resolved.spec.etcd.endpoints, tls: etcdTls, auth: etcdAuth };
+  }
+
+  async start(): Promise<void> {
+    this.client = createEtcdClient(this.connection);
+    this.logger.info('Started backup supervisor', {
+      endpoints: this.connection.endpoints,
+      store: this.store.describe(),
+      schedule: this.config.resolved.spec.fullSnapshot.schedule,
+      budgetBytes: this.budget.limitBytes,
+    });
+    await this.scheduleFullSnapshot();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.fullTimer);
+    this.abort.abort(new OperatorError('Stopped', 'supervisor stopped'));
+    await this.fullInFlight?.catch(() => undefined);
+    this.client?.close();
+    this.logger.info('Stopped backup supervisor');
+  }
+
+  report(): SupervisorReport {
+    return structuredClone({
+      ...this.state,
+      memory: { budgetBytes: this.budget.limitBytes, peakBytes: this.budget.peakBytes, usedBytes: this.budget.usedBytes },
+    });
+  }
+
+  onReport(listener: (report: SupervisorReport) => void): void {
+    this.reportListeners.push(listener);
+  }
+
+  onEvent(listener: (event: SupervisorEvent) => void): void {
+    this.eventListeners.push(listener);
+  }
+
+  /** Takes a full snapshot now, or joins the one already running. */
+  async takeFullSnapshotNow(): Promise<FullSnapshotResult | undefined> {
+    if (!this.fullInFlight) {
+      this.fullInFlight = this.runFullSnapshot().finally(() => (this.fullInFlight = undefined));
+    }
+    return this.fullInFlight;
+  }
+
+  private async latestFullSnapshot(): Promise<FullSnapshotName | undefined> {
+    const listing = classifyKeys((await this.store.list(FULL_DIR)).map((o) => o.key));
+    return listing.fulls.at(-1);
+  }
+
+  private async scheduleFullSnapshot(): Promise<void> {
+    if (this.stopped) return;
+    const schedule = this.config.resolved.spec.fullSnapshot.schedule;
+    let last: Date | undefined;
+    try {
+      const latest = await this.latestFullSnapshot();
+      last = latest?.time;
+      if (latest && !this.state.lastFullSnapshot) {
+        this.state.lastFullSnapshot = {
+          revision: latest.revision,
+          time: latest.time.toISOString(),
+          object: latest.key,
+          sizeBytes: 0,
+        };
+      }
+    } catch (err) {
+      // The store is unreachable: retry soon, as a failed snapshot would.
+      this.recordFailure(this.state.fullSnapshot, err);
+      this.logger.warn('Failed to list the store', { error: errorMessage(err) });
+      this.armFullTimer(retryDelayMs(this.state.fullSnapshot.consecutiveFailures));
+      return;
+    }
+    const now = this.now();
+    const decision = decideFullSnapshot(schedule, last, now);
+    this.state.nextFullSnapshotTime = decision.next.toISOString();
+    if (decision.dueNow) {
+      this.takeFullSnapshotNow().catch(() => undefined);
+      return;
+    }
+    this.emitReport();
+    this.armFullTimer(decision.next.getTime() - now.getTime());
+  }
+
+  private armFullTimer(delayMs: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.fullTimer);
+    const wait = Math.max(0, Math.min(delayMs, MAX_TIMER_MS));
+    const fire = delayMs <= MAX_TIMER_MS;
+    this.fullTimer = setTimeout(() => {
+      if (fire) this.takeFullSnapshotNow().catch(() => undefined);
+      else void this.scheduleFullSnapshot();
+    }, wait);
+  }
+
+  private async runFullSnapshot(): Promise<FullSnapshotResult | undefined> {
+    if (this.stopped || !this.client) return undefined;
+    const spec = this.config.resolved.spec;
+    const timeout = AbortSignal.timeout(this.config.resolved.fullSnapshotTimeoutMs);
+    const signal = AbortSignal.any([this.abort.signal, timeout]);
+    const started = Date.now();
+    this.logger.info('Starting full snapshot', { store: this.store.describe() });
+    let result: FullSnapshotResult | undefined;
+    try {
+      result = await takeFullSnapshot({
+        client: this.client,
+        endpoints: spec.etcd.endpoints,
+        store: this.store,
+        compression: spec.fullSnapshot.compression,
+        signal,
+        now: this.now,
+      });
+    } catch (err) {
+      if (this.stopped) return undefined;
+      const message = timeout.aborted
+        ? `full snapshot timed out after ${spec.fullSnapshot.timeout}`
+        : errorMessage(err);
+      this.recordFailure(this.state.fullSnapshot, err, message);
+      const delay = retryDelayMs(this.state.fullSnapshot.consecutiveFailures);
+      this.logger.error('Failed to take full snapshot', { error: message, retryInSeconds: delay / 1000 });
+      this.emitEvent({ type: 'Warning', reason: 'FullSnapshotFailed', message });
+      this.emitReport();
+      this.armFullTimer(delay);
+      return undefined;
+    }
+    this.state.lastFullSnapshot = {
+      revision: result.revision,
+      time: result.time.toISOString(),
+      object: result.key,
+      sizeBytes: result.sizeBytes,
+      sha256: result.sha256,
+    };
+    this.state.bytesUploaded += result.sizeBytes;
+    this.recordSuccess(this.state.fullSnapshot);
+    this.logger.info('Took full snapshot', {
+      object: result.key,
+      revision: result.revision,
+      sizeBytes: result.sizeBytes,
+      sha256: result.sha256,
+      seconds: (Date.now() - started) / 1000,
+    });
+    this.emitEvent({
+      type: 'Normal',
+      reason: 'FullSnapshotTaken',
+      message: `Took full snapshot ${result.key} at revision ${result.revision} (${result.sizeBytes} bytes)`,
+    });
+    await this.applyRetention();
+    await this.scheduleFullSnapshot();
+    return result;
+  }
+
+  private async applyRetention(): Promise<void> {
+    try {
+      const listing = classifyKeys((await this.store.list('')).map((o) => o.key));
+      const plan = planRetention(listing, this.config.resolved.spec.retention);
+      for (const key of plan.deleteKeys) await this.store.delete(key);
+      if (plan.deleteKeys.length > 0) {
+        this.logger.info('Applied retention', { deleted: plan.deleteKeys.length, keptFullSnapshots: plan.keep.length });
+      }
+    } catch (err) {
+      // Retention is retried after the next snapshot; a failure here loses nothing.
+      this.logger.warn('Failed to apply retention', { error: errorMessage(err) });
+    }
+  }
+
+  private recordSuccess(outcome: WorkOutcome): void {
+    outcome.lastSuccessTime = this.now().toISOString();
+    outcome.consecutiveFailures = 0;
+    delete outcome.lastError;
+    delete outcome.lastErrorReason;
+  }
+
+  private recordFailure(outcome: WorkOutcome, err: unknown, message = errorMessage(err)): void {
+    outcome.lastFailureTime = this.now().toISOString();
+    outcome.lastError = message;
+    outcome.lastErrorReason = err instanceof OperatorError ? err.reason : 'Failed';
+    outcome.consecutiveFailures += 1;
+  }
+
+  private emitReport(): void {
+    const report = this.report();
+    for (const listener of this.reportListeners) listener(report);
+  }
+
+  private emitEvent(event: SupervisorEvent): void {
+    for (const listener of this.eventListeners) listener(event);
+  }
+}

@@ -1,0 +1,31 @@
+import type { BackupListing, DeltaName, FullSnapshotName } from '../store/naming.js';
+
+export interface RestoreTarget {
+  /** Restore exactly this revision. */
+  toRevision?: number;
+  /** Restore what was archived at this time (objects stored at or before it). */
+  toTime?: Date;
+}
+
+/**
+ * Full snapshots that may serve the target, newest first (pure). A snapshot's name carries a lower
+ * bound of its revision, so the restorer checks the real revision after restoring and falls back
+ * to the next candidate when it is past the target.
+ */
+export function snapshotCandidates(listing: BackupListing, target: RestoreTarget): FullSnapshotName[] {
+  return listing.fulls
+    .filter((full) => target.toRevision === undefined || full.revision <= target.toRevision)
+    .filter((full) => target.toTime === undefined || full.time.getTime() <= target.toTime.getTime())
+    .reverse();
+}
+
+/** The last revision reachable from `afterRevision` through contiguous deltas (pure). */
+export function contiguousChainEnd(deltas: DeltaName[], afterRevision: number): number {
+  let end = afterRevision;
+  const sorted = [...deltas].sort((a, b) => a.fromRevision - b.fromRevision);
+  for (const delta of sorted) {
+    if (delta.fromRevision > end + 1) break;
+    if (delta.toRevision > end) end = delta.toRevision;
+  }
+  return end;
+}

@@ -1,0 +1,22 @@
+import type { StoreSpec } from '../api/v1alpha1/etcd-backup-types.js';
+import type { StoreConfig } from './factory.js';
+
+/** The store config an EtcdBackup spec names (validation guarantees exactly one of s3/local). */
+export function storeConfigFromSpec(
+  store: StoreSpec,
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+): StoreConfig {
+  if (store.local) return { kind: 'local', path: store.local.path };
+  if (store.s3) {
+    return {
+      kind: 's3',
+      bucket: store.s3.bucket,
+      prefix: (store.s3.prefix ?? '').replace(/^\/+|\/+$/g, ''),
+      region: store.s3.region || 'us-east-1',
+      endpoint: store.s3.endpoint || undefined,
+      forcePathStyle: store.s3.forcePathStyle ?? false,
+      credentials: s3Credentials,
+    };
+  }
+  throw new RangeError('spec.store names no store');
+}
