@@ -1,0 +1,384 @@
+/**
+ * Poll-based delta backups: every period, archive etcd's new revisions as delta objects, fetching
+ * chunks through short watches in parallel under the shared memory budget.
+ *
+ * Rules this poller follows (design.md "Delta"):
+ * - Where the chain starts: deltas only make sense after a full snapshot (a restore replays them on
+ *   top of one). Until the store holds a full snapshot the poller waits (each poll re-lists the store;
+ *   the supervisor takes the first full snapshot at start). On start the position is recovered from
+ *   the store listing alone (recoverArchivedRevision): the end of the gap-free delta chain after the
+ *   NEWEST full snapshot's revision, or that revision itself, so deltas resume right after it.
+ * - Each poll reads the head revision H once and archives (archivedRevision, H]: chunks of
+ *   chunkRevisions, up to `parallelism` fetched at once, each through its own short watch that is
+ *   closed at the chunk's end. No watch stays open between polls.
+ * - Objects are named by their revision range and their bytes depend only on those revisions, so a
+ *   retry after a crash rewrites identical objects; the store only shows complete objects.
+ * - archivedRevision advances only over a contiguous prefix of uploaded objects.
+ * - Compaction: when etcd has compacted revisions not archived yet, `onRevisionsLost` is called with
+ *   the lost range; the supervisor takes a full snapshot at once and returns its revision, and the
+ *   chain continues after it. Without the hook the poll fails with RevisionCompactedError.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Etcd3 } from 'etcd3';
+import { EtcdUnavailableError, RevisionCompactedError, StoreUnreachableError, errorMessage } from '../errors.js';
+import { headRevision } from '../etcd/client.js';
+import { fetchRevisions, type RevisionSegment } from '../etcd/revision-fetch.js';
+import type { Logger } from '../observability/logger.js';
+import { DELTA_DIR, FULL_DIR, classifyKeys, deltaKey, type Compression } from '../store/naming.js';
+import type { ObjectStore } from '../store/object-store.js';
+import {
+  advanceContiguous,
+  planChunks,
+  planFetchBudget,
+  recoverArchivedRevision,
+  type FetchBudgetPlan,
+  type RevisionRange,
+} from './chunk-planner.js';
+import { encodeDeltaStream } from './delta-format.js';
+import type { MemoryBudget } from './memory-budget.js';
+
+export interface DeltaProgress {
+  /** Every revision after the newest full snapshot up to this one is in the store (0 while waiting). */
+  archivedRevision: number;
+  /** Head revision read at the last poll. */
+  etcdRevision: number;
+  lagRevisions: number;
+  /** True until the store holds a full snapshot for the chain to start from. */
+  waitingForFullSnapshot: boolean;
+  lastDelta?: { fromRevision: number; toRevision: number; key: string; time: Date };
+  /** One-line message of the last failed poll; cleared by the next successful one. */
+  lastError?: string;
+  /** The last compaction that cost revisions, and the full snapshot the chain continued after. */
+  revisionsLost?: { fromRevision: number; toRevision: number; snapshotRevision: number; time: Date };
+  budgetPeakBytes: number;
+  budgetUsedBytes: number;
+}
+
+export interface DeltaPollerOptions {
+  client: Etcd3;
+  /** The cluster's store, rooted at its prefix (keys `full/...`, `delta/...`). */
+  store: ObjectStore;
+  /** Shared with full snapshots and the store: every byte held by deltas is reserved here. */
+  budget: MemoryBudget;
+  /** Pause between the end of one poll and the start of the next (start()). */
+  periodMs: number;
+  /** Most revisions per chunk (one watch each). */
+  chunkRevisions: number;
+  /** Chunks fetched at once; lowered when the budget cannot hold that many (logged). */
+  parallelism: number;
+  compression: Compression;
+  logger: Logger;
+  /**
+   * Called when etcd compacted revisions before they were archived. Must take a full snapshot now and
+   * resolve with its revision; the chain continues after it. Also the place to set the RevisionsLost
+   * condition and emit an Event.
+   */
+  onRevisionsLost?: (lost: RevisionRange) => Promise<{ revision: number }>;
+  /** Called after every uploaded object and at the end of each poll. Must not throw. */
+  onProgress?: (progress: DeltaProgress) => void;
+  /**
+   * Bytes the store itself reserves from `budget` per concurrent upload (e.g. S3 part buffers).
+   * They are kept free for each fetch so an upload never waits for memory its own fetch holds.
+   * Default 0 (the local store reserves nothing).
+   */
+  storeBufferBytes?: number;
+  /** A watch silent this long is re-created. Default 30 s. */
+  idleTimeoutMs?: number;
+  /** Attempts per object when the store is unreachable. Default 3. */
+  uploadAttempts?: number;
+  /** Injected clock (tests). */
+  now?: () => Date;
+}
+
+function stoppedError(): Error {
+  const err = new Error('delta poller stopped');
+  err.name = 'AbortError';
+  return err;
+}
+
+/** Compaction rounds handled within one poll before giving up (etcd compacting faster than we snapshot). */
+const MAX_COMPACTION_ROUNDS = 3;
+
+export class DeltaPoller {
+  private readonly plan: FetchBudgetPlan;
+  private readonly now: () => Date;
+  private archived: number | undefined;
+  /** Uploaded ranges past archivedRevision (beyond a gap), skipped when planning. */
+  private covered: RevisionRange[] = [];
+  private etcdRevision = 0;
+  private lastDelta: DeltaProgress['lastDelta'];
+  private lastError: string | undefined;
+  private revisionsLost: DeltaProgress['revisionsLost'];
+  private control = new AbortController();
+  private loop: Promise<void> | undefined;
+  /** Serialises passes: the loop and direct pollOnce() calls never overlap. */
+  private running: Promise<unknown> = Promise.resolve();
+  private waitingLogged = false;
+
+  constructor(private readonly options: DeltaPollerOptions) {
+    if (!Number.isSafeInteger(options.chunkRevisions) || options.chunkRevisions < 1) {
+      throw new RangeError(`chunkRevisions must be a positive integer, got ${options.chunkRevisions}`);
+    }
+    if (!Number.isSafeInteger(options.parallelism) || options.parallelism < 1) {
+      throw new RangeError(`parallelism must be a positive integer, got ${options.parallelism}`);
+    }
+    if (!(options.periodMs >= 0)) throw new RangeError(`periodMs must be >= 0, got ${options.periodMs}`);
+    this.plan = planFetchBudget({
+      budgetBytes: options.budget.limitBytes,
+      parallelism: options.parallelism,
+      storeBufferBytes: options.storeBufferBytes,
+    });
+    if (this.plan.parallelism < options.parallelism) {
+      options.logger.warn('Lowered delta chunk parallelism to fit the memory budget', {
+        requested: options.parallelism,
+        parallelism: this.plan.parallelism,
+        budgetBytes: options.budget.limitBytes,
+      });
+    }
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** The budget split in use (parallelism may be lower than requested). */
+  get budgetPlan(): FetchBudgetPlan {
+    return { ...this.plan };
+  }
+
+  get progress(): DeltaProgress {
+    const budget = this.options.budget;
+    const archivedRevision = this.archived ?? 0;
+    return {
+      archivedRevision,
+      etcdRevision: this.etcdRevision,
+      lagRevisions: this.archived === undefined ? 0 : Math.max(0, this.etcdRevision - archivedRevision),
+      waitingForFullSnapshot: this.archived === undefined,
+      ...(this.lastDelta ? { lastDelta: { ...this.lastDelta } } : {}),
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(this.revisionsLost ? { revisionsLost: { ...this.revisionsLost } } : {}),
+      budgetPeakBytes: budget.peakBytes,
+      budgetUsedBytes: budget.usedBytes,
+    };
+  }
+
+  /**
+   * Recovers the archive position from the store, then polls every period in the background until
+   * stop(). Failures are logged and reported in `progress.lastError`; the next period retries.
+   */
+  async start(): Promise<void> {
+    if (this.loop) return;
+    const signal = this.control.signal;
+    try {
+      await this.recover();
+    } catch (err) {
+      this.lastError = errorMessage(err);
+      this.options.logger.warn('Could not read the delta archive position; will retry', { error: this.lastError });
+    }
+    this.loop = this.runLoop(signal);
+  }
+
+  /** Cancels in-flight fetches and uploads (closing their watches) and waits for them to end. */
+  async stop(): Promise<void> {
+    const control = this.control;
+    this.control = new AbortController();
+    control.abort(stoppedError());
+    const loop = this.loop;
+    this.loop = undefined;
+    await loop;
+    await this.running;
+  }
+
+  /** One full catch-up pass to the head revision read at its start. Rejects if the pass failed. */
+  pollOnce(): Promise<DeltaProgress> {
+    return this.enqueue(this.control.signal);
+  }
+
+  private enqueue(signal: AbortSignal): Promise<DeltaProgress> {
+    const pass = this.running.then(() => this.pass(signal));
+    this.running = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async runLoop(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.enqueue(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.options.logger.warn('Delta poll failed', { error: errorMessage(err) });
+      }
+      await sleep(this.options.periodMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  private async pass(signal: AbortSignal): Promise<DeltaProgress> {
+    try {
+      signal.throwIfAborted();
+      let head = await this.readHead();
+      if (this.archived === undefined && !(await this.recover())) {
+        this.lastError = undefined;
+        this.emit();
+        return this.progress;
+      }
+      let warning: string | undefined;
+      for (let round = 1; ; round++) {
+        const archived = this.archived!;
+        if (head < archived) {
+          // Not ours to fix: archiving the new revisions would mix two histories under one chain.
+          warning = `etcd's head revision ${head} is behind the archived revision ${archived} (was etcd restored or replaced?); deltas wait until it passes`;
+          this.options.logger.warn('etcd is behind the delta archive', { headRevision: head, archivedRevision: archived });
+          break;
+        }
+        if (head === archived) break;
+        try {
+          await this.catchUp(head, signal);
+          break;
+        } catch (err) {
+          if (!(err instanceof RevisionCompactedError) || signal.aborted || round >= MAX_COMPACTION_ROUNDS) throw err;
+          await this.handleCompaction(err);
+          head = await this.readHead();
+        }
+      }
+      this.lastError = warning;
+    } catch (err) {
+      if (!signal.aborted) this.lastError = errorMessage(err);
+      this.emit();
+      throw err;
+    }
+    this.emit();
+    return this.progress;
+  }
+
+  private async readHead(): Promise<number> {
+    try {
+      this.etcdRevision = await headRevision(this.options.client);
+      return this.etcdRevision;
+    } catch (err) {
+      throw new EtcdUnavailableError(`cannot read etcd's head revision: ${errorMessage(err)}`, err);
+    }
+  }
+
+  /** Reads the archive position from the store listing; false while there is no full snapshot. */
+  private async recover(): Promise<boolean> {
+    const { store, logger } = this.options;
+    const objects = [...(await store.list(FULL_DIR)), ...(await store.list(DELTA_DIR))];
+    const listing = classifyKeys(objects.map((o) => o.key));
+    for (const key of listing.unknown) logger.warn('Skipped an object that is not a backup', { key });
+    const archived = recoverArchivedRevision(listing);
+    if (archived === undefined) {
+      if (!this.waitingLogged) logger.info('Delta backups wait for the first full snapshot', { store: store.describe() });
+      this.waitingLogged = true;
+      return false;
+    }
+    this.archived = archived;
+    this.covered = advanceContiguous(archived, listing.deltas).pending;
+    logger.info('Recovered the delta archive position', {
+      archivedRevision: archived,
+      fullSnapshotRevision: listing.fulls[listing.fulls.length - 1]?.revision,
+      deltaObjects: listing.deltas.length,
+      uploadedPastGap: this.covered.length,
+    });
+    return true;
+  }
+
+  private async catchUp(head: number, signal: AbortSignal): Promise<void> {
+    const chunks = planChunks(this.archived!, head, this.options.chunkRevisions, this.covered);
+    this.record([]); // covered ranges may already bridge to the head
+    const queue = [...chunks];
+    const control = new AbortController();
+    const onAbort = (): void => control.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    let failed = false;
+    let failure: unknown;
+    const worker = async (): Promise<void> => {
+      for (let chunk = queue.shift(); chunk && !control.signal.aborted; chunk = queue.shift()) {
+        try {
+          const summary = await fetchRevisions({
+            client: this.options.client,
+            fromRevision: chunk.fromRevision,
+            toRevision: chunk.toRevision,
+            budget: this.options.budget,
+            windowBytes: this.plan.windowBytes,
+            maxSegmentBytes: this.plan.segmentBytes,
+            signal: control.signal,
+            logger: this.options.logger,
+            idleTimeoutMs: this.options.idleTimeoutMs,
+            onSegment: (segment) => this.upload(segment, control.signal),
+          });
+          this.options.logger.debug('Fetched delta chunk', { ...chunk, ...summary });
+        } catch (err) {
+          if (!failed) {
+            failed = true;
+            failure = err;
+            control.abort(err); // the other fetches stop and close their watches
+          }
+          return;
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.plan.parallelism, chunks.length) }, worker));
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+    if (failed) throw failure;
+  }
+
+  private async upload(segment: RevisionSegment, signal: AbortSignal): Promise<void> {
+    const { store, compression, logger } = this.options;
+    const key = deltaKey(segment.fromRevision, segment.toRevision, { compression, encrypted: false });
+    const attempts = this.options.uploadAttempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await store.put(key, encodeDeltaStream(segment.events, compression), { signal });
+        logger.debug('Uploaded delta', {
+          key,
+          fromRevision: segment.fromRevision,
+          toRevision: segment.toRevision,
+          events: segment.events.length,
+          sizeBytes: result.size,
+        });
+        break;
+      } catch (err) {
+        if (signal.aborted || attempt >= attempts || !(err instanceof StoreUnreachableError)) throw err;
+        const delayMs = 500 * 2 ** (attempt - 1);
+        logger.warn('Delta upload failed; retrying', { key, attempt, delayMs, error: errorMessage(err) });
+        await sleep(delayMs, undefined, { signal });
+      }
+    }
+    this.lastDelta = { fromRevision: segment.fromRevision, toRevision: segment.toRevision, key, time: this.now() };
+    this.record([segment]);
+  }
+
+  private record(uploaded: RevisionRange[]): void {
+    const before = this.archived!;
+    const next = advanceContiguous(before, [...this.covered, ...uploaded]);
+    this.archived = next.archivedRevision;
+    this.covered = next.pending;
+    if (this.archived !== before || uploaded.length > 0) this.emit();
+  }
+
+  private async handleCompaction(err: RevisionCompactedError): Promise<void> {
+    const { logger, onRevisionsLost } = this.options;
+    const fromRevision = this.archived! + 1;
+    // Revisions below the compact revision are gone; the compact revision itself has lost its
+    // deletions (etcd drops tombstones at it), so it cannot be archived either.
+    const lost: RevisionRange = { fromRevision, toRevision: Math.max(fromRevision, err.compactRevision ?? err.requestedRevision) };
+    logger.warn('etcd compacted revisions before they were archived', { ...lost, compactRevision: err.compactRevision });
+    if (!onRevisionsLost) throw err;
+    const { revision } = await onRevisionsLost(lost);
+    this.revisionsLost = { ...lost, snapshotRevision: revision, time: this.now() };
+    if (revision > this.archived!) {
+      this.archived = revision;
+      this.record([]);
+    }
+    logger.info('Delta backups continue after the new full snapshot', { snapshotRevision: revision, archivedRevision: this.archived });
+  }
+
+  private emit(): void {
+    try {
+      this.options.onProgress?.(this.progress);
+    } catch (err) {
+      this.options.logger.warn('Delta progress listener failed', { error: errorMessage(err) });
+    }
+  }
+}

@@ -1,0 +1,522 @@
+/**
+ * Delta backups against a real etcd: point-in-time restores, the memory budget under big values and
+ * a slow store, compaction, and no watch left open between polls. One etcd is shared by the tests
+ * that do not compact (they run in order; each uses its own key prefix); the compaction test has its
+ * own etcd because compaction is global.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import type { Etcd3, IRequestOp } from 'etcd3';
+import { recoverArchivedRevision, type RevisionRange } from '../../src/engine/chunk-planner.js';
+import { decodeDeltaEvents } from '../../src/engine/delta-format.js';
+import { DeltaPoller, type DeltaPollerOptions } from '../../src/engine/delta-poller.js';
+import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
+import { ETCDCTL_BINARY, freePort, startLocalEtcd, type LocalEtcd } from '../../src/etcd/local-etcd.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { replayDeltas } from '../../src/restore/delta-replay.js';
+import { LocalStore } from '../../src/store/local-store.js';
+import { DELTA_DIR, FULL_DIR, classifyKeys, fullSnapshotKey } from '../../src/store/naming.js';
+import type { GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
+import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const NUL = Buffer.from([0]);
+const logger = silentLogger();
+
+let etcd: TestEtcd;
+let writer: Etcd3; // holds no watches
+const cleanups: Array<() => Promise<void>> = [];
+
+before(async () => {
+  etcd = await startTestEtcd();
+  writer = etcd.client();
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  await etcd?.stop();
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function tempStore(): Promise<LocalStore> {
+  return new LocalStore(await tempDir('delta-store-'));
+}
+
+/** The poller only needs a full snapshot's NAME to anchor the chain; restores here use real ones. */
+async function markFullSnapshot(store: ObjectStore, revision: number): Promise<void> {
+  await store.put(fullSnapshotKey(revision, new Date(), { compression: 'none', encrypted: false }), Buffer.from('placeholder'));
+}
+
+function pollerOptions(client: Etcd3, store: ObjectStore, overrides: Partial<DeltaPollerOptions> = {}): DeltaPollerOptions {
+  return {
+    client,
+    store,
+    budget: new MemoryBudget(16 * MiB),
+    periodMs: 50,
+    chunkRevisions: 100,
+    parallelism: 4,
+    compression: 'gzip',
+    logger,
+    ...overrides,
+  };
+}
+
+interface KeyState {
+  value: string;
+  createRevision: string;
+  modRevision: string;
+  version: string;
+}
+
+/** Every key with value and revisions, at `revision` (0 = now). */
+async function readAll(client: Etcd3, revision = 0): Promise<Map<string, KeyState>> {
+  const response = await client.kv.range({ key: NUL, range_end: NUL, ...(revision > 0 ? { revision: String(revision) } : {}) });
+  const state = new Map<string, KeyState>();
+  for (const kv of response.kvs) {
+    state.set(kv.key.toString('base64'), {
+      value: createHash('sha256').update(kv.value).digest('hex'),
+      createRevision: kv.create_revision,
+      modRevision: kv.mod_revision,
+      version: kv.version,
+    });
+  }
+  return state;
+}
+
+async function saveSnapshot(source: LocalEtcd, file: string): Promise<number> {
+  await run(ETCDCTL_BINARY, ['--endpoints', source.clientUrl, 'snapshot', 'save', file]);
+  const { stdout } = await run(ETCDCTL_BINARY, ['snapshot', 'status', file, '-w', 'json']);
+  return (JSON.parse(stdout) as { revision: number }).revision;
+}
+
+/** `etcdctl snapshot restore` into a fresh data dir, then an etcd on it (same peer URL as restored). */
+async function restoreSnapshot(file: string): Promise<LocalEtcd> {
+  const dir = await tempDir('delta-restore-');
+  const ports = { client: await freePort(), peer: await freePort(), metrics: await freePort() };
+  const peerUrl = `http://127.0.0.1:${ports.peer}`;
+  const dataDir = join(dir, 'data');
+  await run(ETCDCTL_BINARY, [
+    'snapshot', 'restore', file,
+    '--data-dir', dataDir,
+    '--name', 'restored',
+    '--initial-cluster', `restored=${peerUrl}`,
+    '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster-token', 'delta-test',
+  ]);
+  const restored = await startLocalEtcd({ dataDir, name: 'restored', ports, extraArgs: ['--max-txn-ops', '10000'] });
+  cleanups.push(() => restored.stop());
+  return restored;
+}
+
+async function watchGauges(target: LocalEtcd): Promise<{ streams: number; watchers: number }> {
+  const text = await (await fetch(`${target.metricsUrl}/metrics`)).text();
+  const gauge = (name: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    assert.ok(line, `metric ${name} missing`);
+    return Number(line.split(' ')[1]);
+  };
+  return { streams: gauge('etcd_debugging_mvcc_watch_stream_total'), watchers: gauge('etcd_debugging_mvcc_watcher_total') };
+}
+
+/** etcd drops a cancelled watch asynchronously; give it a moment. */
+async function expectNoWatches(target: LocalEtcd): Promise<void> {
+  let gauges = await watchGauges(target);
+  for (let i = 0; i < 40 && (gauges.streams > 0 || gauges.watchers > 0); i++) {
+    await sleep(50);
+    gauges = await watchGauges(target);
+  }
+  assert.deepEqual(gauges, { streams: 0, watchers: 0 });
+}
+
+/** A store whose uploads crawl at `bytesPerSecond` (test-only). */
+class ThrottledStore implements ObjectStore {
+  constructor(
+    private readonly inner: ObjectStore,
+    private readonly bytesPerSecond: number,
+  ) {}
+  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
+    const rate = this.bytesPerSecond;
+    const throttle = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        setTimeout(() => done(null, chunk), (chunk.length / rate) * 1000);
+      },
+    });
+    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+    source.on('error', (err) => throttle.destroy(err));
+    return this.inner.put(key, source.pipe(throttle), options);
+  }
+  get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
+    return this.inner.get(key, options);
+  }
+  list(prefix: string): Promise<ObjectInfo[]> {
+    return this.inner.list(prefix);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  describe(): string {
+    return `throttled ${this.inner.describe()}`;
+  }
+}
+
+/** A deterministic pseudo-random sequence, so failures can be reproduced. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+async function deltaListing(store: ObjectStore) {
+  const objects = [...(await store.list(FULL_DIR)), ...(await store.list(DELTA_DIR))];
+  return classifyKeys(objects.map((o) => o.key));
+}
+
+async function putMany(client: Etcd3, count: number, concurrency: number, put: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < count; i = next++) await put(i);
+  };
+  void client;
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+test('point-in-time restore: full snapshot + replayed deltas equals the source at every target revision', async () => {
+  const random = rng(42);
+  const keys = Array.from({ length: 40 }, (_, i) => `pitr/k${String(i).padStart(2, '0')}`);
+  for (const key of keys.slice(0, 20)) await writer.put(key).value(`initial ${key}`);
+
+  const snapshotDir = await tempDir('delta-snap-');
+  const snapshotFile = join(snapshotDir, 'start.db');
+  const snapshotRevision = await saveSnapshot(etcd, snapshotFile);
+  const store = await tempStore();
+  await store.put(fullSnapshotKey(snapshotRevision, new Date(), { compression: 'none', encrypted: false }), createReadStream(snapshotFile));
+
+  // The poller runs while the workload writes, then one last pass catches up.
+  const poller = new DeltaPoller(
+    pollerOptions(etcd.client(), store, { chunkRevisions: 37, parallelism: 3, periodMs: 20, budget: new MemoryBudget(16 * MiB) }),
+  );
+  await poller.start();
+
+  const value = (): Buffer => randomBytes(Math.floor(random() * 3000));
+  const pick = (): string => keys[Math.floor(random() * keys.length)]!;
+  const lease = await writer.lease(600, { autoKeepAlive: false }).grant();
+  for (let i = 0; i < 900; i++) {
+    const dice = random();
+    if (dice < 0.55) {
+      await writer.put(pick()).value(value());
+    } else if (dice < 0.7) {
+      await writer.delete().key(pick()); // may delete nothing: then no revision
+    } else if (dice < 0.9) {
+      // A txn: several distinct keys in one revision, puts and deletes mixed.
+      const chosen = [...new Set([pick(), pick(), pick(), pick()])];
+      const ops: IRequestOp[] = chosen.map((key, j) =>
+        j % 3 === 2 ? { request_delete_range: { key: Buffer.from(key) } } : { request_put: { key: Buffer.from(key), value: value() } },
+      );
+      await writer.kv.txn({ success: ops });
+    } else if (dice < 0.95) {
+      // A delete-range: many deletions in one revision.
+      await writer.delete().prefix('pitr/k1');
+    } else {
+      // Keys under a lease (restored without it; the lease is not compared).
+      await writer.kv.put({ key: Buffer.from(`pitr/leased/${i}`), value: value(), lease: lease });
+    }
+  }
+  await writer.lease(1, { autoKeepAlive: false }).grant(); // lease traffic alone creates no revision
+  const leaseHandle = writer.lease(600, { autoKeepAlive: false });
+  const leaseId = await leaseHandle.grant();
+  await writer.kv.put({ key: Buffer.from('pitr/a-leased'), value: Buffer.from('x'), lease: leaseId });
+  await writer.kv.put({ key: Buffer.from('pitr/z-leased'), value: Buffer.from('y'), lease: leaseId });
+  await writer.put('pitr/m-between').value('stays');
+  await leaseHandle.revoke(); // deletes two non-adjacent keys in one revision
+  await writer.put('pitr/last').value('end');
+
+  const head = await headRevision(writer);
+  const final = await poller.pollOnce();
+  await poller.stop();
+  assert.equal(final.archivedRevision, head);
+  assert.equal(final.lagRevisions, 0);
+  assert.equal(final.lastError, undefined);
+  assert.ok(final.lastDelta && final.lastDelta.toRevision <= head);
+  assert.ok(head - snapshotRevision > 800, `workload made ${head - snapshotRevision} revisions`);
+
+  const listing = await deltaListing(store);
+  assert.equal(recoverArchivedRevision(listing), head);
+
+  // Targets: the snapshot itself, the head, and random ones in between.
+  const targets = [snapshotRevision, head, ...Array.from({ length: 3 }, () => snapshotRevision + 1 + Math.floor(random() * (head - snapshotRevision)))];
+  for (const target of targets) {
+    const restored = await restoreSnapshot(snapshotFile);
+    const client = createEtcdClient({ endpoints: [restored.clientUrl] });
+    try {
+      const base = await headRevision(client);
+      assert.equal(base, snapshotRevision);
+      const result = await replayDeltas({ client, store, deltas: listing.deltas, afterRevision: base, toRevision: target, logger });
+      assert.equal(result.revision, target);
+      assert.equal(result.revisionsApplied, target - base);
+      assert.equal(await headRevision(client), target, 'restored head revision equals the target');
+      const want = await readAll(writer, target);
+      const got = await readAll(client);
+      assert.equal(got.size, want.size, `key count at revision ${target}`);
+      assert.deepEqual(got, want, `state at revision ${target}`);
+    } finally {
+      client.close();
+      await restored.stop();
+    }
+  }
+
+  // Objects are deterministic per revision range: a second archive of the same history is byte-identical.
+  const again = await tempStore();
+  await again.put(listing.fulls[0]!.key, Buffer.from('placeholder'));
+  const second = new DeltaPoller(pollerOptions(etcd.client(), again, { chunkRevisions: 37, parallelism: 2 }));
+  const secondProgress = await second.pollOnce();
+  assert.ok(secondProgress.archivedRevision >= head);
+  for (const delta of (await deltaListing(again)).deltas.filter((d) => d.toRevision <= head)) {
+    const original = listing.deltas.find((d) => d.key === delta.key);
+    if (!original) continue; // the first run cut chunks at poll boundaries; compare the shared ones
+    const sha = async (s: ObjectStore) => (await s.get(delta.key)).metadata.sha256;
+    assert.equal(await sha(again), await sha(store), delta.key);
+  }
+});
+
+test('recovery after a restart resumes from the store listing and ignores partial uploads', async () => {
+  const store = await tempStore();
+  const start = await headRevision(writer);
+  await markFullSnapshot(store, start);
+  for (let i = 0; i < 50; i++) await writer.put(`restart/${i % 7}`).value(String(i));
+  const first = new DeltaPoller(pollerOptions(etcd.client(), store, { chunkRevisions: 20 }));
+  const progress = await first.pollOnce();
+  const archived = progress.archivedRevision;
+  assert.equal(archived, await headRevision(writer));
+
+  // A crash mid-upload leaves a .part file and possibly an object past a gap.
+  await writeFile(join(store.root, DELTA_DIR, `${'9'.repeat(20)}-${'9'.repeat(20)}.jsonl.gz.part-abc123`), 'partial');
+  for (let i = 0; i < 30; i++) await writer.put(`restart/${i % 5}`).value(`again ${i}`);
+  const second = new DeltaPoller(pollerOptions(etcd.client(), store, { chunkRevisions: 8 }));
+  await second.start();
+  await second.stop();
+  assert.equal(second.progress.archivedRevision, archived, 'recovered position');
+  const caughtUp = await second.pollOnce();
+  assert.equal(caughtUp.archivedRevision, await headRevision(writer));
+  assert.ok((await readdir(join(store.root, DELTA_DIR))).some((name) => name.includes('.part-')));
+});
+
+test('the memory budget holds with 300 puts of 1 MB, 4 fetches in parallel, and the archive is complete', async () => {
+  const COUNT = 300; // 1000 takes ~60 s here (etcd ingest + fsync per object): bench/delta-memory.ts runs 1000
+  const VALUE = 1_000_000;
+  const store = await tempStore();
+  const start = await headRevision(writer);
+  await markFullSnapshot(store, start);
+
+  const digests = new Map<string, string>();
+  const t0 = Date.now();
+  await putMany(writer, COUNT, 8, async (i) => {
+    const value = randomBytes(VALUE);
+    const key = `big/${String(i).padStart(4, '0')}`;
+    digests.set(key, createHash('sha256').update(value).digest('hex'));
+    await writer.put(key).value(value);
+  });
+  const writeMs = Date.now() - t0;
+  const head = await headRevision(writer);
+  assert.equal(head, start + COUNT);
+
+  const budget = new MemoryBudget(16 * MiB);
+  const poller = new DeltaPoller(pollerOptions(etcd.client(), store, { budget, parallelism: 4, chunkRevisions: 50, compression: 'none' }));
+  const rssBefore = process.memoryUsage().rss;
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    assert.ok(budget.usedBytes <= budget.limitBytes);
+  }, 10);
+  const t1 = Date.now();
+  let progress;
+  try {
+    progress = await poller.pollOnce();
+  } finally {
+    clearInterval(sampler);
+  }
+  const pollMs = Date.now() - t1;
+  assert.equal(progress.archivedRevision, head);
+  assert.ok(budget.peakBytes <= budget.limitBytes, `peak ${budget.peakBytes} > limit ${budget.limitBytes}`);
+  assert.equal(budget.usedBytes, 0, 'everything released');
+  assert.equal(poller.budgetPlan.parallelism, 4);
+
+  // Every revision is in the archive with its exact value.
+  const listing = await deltaListing(store);
+  const t2 = Date.now();
+  let events = 0;
+  let expectedRev = start + 1;
+  for (const delta of listing.deltas) {
+    const object = await store.get(delta.key);
+    for await (const event of decodeDeltaEvents(object.body, delta.compression, delta.key)) {
+      assert.equal(event.rev, expectedRev++);
+      assert.equal(event.value.length, VALUE);
+      assert.equal(createHash('sha256').update(event.value).digest('hex'), digests.get(event.key.toString()));
+      events++;
+    }
+  }
+  assert.equal(events, COUNT);
+  assert.equal(recoverArchivedRevision(listing), head);
+  const largestObject = Math.max(...(await store.list(DELTA_DIR)).map((o) => o.size));
+  console.log(
+    `# budget test: writes ${writeMs} ms, poll ${pollMs} ms (${Math.round((COUNT * VALUE) / MiB / (pollMs / 1000))} MiB/s), ` +
+      `verify ${Date.now() - t2} ms; budget peak ${budget.peakBytes} of ${budget.limitBytes}; ` +
+      `${listing.deltas.length} objects, largest ${largestObject} bytes; RSS +${Math.round((rssPeak - rssBefore) / MiB)} MiB`,
+  );
+  await writer.delete().prefix('big/'); // keep later tests' revisions small
+});
+
+test('a slow store keeps memory bounded and the archive catches up after writes stop', async () => {
+  const store = new ThrottledStore(await tempStore(), 3 * MiB);
+  const start = await headRevision(writer);
+  await markFullSnapshot(store, start);
+  const budget = new MemoryBudget(8 * MiB);
+  const poller = new DeltaPoller(pollerOptions(etcd.client(), store, { budget, parallelism: 4, chunkRevisions: 20, periodMs: 20, compression: 'none' }));
+  assert.equal(poller.budgetPlan.parallelism, 2, 'parallelism lowered to fit 8 MiB');
+  await poller.start();
+  let maxUsed = 0;
+  let maxLag = 0;
+  const sampler = setInterval(() => {
+    maxUsed = Math.max(maxUsed, budget.usedBytes);
+    maxLag = Math.max(maxLag, poller.progress.lagRevisions);
+  }, 5);
+  const t0 = Date.now();
+  try {
+    await putMany(writer, 48, 4, (i) => writer.put(`slow/${i}`).value(randomBytes(256 * 1024)).exec());
+    const writeMs = Date.now() - t0;
+    const head = await headRevision(writer);
+    const deadline = Date.now() + 30_000;
+    while (poller.progress.archivedRevision < head && Date.now() < deadline) await sleep(50);
+    assert.equal(poller.progress.archivedRevision, head, 'caught up');
+    console.log(
+      `# slow store: writes ${writeMs} ms, caught up ${Date.now() - t0} ms after start; max lag ${maxLag} revisions; ` +
+        `budget max used ${maxUsed}, peak ${budget.peakBytes} of ${budget.limitBytes}`,
+    );
+  } finally {
+    clearInterval(sampler);
+    await poller.stop();
+  }
+  assert.ok(budget.peakBytes <= budget.limitBytes);
+  assert.ok(maxLag > 5, `the store was the bottleneck (max lag ${maxLag})`);
+  assert.equal(budget.usedBytes, 0);
+});
+
+test('no watch stays open between polls; deltas wait for a full snapshot', async () => {
+  const store = new ThrottledStore(await tempStore(), 2 * MiB);
+  const poller = new DeltaPoller(pollerOptions(etcd.client(), store, { chunkRevisions: 25, parallelism: 4 }));
+  const waiting = await poller.pollOnce();
+  assert.equal(waiting.waitingForFullSnapshot, true);
+  assert.equal((await store.list(DELTA_DIR)).length, 0);
+  await markFullSnapshot(store, await headRevision(writer));
+
+  let duringPoll = 0;
+  for (let round = 0; round < 3; round++) {
+    await putMany(writer, 150, 4, (i) => writer.put(`metrics/${i % 20}`).value(randomBytes(4096)).exec());
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        duringPoll = Math.max(duringPoll, (await watchGauges(etcd)).watchers);
+        await sleep(10);
+      }
+    })();
+    const progress = await poller.pollOnce();
+    sampling = false;
+    await sampler;
+    assert.equal(progress.archivedRevision, await headRevision(writer));
+    assert.equal(progress.waitingForFullSnapshot, false);
+    await expectNoWatches(etcd);
+  }
+  assert.ok(duringPoll > 0, 'watches were open during the polls');
+});
+
+test('compaction past archivedRevision: the hook gets the lost range and deltas continue after the new snapshot', async () => {
+  const own = await startTestEtcd();
+  cleanups.push(() => own.stop());
+  const client = own.client();
+  const store = await tempStore();
+  await client.put('c/seed').value('0');
+  await markFullSnapshot(store, await headRevision(client));
+
+  const calls: RevisionRange[] = [];
+  const onRevisionsLost = async (lost: RevisionRange): Promise<{ revision: number }> => {
+    calls.push(lost);
+    const revision = await headRevision(client); // stands in for the supervisor's full snapshot
+    await markFullSnapshot(store, revision);
+    return { revision };
+  };
+  const poller = new DeltaPoller(pollerOptions(own.client(), store, { chunkRevisions: 10, parallelism: 2, onRevisionsLost }));
+
+  for (let i = 0; i < 30; i++) await client.put(`c/${i % 4}`).value(String(i));
+  const archived = (await poller.pollOnce()).archivedRevision;
+  assert.equal(archived, await headRevision(client));
+
+  // Deltas are paused (no poll) while etcd moves on and compacts past the archive.
+  for (let i = 0; i < 60; i++) await client.put(`c/${i % 4}`).value(`b${i}`);
+  const compactAt = archived + 40;
+  await client.kv.compact({ revision: String(compactAt), physical: true });
+  const afterCompaction = await poller.pollOnce();
+  assert.deepEqual(calls, [{ fromRevision: archived + 1, toRevision: compactAt }]);
+  const snapshotRevision = afterCompaction.revisionsLost?.snapshotRevision;
+  assert.ok(snapshotRevision !== undefined && snapshotRevision >= archived + 60);
+  assert.equal(afterCompaction.archivedRevision, await headRevision(client));
+  assert.deepEqual(
+    { fromRevision: afterCompaction.revisionsLost?.fromRevision, toRevision: afterCompaction.revisionsLost?.toRevision },
+    calls[0],
+  );
+
+  // Deltas continue after the new snapshot, and a restart finds the same position.
+  for (let i = 0; i < 25; i++) await client.put(`c/${i % 3}`).value(`c${i}`);
+  const resumed = await poller.pollOnce();
+  assert.equal(resumed.archivedRevision, await headRevision(client));
+  const listing = await deltaListing(store);
+  assert.equal(recoverArchivedRevision(listing), resumed.archivedRevision);
+  assert.ok(listing.deltas.some((d) => d.fromRevision === snapshotRevision + 1));
+
+  // Compacting exactly at the next revision to archive also counts: etcd drops that revision's deletions.
+  await client.put('c/x').value('1');
+  const next = resumed.archivedRevision + 1;
+  await client.put('c/y').value('2');
+  await client.kv.compact({ revision: String(next), physical: true });
+  await poller.pollOnce();
+  assert.deepEqual(calls[1], { fromRevision: next, toRevision: next });
+  await expectNoWatches(own);
+});
+
+test('stop() mid-upload cancels fetches and uploads, closes watches and frees the budget', async () => {
+  const local = await tempStore();
+  const store = new ThrottledStore(local, 256 * 1024);
+  await markFullSnapshot(store, await headRevision(writer));
+  await putMany(writer, 24, 4, (i) => writer.put(`stop/${i}`).value(randomBytes(256 * 1024)).exec());
+  const budget = new MemoryBudget(16 * MiB);
+  const poller = new DeltaPoller(pollerOptions(etcd.client(), store, { budget, chunkRevisions: 6, compression: 'none' }));
+  await poller.start();
+  const deadline = Date.now() + 10_000;
+  while ((await watchGauges(etcd)).watchers === 0 && Date.now() < deadline) await sleep(10);
+  await sleep(300); // uploads are crawling now
+  const t0 = Date.now();
+  await poller.stop();
+  const stopMs = Date.now() - t0;
+  assert.ok(stopMs < 3000, `stop took ${stopMs} ms`);
+  assert.equal(budget.usedBytes, 0);
+  assert.ok(poller.progress.archivedRevision < (await headRevision(writer)), 'stopped before catching up');
+  await expectNoWatches(etcd);
+  const names = await readdir(join(local.root, DELTA_DIR)).catch(() => [] as string[]);
+  assert.deepEqual(names.filter((n) => n.includes('.part-')), [], 'aborted uploads leave no partial files');
+});
