@@ -224,6 +224,43 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('crd')
+    .description('print the EtcdBackup CustomResourceDefinition (YAML)')
+    .action(async () => {
+      const { crdYaml } = await import('../api/v1alpha1/crd.js');
+      process.stdout.write(crdYaml());
+    });
+
+  program
+    .command('operator')
+    .description('run the Kubernetes operator (in-cluster config by default)')
+    .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster)')
+    .option('--namespace <ns>', 'watch EtcdBackups in this namespace only (default: all namespaces)')
+    .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics', (v) => Number(v), 8080)
+    .option('--no-leader-election', 'do not take the leader Lease (only for a single replica)')
+    .action(
+      async (
+        flags: { kubeconfig?: string; namespace?: string; metricsPort: number; leaderElection: boolean },
+        command: Command,
+      ) => {
+        if (!Number.isInteger(flags.metricsPort) || flags.metricsPort < 0 || flags.metricsPort > 65535) {
+          throw new UsageError('--metrics-port must be a port number');
+        }
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        // Loaded lazily: the Kubernetes client is heavy and only the operator needs it.
+        const { runOperator } = await import('../controller/operator.js');
+        await runOperator({
+          kubeconfig: flags.kubeconfig,
+          namespace: flags.namespace,
+          metricsPort: flags.metricsPort,
+          leaderElection: flags.leaderElection,
+          logger: loggerFor(command),
+          workerLog: { level: globals.logLevel, format: globals.logFormat },
+        });
+      },
+    );
+
   return program;
 }
 
