@@ -243,6 +243,17 @@ export class S3Store implements ObjectStore {
     return store;
   }
 
+  /**
+   * Bytes one streamed put reserves before it reads its first byte: one part plus lib-storage's two
+   * assembly buffers. A body longer than one part then reserves one more part at a time (up to
+   * plan.workingSetBytes), each freed by a part already in flight. Callers that keep budget room
+   * free for their uploads (the delta poller's storeBufferBytes) keep this much per upload.
+   * Buffer bodies reserve nothing: their owner has accounted for them.
+   */
+  get streamReservationBytes(): number {
+    return 3 * this.plan.partSizeBytes + READ_SLACK_BYTES;
+  }
+
   describe(): string {
     return `s3://${this.bucket}/${this.prefix} (${this.options()})`;
   }
@@ -308,7 +319,7 @@ export class S3Store implements ObjectStore {
     if (signal) addAbortSignal(signal, source); // a stalled source must not outlive an abort
     const { partSizeBytes: part } = this.plan;
     // Part 1 plus lib-storage's assembly copies, reserved before the first byte is read.
-    const base = await this.budget?.reserve(2 * part + READ_SLACK_BYTES + part, signal);
+    const base = await this.budget?.reserve(this.streamReservationBytes, signal);
     try {
       const iterator = source[Symbol.asyncIterator]() as AsyncIterator<unknown>;
       const hash = createHash('sha256');
