@@ -121,6 +121,12 @@ export interface FetchBudgetInput {
   parallelism: number;
   /** Bytes the store reserves from the same budget per concurrent upload (S3 part buffers); 0 for local. */
   storeBufferBytes?: number;
+  /**
+   * Largest delta object (encoded bytes) to write. A store that needs more budget for bigger objects
+   * (S3: a multipart upload reserves further parts while it runs) sets this to what it uploads in one
+   * request, so an upload never waits for budget that fetches hold.
+   */
+  maxObjectBytes?: number;
 }
 
 /** The least budget that runs `parallelism` delta fetches (a spec validator can report it). */
@@ -146,5 +152,17 @@ export function planFetchBudget(input: FetchBudgetInput): FetchBudgetPlan {
   }
   const parallelism = Math.max(1, Math.min(Math.floor(input.parallelism), fits));
   const share = Math.floor(input.budgetBytes / parallelism);
-  return { parallelism, windowBytes, segmentBytes: share - windowBytes };
+  let segmentBytes = share - windowBytes;
+  if (input.maxObjectBytes !== undefined) {
+    // An event's line is at most 4/3 of its budget charge (base64 plus < EVENT_OVERHEAD_BYTES of JSON).
+    const cap = Math.floor((input.maxObjectBytes * 3) / 4);
+    if (cap < MIN_OBJECT_SEGMENT_BYTES) {
+      throw new RangeError(`maxObjectBytes ${input.maxObjectBytes} is too small for delta objects: need at least ${Math.ceil((MIN_OBJECT_SEGMENT_BYTES * 4) / 3)}`);
+    }
+    segmentBytes = Math.min(segmentBytes, cap);
+  }
+  return { parallelism, windowBytes, segmentBytes };
 }
+
+/** Least event bytes per object when objects are capped: one default-sized etcd revision. */
+const MIN_OBJECT_SEGMENT_BYTES = 1536 * 1024 + 256 * 1024;

@@ -82,6 +82,12 @@ export interface DeltaPollerOptions {
    * Default 0 (the local store reserves nothing).
    */
   storeBufferBytes?: number;
+  /**
+   * Largest delta object (encoded bytes). Set it for a store that reserves more budget for bigger
+   * objects (S3: its single-request size, one part), so uploads never wait for budget fetches hold.
+   * A revision larger than this still goes out whole. Default: bounded by the budget share only.
+   */
+  maxObjectBytes?: number;
   /** A watch silent this long is re-created. Default 30 s. */
   idleTimeoutMs?: number;
   /** Attempts per object when the store is unreachable. Default 3. */
@@ -127,6 +133,7 @@ export class DeltaPoller {
       budgetBytes: options.budget.limitBytes,
       parallelism: options.parallelism,
       storeBufferBytes: options.storeBufferBytes,
+      maxObjectBytes: options.maxObjectBytes,
     });
     if (this.plan.parallelism < options.parallelism) {
       options.logger.warn('Lowered delta chunk parallelism to fit the memory budget', {

@@ -149,6 +149,11 @@ test('planFetchBudget', async (t) => {
     assert.equal(plan.windowBytes, 12 * MiB);
     assert.equal(plan.segmentBytes, 20 * MiB);
   });
+  await t.test('maxObjectBytes caps the segment so an encoded object fits', () => {
+    const plan = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, maxObjectBytes: 8 * MiB });
+    assert.equal(plan.segmentBytes, 6 * MiB);
+    assert.throws(() => planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, maxObjectBytes: MiB }), /maxObjectBytes/);
+  });
   await t.test('too small for one fetch is an error naming the minimum', () => {
     assert.throws(() => planFetchBudget({ budgetBytes: 3 * MiB, parallelism: 1 }), /at least 4194304 bytes/);
     assert.equal(minimumDeltaBudgetBytes(4), 16 * MiB);

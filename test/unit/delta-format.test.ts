@@ -145,3 +145,12 @@ test('malformed objects fail with DeltaFormatError naming the line', async (t) =
     await assert.rejects(decodeAll(zipped, 'gzip'), DeltaFormatError);
   });
 });
+
+test('an encoded object is at most 4/3 of its events budget charge (maxObjectBytes relies on it)', async () => {
+  for (const size of [0, 1, 2, 3, 100, 4096, 1_000_000]) {
+    const events = [put(99_999_999_999, 'k'.repeat(1 + (size % 200)), randomBytes(size), { lease: '7587868449925235201', version: 123456 }), del(99_999_999_999, 'x')];
+    const encoded = await collect(encodeDeltaStream(events, 'none'));
+    const charged = events.reduce((sum, e) => sum + eventCost(e), 0);
+    assert.ok(encoded.length <= (charged * 4) / 3, `value ${size}: ${encoded.length} > 4/3 x ${charged}`);
+  }
+});
