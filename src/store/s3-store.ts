@@ -255,7 +255,7 @@ export class S3Store implements ObjectStore {
   }
 
   describe(): string {
-    return `s3://${this.bucket}/${this.prefix} (${this.options()})`;
+    return `s3://${this.bucket}/${this.prefix} (${this.location()})`;
   }
 
   /** Closes the SDK client's sockets if this store created it (fromConfig). */
@@ -263,7 +263,7 @@ export class S3Store implements ObjectStore {
     if (this.ownsClient) this.client.destroy();
   }
 
-  private options(): string {
+  private location(): string {
     return this.endpointText.startsWith('AWS') ? this.endpointText : `endpoint ${this.endpointText}`;
   }
 
