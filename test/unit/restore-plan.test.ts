@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { classifyKeys, deltaKey, fullSnapshotKey, type DeltaName, type Encoding } from '../../src/store/naming.js';
+import { contiguousChainEnd, snapshotCandidates, type RestoreTarget } from '../../src/restore/restore-plan.js';
+
+const plain: Encoding = { compression: 'none', encrypted: false };
+const T0 = Date.UTC(2024, 4, 1);
+const HOUR = 3_600_000;
+// Snapshots at revisions 100, 200, 300 taken at T0+1h, T0+2h, T0+3h.
+const listing = classifyKeys([
+  fullSnapshotKey(300, new Date(T0 + 3 * HOUR), plain),
+  fullSnapshotKey(100, new Date(T0 + 1 * HOUR), plain),
+  fullSnapshotKey(200, new Date(T0 + 2 * HOUR), plain),
+  deltaKey(101, 200, plain),
+]);
+
+const candidateCases: Array<{ name: string; target: RestoreTarget; want: number[] }> = [
+  { name: 'no target: every snapshot, newest first', target: {}, want: [300, 200, 100] },
+  { name: 'toRevision between snapshots', target: { toRevision: 250 }, want: [200, 100] },
+  { name: 'toRevision equal to a snapshot is inclusive', target: { toRevision: 200 }, want: [200, 100] },
+  { name: 'toRevision past the newest', target: { toRevision: 10_000 }, want: [300, 200, 100] },
+  { name: 'toRevision before the oldest', target: { toRevision: 99 }, want: [] },
+  { name: 'toTime between snapshots', target: { toTime: new Date(T0 + 2.5 * HOUR) }, want: [200, 100] },
+  { name: 'toTime equal to a snapshot time is inclusive', target: { toTime: new Date(T0 + 2 * HOUR) }, want: [200, 100] },
+  { name: 'toTime before the oldest', target: { toTime: new Date(T0) }, want: [] },
+  {
+    name: 'both filters: the stricter one wins',
+    target: { toRevision: 300, toTime: new Date(T0 + 1.5 * HOUR) },
+    want: [100],
+  },
+];
+
+for (const c of candidateCases) {
+  test(`snapshotCandidates: ${c.name}`, () => {
+    assert.deepEqual(
+      snapshotCandidates(listing, c.target).map((f) => f.revision),
+      c.want,
+    );
+  });
+}
+
+test('snapshotCandidates: an empty listing has no candidates', () => {
+  assert.deepEqual(snapshotCandidates(classifyKeys([]), { toRevision: 5 }), []);
+});
+
+test('snapshotCandidates does not reorder the listing it was given', () => {
+  const before = listing.fulls.map((f) => f.revision);
+  snapshotCandidates(listing, {});
+  assert.deepEqual(
+    listing.fulls.map((f) => f.revision),
+    before,
+  );
+});
+
+const d = (fromRevision: number, toRevision: number): DeltaName => ({
+  kind: 'delta',
+  key: deltaKey(fromRevision, toRevision, plain),
+  fromRevision,
+  toRevision,
+  compression: 'none',
+  encrypted: false,
+});
+
+const chainCases: Array<{ name: string; deltas: DeltaName[]; after: number; want: number }> = [
+  { name: 'no deltas', deltas: [], after: 100, want: 100 },
+  { name: 'one adjacent delta', deltas: [d(101, 150)], after: 100, want: 150 },
+  { name: 'contiguous chain', deltas: [d(101, 150), d(151, 200), d(201, 201)], after: 100, want: 201 },
+  { name: 'unsorted input', deltas: [d(201, 250), d(101, 150), d(151, 200)], after: 100, want: 250 },
+  { name: 'gap right after the start', deltas: [d(102, 150)], after: 100, want: 100 },
+  { name: 'gap in the middle stops the chain', deltas: [d(101, 150), d(152, 200), d(201, 300)], after: 100, want: 150 },
+  { name: 'overlapping deltas', deltas: [d(101, 180), d(150, 250), d(240, 300)], after: 100, want: 300 },
+  { name: 'duplicates', deltas: [d(101, 150), d(101, 150), d(151, 200), d(151, 200)], after: 100, want: 200 },
+  { name: 'a delta inside another adds nothing', deltas: [d(101, 300), d(150, 200)], after: 100, want: 300 },
+  { name: 'a delta spanning the start', deltas: [d(50, 150), d(151, 160)], after: 100, want: 160 },
+  { name: 'deltas that end before the start are ignored', deltas: [d(1, 50), d(51, 100), d(101, 110)], after: 100, want: 110 },
+  { name: 'only deltas before the start', deltas: [d(1, 50), d(51, 99)], after: 100, want: 100 },
+  { name: 'same start, the longer one wins', deltas: [d(101, 300), d(101, 120)], after: 100, want: 300 },
+];
+
+for (const c of chainCases) {
+  test(`contiguousChainEnd: ${c.name}`, () => {
+    const input = [...c.deltas];
+    assert.equal(contiguousChainEnd(c.deltas, c.after), c.want);
+    // Pure: the caller's array keeps its order.
+    assert.deepEqual(c.deltas, input);
+  });
+}
