@@ -270,7 +270,8 @@ export class EtcdBackupController {
       const status = computeStatus({ ...base, secretProblems: secrets.problems, worker: { phase: 'Stopped' } });
       if (isTransition(obj.status, status)) {
         const problem = secrets.problems[0]!;
-        log.warn('Waiting for referenced Secret', { secret: problem.secretName, field: problem.field, reason: problem.reason });
+        // `problem` names the Secret; a field called "secret..." would be redacted by the logger.
+        log.warn('Waiting for referenced Secret', { problem: problem.message, reason: problem.reason });
         void this.recordEvent(key, { type: 'Warning', reason: problem.reason, action: 'ReadSecret', note: problem.message });
       }
       // Secret events usually wake us first; this retry covers a missed watch event.
