@@ -13,6 +13,8 @@ import { etcdBackupSchema } from './v1alpha1/schema.js';
 export const ETCD_MAX_REQUEST_BYTES = 1.5 * 2 ** 20;
 export const MAX_REVISION_HOLD_BYTES = Math.ceil((ETCD_MAX_REQUEST_BYTES * 4) / 3) + 64 * 2 ** 10;
 
+const MAX_CHUNK_PARALLELISM = etcdBackupSchema.properties.spec.properties.deltaSnapshot.properties.chunkParallelism.maximum;
+
 /** The spec after defaulting, with units resolved: what the engine runs on. */
 export interface ResolvedSpec {
   spec: EtcdBackupSpec;
@@ -159,9 +161,18 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
   const budget = spec.memory?.budget;
   const budgetBytes = typeof budget === 'string' || typeof budget === 'number' ? parseQuantity(budget) : undefined;
   const parallelism = spec.deltaSnapshot?.chunkParallelism;
-  if ((typeof budget === 'string' || typeof budget === 'number') && (budgetBytes === undefined || budgetBytes <= 0)) {
+  if (
+    (typeof budget === 'string' || typeof budget === 'number') &&
+    (budgetBytes === undefined || budgetBytes <= 0 || !Number.isSafeInteger(budgetBytes))
+  ) {
     problems.push(`spec.memory.budget: ${JSON.stringify(budget)} is not a positive quantity (e.g. 128Mi)`);
-  } else if (budgetBytes !== undefined && deltaPeriodMs !== 0 && Number.isInteger(parallelism) && parallelism! >= 1) {
+  } else if (
+    budgetBytes !== undefined &&
+    deltaPeriodMs !== 0 &&
+    Number.isInteger(parallelism) &&
+    parallelism! >= 1 &&
+    parallelism! <= MAX_CHUNK_PARALLELISM // beyond it the schema error says it all
+  ) {
     const minimum = minimumBudgetBytes(parallelism!);
     if (budgetBytes < minimum) {
       problems.push(

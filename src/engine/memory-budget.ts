@@ -117,6 +117,7 @@ export class Reservation {
 
   /** Tries to hold `bytes` more without waiting; false when the budget has no room. */
   tryGrow(bytes: number): boolean {
+    checkByteCount(bytes);
     if (bytes <= 0) return true;
     if (!this.budget.takeMore(bytes)) return false;
     this.held += bytes;
@@ -128,9 +129,20 @@ export class Reservation {
    * that another waiter needs to make progress while they wait, or the budget deadlocks.
    */
   async grow(bytes: number, signal?: AbortSignal): Promise<void> {
+    checkByteCount(bytes);
     if (bytes <= 0) return;
+    this.checkGrowth(bytes);
     const extra = await this.budget.reserve(bytes, signal);
     this.held += extra.detach();
+  }
+
+  /** A growth that is not a byte count, or that could never fit while this is held, is a bug. */
+  private checkGrowth(bytes: number): void {
+    if (this.held + bytes > this.budget.limitBytes) {
+      throw new RangeError(
+        `growing a reservation of ${this.held} bytes by ${bytes} can never fit the memory budget of ${this.budget.limitBytes} bytes`,
+      );
+    }
   }
 
   /** @internal hands the held bytes over to another Reservation without giving them back. */
@@ -142,6 +154,7 @@ export class Reservation {
 
   /** Gives back part of the reservation. */
   shrink(bytes: number): void {
+    checkByteCount(bytes);
     const give = Math.min(bytes, this.held);
     if (give <= 0) return;
     this.held -= give;
@@ -151,4 +164,9 @@ export class Reservation {
   release(): void {
     this.shrink(this.held);
   }
+}
+
+/** NaN or a fraction would corrupt the accounting for good; zero and negatives are harmless no-ops. */
+function checkByteCount(bytes: number): void {
+  if (!Number.isSafeInteger(bytes)) throw new RangeError(`invalid byte count ${bytes}`);
 }

@@ -10,11 +10,16 @@ export interface EtcdConnection {
   callTimeoutMs?: number;
 }
 
+const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+
 export function createEtcdClient(connection: EtcdConnection): Etcd3 {
   const callTimeoutMs = connection.callTimeoutMs ?? 10_000;
   const options: IOptions = {
     hosts: connection.endpoints,
     dialTimeout: callTimeoutMs,
+    // gRPC's 4 MiB default receive limit is below what etcd may send: a page of ranged keys with
+    // large values, or a watch response. etcd bounds its own messages (--max-request-bytes per value).
+    grpcOptions: { 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
   };
   if (connection.tls?.ca || connection.tls?.cert) {

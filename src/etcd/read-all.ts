@@ -9,8 +9,11 @@ export interface KeyValueRecord {
   version: number;
 }
 
-/** Keys per range request: small enough to stay far below etcd's response size limit with big values. */
-const PAGE_SIZE = 500;
+/**
+ * Keys per range request: with etcd's largest values (1.5 MiB by default) a page stays below the
+ * client's receive limit (src/etcd/client.ts).
+ */
+const PAGE_SIZE = 100;
 
 /**
  * Every key at `revision` (default: head), in key order, paged so that a large keyspace is never

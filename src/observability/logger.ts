@@ -4,12 +4,16 @@ export type Logger = winston.Logger;
 export type LogFormat = 'json' | 'text';
 
 /** Field names whose values are never written to logs. */
-const SECRET_FIELD = /pass(word)?|secret|token|credential|private.?key|^key$|authorization|session/i;
+const SECRET_FIELD =
+  /pass(word|wd)?|secret|token|credential|authorization|cookie|session|(private|encryption|api|signing)[-_]?key|^key$/i;
+/** Deeper than this, values are dropped rather than walked: nothing is ever logged unredacted. */
+const MAX_DEPTH = 8;
 export const REDACTED = '[REDACTED]';
 
 /** Replaces values of secret-looking fields, at any depth, with a marker. */
 export function redact(value: unknown, depth = 0): unknown {
-  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > MAX_DEPTH) return '[TRUNCATED]';
   if (Buffer.isBuffer(value)) return `<${value.length} bytes>`;
   if (value instanceof Error) return value.message;
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
@@ -20,12 +24,14 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
+// A new record (spread keeps winston's symbol keys): `info` may be the caller's own object.
 const redactFormat = winston.format((info) => {
-  for (const key of Object.keys(info)) {
+  const out = { ...info };
+  for (const key of Object.keys(out)) {
     if (key === 'level' || key === 'message') continue;
-    info[key] = SECRET_FIELD.test(key) ? REDACTED : redact(info[key]);
+    out[key] = SECRET_FIELD.test(key) ? REDACTED : redact(out[key]);
   }
-  return info;
+  return out;
 });
 
 export interface LoggerOptions {

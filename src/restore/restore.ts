@@ -13,7 +13,8 @@ import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError } from 
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type FullSnapshotName } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
+import { replayDeltas } from './delta-replay.js';
+import { contiguousChainEnd, snapshotCandidates, type RestoreTarget } from './restore-plan.js';
 
 const run = promisify(execFile);
 
@@ -30,6 +31,8 @@ export interface RestoreOptions extends RestoreTarget {
 
 export interface RestoreResult {
   snapshot: FullSnapshotName;
+  /** Delta revisions replayed on top of the snapshot. */
+  revisionsApplied: number;
   /** The revision the snapshot itself holds (read from the restored member). */
   snapshotRevision: number;
   /** The restored head revision. */
@@ -43,37 +46,57 @@ export interface RestoreResult {
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const dataDir = resolve(options.dataDir);
   await ensureEmptyDir(dataDir);
-  const listing = classifyKeys((await options.store.list('')).map((o) => o.key));
+  const objects = await options.store.list('');
+  const listing = classifyKeys(objects.map((o) => o.key));
   const candidates = snapshotCandidates(listing, options);
   if (candidates.length === 0) {
     const what = options.toRevision !== undefined ? ` at or before revision ${options.toRevision}` : options.toTime ? ` at or before ${options.toTime.toISOString()}` : '';
     throw new RestoreError(`no full snapshot${what} in ${options.store.describe()}`);
   }
+  // For --to-time, only deltas stored by then count (etcd keeps no time per revision).
+  const storedAt = new Map(objects.map((o) => [o.key, o.lastModified.getTime()]));
+  const deltas = options.toTime
+    ? listing.deltas.filter((d) => (storedAt.get(d.key) ?? Infinity) <= options.toTime!.getTime())
+    : listing.deltas;
   const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   try {
     for (const snapshot of candidates) {
       await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
       const member = await startMember(dataDir, options.name ?? 'default', workDir);
-      let snapshotRevision: number;
       try {
-        snapshotRevision = await withClient(member, headRevision);
+        const result = await withClient(member, async (client) => {
+          const snapshotRevision = await headRevision(client);
+          if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
+          options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
+          const target = options.toRevision ?? contiguousChainEnd(deltas, snapshotRevision);
+          if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
+          const replayed = await replayDeltas({
+            client,
+            store: options.store,
+            deltas,
+            afterRevision: snapshotRevision,
+            toRevision: target,
+            logger: options.logger,
+            tempDir: workDir,
+          });
+          return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
+        });
+        if (result) return result;
       } finally {
         await member.stop();
       }
-      if (options.toRevision !== undefined && snapshotRevision > options.toRevision) {
-        // The name's revision was a lower bound; this snapshot is past the target. Try an older one.
-        options.logger.info('Snapshot holds revisions past the target; trying an older one', {
-          object: snapshot.key,
-          snapshotRevision,
-          target: options.toRevision,
-        });
-        await rm(dataDir, { recursive: true, force: true });
-        continue;
-      }
-      options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
-      return { snapshot, snapshotRevision, revision: snapshotRevision };
+      // The name's revision was a lower bound; this snapshot is past the target. Try an older one.
+      options.logger.info('Snapshot holds revisions past the target; trying an older one', {
+        object: snapshot.key,
+        target: options.toRevision,
+      });
+      await rm(dataDir, { recursive: true, force: true });
     }
     throw new RestoreError(`no full snapshot at or before revision ${options.toRevision} in ${options.store.describe()}`);
+  } catch (err) {
+    // Never leave a half-restored data dir behind: the user asked for an empty or missing one.
+    await rm(dataDir, { recursive: true, force: true });
+    throw err;
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
@@ -120,10 +143,23 @@ async function restoreSnapshotInto(
   }
 }
 
-/** A temporary member on the restored data dir, on free 127.0.0.1 ports. */
+/**
+ * A temporary member on the restored data dir, on free 127.0.0.1 ports. Replay sends each source
+ * revision as one txn, so the member must accept txns as large as any the source accepted: many ops
+ * (a delete-range or lease revocation touches many keys) and the source's request size.
+ */
 export async function startMember(dataDir: string, name: string, workDir: string): Promise<LocalEtcd> {
-  return startLocalEtcd({ dataDir, name, logFile: join(workDir, `etcd-${Date.now()}.log`) });
+  return startLocalEtcd({
+    dataDir,
+    name,
+    logFile: join(workDir, `etcd-${Date.now()}.log`),
+    extraArgs: ['--max-txn-ops', String(REPLAY_MAX_TXN_OPS), '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES)],
+  });
 }
+
+/** etcd's own ceilings are far above any real cluster's settings; these cover generous sources. */
+const REPLAY_MAX_TXN_OPS = 1_000_000;
+const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
 export async function withClient<T>(member: LocalEtcd, use: (client: Etcd3) => Promise<T>): Promise<T> {
   const client = createEtcdClient({ endpoints: [member.clientUrl] });

@@ -49,7 +49,9 @@ function suffix(encoding: Encoding): string {
 }
 
 export function fullSnapshotKey(revision: number, time: Date, encoding: Encoding): string {
-  return `${FULL_DIR}${pad(revision)}-${Math.floor(time.getTime() / 1000)}.db${suffix(encoding)}`;
+  const seconds = Math.floor(time.getTime() / 1000);
+  if (!Number.isSafeInteger(seconds) || seconds < 0) throw new RangeError(`invalid snapshot time ${String(time)}`);
+  return `${FULL_DIR}${pad(revision)}-${seconds}.db${suffix(encoding)}`;
 }
 
 export function deltaKey(fromRevision: number, toRevision: number, encoding: Encoding): string {

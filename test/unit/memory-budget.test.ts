@@ -266,7 +266,6 @@ test('grow aborted while waiting rejects and keeps what was held', async () => {
 
 test(
   'grow past the limit (held + extra > limit) is a RangeError, like an oversized reservation',
-  { todo: 'bug: Reservation.grow waits forever when held + bytes > limitBytes (it can never be satisfied while the reservation is held)' },
   async () => {
     const budget = new MemoryBudget(100);
     const r = budget.tryReserve(60)!;
@@ -286,7 +285,6 @@ test(
 
 test(
   'tryGrow with a size that is not a byte count is a RangeError and leaves the budget intact',
-  { todo: 'bug: Reservation.tryGrow(NaN) returns true and sets usedBytes to NaN; tryGrow(1.5) accepts fractional bytes' },
   () => {
     const budget = new MemoryBudget(100);
     const r = budget.tryReserve(10)!;
