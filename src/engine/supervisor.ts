@@ -7,6 +7,8 @@ import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.j
 import type { ObjectStore } from '../store/object-store.js';
 import { planRetention } from '../store/retention.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
+import { S3Store } from '../store/s3-store.js';
+import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 import { MemoryBudget } from './memory-budget.js';
 import { decideFullSnapshot, retryDelayMs } from './schedule.js';
@@ -43,6 +45,7 @@ export class Supervisor implements BackupSupervisor {
   private fullInFlight: Promise<FullSnapshotResult | undefined> | undefined;
   private readonly abort = new AbortController();
   private stopped = false;
+  private poller: DeltaPoller | undefined;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -57,6 +60,7 @@ export class Supervisor implements BackupSupervisor {
     this.state = {
       memory: { budgetBytes: this.budget.limitBytes, peakBytes: 0, usedBytes: 0 },
       fullSnapshot: { consecutiveFailures: 0 },
+      ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
     };
   }
@@ -74,7 +78,77 @@ export class Supervisor implements BackupSupervisor {
       schedule: this.config.resolved.spec.fullSnapshot.schedule,
       budgetBytes: this.budget.limitBytes,
     });
+    if (this.store instanceof S3Store) {
+      // Parts of uploads cut short by a crash are invisible but billed: remove them.
+      this.store.cleanupIncomplete().catch((err: unknown) =>
+        this.logger.warn('Failed to clean up incomplete uploads', { error: errorMessage(err) }),
+      );
+    }
     await this.scheduleFullSnapshot();
+    if (this.config.resolved.deltaPeriodMs > 0) await this.startDeltas(this.client);
+  }
+
+  private async startDeltas(client: Etcd3): Promise<void> {
+    const spec = this.config.resolved.spec;
+    this.poller = new DeltaPoller({
+      client,
+      store: this.store,
+      budget: this.budget,
+      periodMs: this.config.resolved.deltaPeriodMs,
+      chunkRevisions: spec.deltaSnapshot.chunkRevisions,
+      parallelism: spec.deltaSnapshot.chunkParallelism,
+      compression: spec.fullSnapshot.compression,
+      logger: this.logger,
+      // An upload must never wait for budget its own fetch holds: keep the store's buffers free per fetch.
+      storeBufferBytes: this.store instanceof S3Store ? this.store.streamReservationBytes : 0,
+      now: this.now,
+      onRevisionsLost: (lost) => this.onRevisionsLost(lost),
+      onProgress: (progress) => this.onDeltaProgress(progress),
+    });
+    await this.poller.start();
+  }
+
+  /** etcd compacted revisions before they were archived: report them and restart the chain from a new snapshot. */
+  private async onRevisionsLost(lost: { fromRevision: number; toRevision: number }): Promise<{ revision: number }> {
+    this.state.revisionsLost = { ...lost, time: this.now().toISOString() };
+    const message =
+      `etcd compacted revisions ${lost.fromRevision}..${lost.toRevision} before they were archived; ` +
+      'taking a full snapshot now and continuing after it';
+    this.logger.error('Lost revisions to compaction', { fromRevision: lost.fromRevision, toRevision: lost.toRevision });
+    this.emitEvent({ type: 'Warning', reason: 'RevisionsLost', message });
+    this.emitReport();
+    const snapshot = await this.takeFullSnapshotNow();
+    if (!snapshot) throw new OperatorError('FullSnapshotFailed', 'the full snapshot after lost revisions failed; will retry');
+    return { revision: snapshot.revision };
+  }
+
+  private onDeltaProgress(progress: DeltaProgress): void {
+    const outcome = this.state.delta;
+    if (!outcome) return;
+    if (!progress.waitingForFullSnapshot) {
+      this.state.archivedRevision = progress.archivedRevision;
+      this.state.etcdRevision = progress.etcdRevision;
+      this.state.lagRevisions = progress.lagRevisions;
+    }
+    const last = progress.lastDelta;
+    if (last && last.key !== this.state.lastDeltaSnapshot?.object) {
+      this.state.lastDeltaSnapshot = {
+        fromRevision: last.fromRevision,
+        toRevision: last.toRevision,
+        time: last.time.toISOString(),
+        object: last.key,
+      };
+    }
+    if (progress.lastError !== undefined) {
+      if (progress.lastError !== outcome.lastError) {
+        this.recordFailure(outcome, undefined, progress.lastError);
+        outcome.lastErrorReason = 'DeltaFailed';
+        this.emitEvent({ type: 'Warning', reason: 'DeltaSnapshotFailed', message: progress.lastError });
+      }
+    } else if (!progress.waitingForFullSnapshot) {
+      this.recordSuccess(outcome);
+    }
+    this.emitReport();
   }
 
   async stop(): Promise<void> {
@@ -82,6 +156,7 @@ export class Supervisor implements BackupSupervisor {
     this.stopped = true;
     clearTimeout(this.fullTimer);
     this.abort.abort(new OperatorError('Stopped', 'supervisor stopped'));
+    await this.poller?.stop().catch((err: unknown) => this.logger.warn('Delta poller stopped with an error', { error: errorMessage(err) }));
     await this.fullInFlight?.catch(() => undefined);
     this.client?.close();
     this.logger.info('Stopped backup supervisor');
