@@ -8,9 +8,10 @@
  *   the supervisor takes the first full snapshot at start). On start the position is recovered from
  *   the store listing alone (recoverArchivedRevision): the end of the gap-free delta chain after the
  *   NEWEST full snapshot's revision, or that revision itself, so deltas resume right after it.
- * - Each poll reads the head revision H once and archives (archivedRevision, H]: chunks of
+ * - Each poll reads the head revision H and archives (archivedRevision, H]: chunks of
  *   chunkRevisions, up to `parallelism` fetched at once, each through its own short watch that is
- *   closed at the chunk's end. No watch stays open between polls.
+ *   closed at the chunk's end. While a poll's fetches run, the head is re-read once a period and new
+ *   revisions are planned into free slots. No watch stays open between polls.
  * - Objects are named by their revision range and their bytes depend only on those revisions, so a
  *   retry after a crash rewrites identical objects; the store only shows complete objects.
  * - archivedRevision advances only over a contiguous prefix of uploaded objects.
@@ -286,10 +287,24 @@ export class DeltaPoller {
     return true;
   }
 
+  /**
+   * Archives (archivedRevision, head] with up to plan.parallelism fetches at once. While fetches run,
+   * the head is read again once a period and revisions written meanwhile are planned too, so a slot
+   * freed by a finished chunk does not idle while a long chunk crawls through a slow store. Ends when
+   * every planned chunk is archived and no fetch is running.
+   */
   private async catchUp(head: number, signal: AbortSignal): Promise<void> {
-    const chunks = planChunks(this.archived!, head, this.options.chunkRevisions, this.covered);
+    const { chunkRevisions, logger } = this.options;
+    const replanMs = Math.max(this.options.periodMs, 100); // period 0 must not spin on head reads
     this.record([]); // covered ranges may already bridge to the head
-    const queue = [...chunks];
+    const queue: RevisionRange[] = [];
+    let plannedTo = this.archived!;
+    const plan = (to: number): void => {
+      if (to <= plannedTo) return;
+      queue.push(...planChunks(plannedTo, to, chunkRevisions, this.covered));
+      plannedTo = to;
+    };
+    plan(head);
     const control = new AbortController();
     const onAbort = (): void => control.abort(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -307,11 +322,11 @@ export class DeltaPoller {
             windowBytes: this.plan.windowBytes,
             maxSegmentBytes: this.plan.segmentBytes,
             signal: control.signal,
-            logger: this.options.logger,
+            logger,
             idleTimeoutMs: this.options.idleTimeoutMs,
             onSegment: (segment) => this.upload(segment, control.signal),
           });
-          this.options.logger.debug('Fetched delta chunk', { ...chunk, ...summary });
+          logger.debug('Fetched delta chunk', { ...chunk, ...summary });
         } catch (err) {
           if (!failed) {
             failed = true;
@@ -322,8 +337,33 @@ export class DeltaPoller {
         }
       }
     };
+    const workers = new Set<Promise<void>>();
+    const fill = (): void => {
+      while (!control.signal.aborted && workers.size < this.plan.parallelism && queue.length > 0) {
+        const running = worker();
+        workers.add(running);
+        void running.finally(() => workers.delete(running));
+      }
+    };
     try {
-      await Promise.all(Array.from({ length: Math.min(this.plan.parallelism, chunks.length) }, worker));
+      fill();
+      let lastHeadRead = Date.now();
+      while (workers.size > 0) {
+        const untilNextRead = Math.max(0, lastHeadRead + replanMs - Date.now());
+        const tick = new AbortController();
+        await Promise.race([...workers, sleep(untilNextRead, undefined, { signal: tick.signal }).catch(() => undefined)]);
+        tick.abort();
+        if (control.signal.aborted) continue; // wait for the fetches to wind down
+        if (workers.size < this.plan.parallelism && Date.now() - lastHeadRead >= replanMs) {
+          lastHeadRead = Date.now();
+          try {
+            plan(await this.readHead());
+          } catch (err) {
+            logger.debug('Could not re-read the head revision during a poll', { error: errorMessage(err) });
+          }
+        }
+        fill();
+      }
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
