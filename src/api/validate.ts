@@ -1,17 +1,10 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Cron } from 'croner';
+import { deltaParallelismFor, minimumDeltaBudget } from '../engine/budget-fit.js';
 import { parseDuration } from './duration.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { API_VERSION, KIND, type EtcdBackup, type EtcdBackupSpec } from './v1alpha1/etcd-backup-types.js';
 import { etcdBackupSchema } from './v1alpha1/schema.js';
-
-/**
- * Largest revision the delta worker may have to hold at once. etcd rejects requests above
- * --max-request-bytes (default 1.5 MiB), so one revision's keys and values are at most that; held
- * as JSON with base64 values they grow by 4/3, plus per-event fields (64 KiB covers them).
- */
-export const ETCD_MAX_REQUEST_BYTES = 1.5 * 2 ** 20;
-export const MAX_REVISION_HOLD_BYTES = Math.ceil((ETCD_MAX_REQUEST_BYTES * 4) / 3) + 64 * 2 ** 10;
 
 const MAX_CHUNK_PARALLELISM = etcdBackupSchema.properties.spec.properties.deltaSnapshot.properties.chunkParallelism.maximum;
 
@@ -173,18 +166,15 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
     parallelism! >= 1 &&
     parallelism! <= MAX_CHUNK_PARALLELISM // beyond it the schema error says it all
   ) {
-    const minimum = minimumBudgetBytes(parallelism!);
-    if (budgetBytes < minimum) {
+    const kind = store.s3 ? 's3' : 'local';
+    if (deltaParallelismFor(kind, budgetBytes, parallelism!) < parallelism!) {
+      const minimum = minimumDeltaBudget(kind, parallelism!);
       problems.push(
-        `spec.memory.budget: ${formatBytes(budgetBytes)} cannot hold ${parallelism} maximal revisions in parallel; ` +
-          `the minimum for chunkParallelism ${parallelism} is ${formatBytes(minimum)}`,
+        `spec.memory.budget: ${formatBytes(budgetBytes)} cannot hold ${parallelism} maximal revisions in parallel` +
+          (kind === 's3' ? ' with S3 upload buffers' : '') +
+          `; the minimum for chunkParallelism ${parallelism} is ${formatBytes(minimum)}`,
       );
     }
   }
   return { budgetBytes, fullSnapshotTimeoutMs, deltaPeriodMs };
-}
-/** The smallest budget that lets `parallelism` fetches each hold one maximal revision. */
-export function minimumBudgetBytes(parallelism: number): number {
-  // Round up to whole MiB so that the message gives a quantity people can paste.
-  return Math.ceil((parallelism * MAX_REVISION_HOLD_BYTES) / 2 ** 20) * 2 ** 20;
 }

@@ -73,6 +73,11 @@ export function uploadWorkingSetBytes(partSizeBytes: number, queueSize: number):
   return (queueSize + 2) * partSizeBytes + READ_SLACK_BYTES;
 }
 
+/** What one streamed put reserves before reading its body: three part buffers plus read slack. */
+export function streamReservationBytes(partSizeBytes: number): number {
+  return 3 * partSizeBytes + READ_SLACK_BYTES;
+}
+
 /** The smallest memory budget with which the S3 store can stream an upload: 5 MiB parts, one in flight. */
 export const MIN_S3_BUDGET_BYTES = uploadWorkingSetBytes(MIN_PART_SIZE_BYTES, 1);
 
@@ -251,7 +256,7 @@ export class S3Store implements ObjectStore {
    * Buffer bodies reserve nothing: their owner has accounted for them.
    */
   get streamReservationBytes(): number {
-    return 3 * this.plan.partSizeBytes + READ_SLACK_BYTES;
+    return streamReservationBytes(this.plan.partSizeBytes);
   }
 
   describe(): string {

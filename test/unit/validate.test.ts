@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
+import { deltaParallelismFor, minimumDeltaBudget } from '../../src/engine/budget-fit.js';
 import { test } from 'node:test';
 import {
   cronProblem,
-  MAX_REVISION_HOLD_BYTES,
-  minimumBudgetBytes,
   validateEtcdBackup,
   type ValidationResult,
 } from '../../src/api/validate.js';
@@ -136,9 +135,9 @@ const validCases: Array<{ name: string; mutate: (d: Doc) => void; check: (r: Ext
     name: 'budget exactly the minimum for the parallelism',
     mutate: (d) => {
       d.spec.deltaSnapshot = { chunkParallelism: 8 };
-      d.spec.memory = { budget: '17Mi' };
+      d.spec.memory = { budget: '32Mi' };
     },
-    check: (r) => assert.equal(r.resolved.budgetBytes, 17 * Mi),
+    check: (r) => assert.equal(r.resolved.budgetBytes, 32 * Mi),
   },
   {
     name: 'explicit values are kept over defaults',
@@ -229,17 +228,27 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
     name: 'budget too small for the default parallelism',
     mutate: (d) => (d.spec.memory = { budget: '8Mi' }),
     problems: [
-      'spec.memory.budget: 8Mi cannot hold 4 maximal revisions in parallel; the minimum for chunkParallelism 4 is 9Mi',
+      'spec.memory.budget: 8Mi cannot hold 4 maximal revisions in parallel; the minimum for chunkParallelism 4 is 16Mi',
     ],
   },
   {
     name: 'budget one MiB short for parallelism 8',
     mutate: (d) => {
       d.spec.deltaSnapshot = { chunkParallelism: 8 };
-      d.spec.memory = { budget: '16Mi' };
+      d.spec.memory = { budget: '31Mi' };
     },
     problems: [
-      'spec.memory.budget: 16Mi cannot hold 8 maximal revisions in parallel; the minimum for chunkParallelism 8 is 17Mi',
+      'spec.memory.budget: 31Mi cannot hold 8 maximal revisions in parallel; the minimum for chunkParallelism 8 is 32Mi',
+    ],
+  },
+  {
+    name: 'S3 needs room for its part buffers beside the fetches',
+    mutate: (d) => {
+      d.spec.store = { s3: { bucket: 'backups' } };
+      d.spec.memory = { budget: '64Mi' };
+    },
+    problems: [
+      'spec.memory.budget: 64Mi cannot hold 4 maximal revisions in parallel with S3 upload buffers; the minimum for chunkParallelism 4 is 113Mi',
     ],
   },
   {
@@ -440,26 +449,22 @@ for (const c of cronCases) {
   });
 }
 
-test('MAX_REVISION_HOLD_BYTES: 1.5 MiB request as base64 JSON plus 64 KiB of fields', () => {
-  assert.equal(MAX_REVISION_HOLD_BYTES, 2 * Mi + 64 * 2 ** 10);
-});
-
-const minimumCases: Array<{ parallelism: number; want: number }> = [
-  // n * 2.0625 MiB, rounded up to a whole MiB.
-  { parallelism: 1, want: 3 * Mi },
-  { parallelism: 2, want: 5 * Mi },
-  { parallelism: 4, want: 9 * Mi },
-  { parallelism: 8, want: 17 * Mi },
-  { parallelism: 16, want: 33 * Mi },
-  { parallelism: 64, want: 132 * Mi },
+const minimumCases: Array<{ store: 'local' | 's3'; parallelism: number; want: number }> = [
+  // Per fetch: 1.5 MiB watch receive + 0.5 MiB encoder + 2 MiB events (chunk-planner.ts).
+  { store: 'local', parallelism: 1, want: 4 * Mi },
+  { store: 'local', parallelism: 4, want: 16 * Mi },
+  { store: 'local', parallelism: 8, want: 32 * Mi },
+  { store: 'local', parallelism: 64, want: 256 * Mi },
+  // S3 adds three part buffers per upload (part size grows with the budget, so not linear).
+  { store: 's3', parallelism: 1, want: 20 * Mi },
+  { store: 's3', parallelism: 4, want: 113 * Mi },
 ];
 
 for (const c of minimumCases) {
-  test(`minimumBudgetBytes(${c.parallelism}) = ${c.want / Mi}Mi`, () => {
-    const minimum = minimumBudgetBytes(c.parallelism);
+  test(`minimumDeltaBudget(${c.store}, ${c.parallelism}) = ${c.want / Mi}Mi`, () => {
+    const minimum = minimumDeltaBudget(c.store, c.parallelism);
     assert.equal(minimum, c.want);
-    assert.equal(minimum % Mi, 0);
-    assert.ok(minimum >= c.parallelism * MAX_REVISION_HOLD_BYTES, 'holds every maximal revision');
-    assert.ok(minimum - Mi < c.parallelism * MAX_REVISION_HOLD_BYTES, 'not more than one MiB of rounding');
+    assert.equal(deltaParallelismFor(c.store, minimum, c.parallelism), c.parallelism, 'the minimum runs every fetch');
+    assert.ok(deltaParallelismFor(c.store, minimum - Mi, c.parallelism) < c.parallelism, 'one MiB less does not');
   });
 }
