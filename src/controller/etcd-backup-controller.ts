@@ -11,7 +11,7 @@ import {
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 import { validateEtcdBackup } from '../api/validate.js';
-import type { SupervisorEvent } from '../engine/supervisor-types.js';
+import type { ResolvedSecrets, SupervisorEvent } from '../engine/supervisor-types.js';
 import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
@@ -332,7 +332,7 @@ export class EtcdBackupController {
     }
     const spec = validation.resolved.spec;
     const namespace = obj.metadata.namespace ?? '';
-    let credentials;
+    let credentials: ResolvedSecrets['s3Credentials'];
     if (spec.store.s3?.credentialsSecretRef) {
       const s3Only = { ...spec, etcd: { endpoints: spec.etcd.endpoints }, encryption: undefined };
       const secrets = await resolveSecrets(namespace, s3Only, this.getSecret);
