@@ -25,7 +25,6 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
 const CR = { group: 'etcdbackup.io', version: 'v1alpha1', namespace: NS, plural: 'etcdbackups' };
 /** The delta engine may land after this test; the delta-specific checks run once it is wired in. */
-const DELTAS_WIRED = /DeltaPoller/.test(readFileSync(join(ROOT, 'src/engine/supervisor.ts'), 'utf8'));
 
 let work: string;
 let etcdA: TestEtcd;
@@ -57,24 +56,10 @@ async function kubectl(args: string[], input?: string): Promise<string> {
 }
 
 /**
- * Starts the operator as its own process: the CLI's `operator` command when the CLI has it, else
- * runOperator through a tiny inline entry (same code, same flags).
+ * Starts the operator as its own process through the CLI, as a Deployment would.
  */
 async function startOperator(): Promise<RunningOperator> {
-  const hasCliCommand = /command\(['"]operator['"]\)/.test(readFileSync(join(ROOT, 'src/cli/program.ts'), 'utf8'));
-  const args = hasCliCommand
-    ? ['--import', 'tsx', 'src/cli/main.ts', 'operator', '--kubeconfig', kubeconfig, '--namespace', NS, '--metrics-port', '0']
-    : [
-        '--import',
-        'tsx',
-        '-e',
-        `import('./src/controller/operator.ts').then(async (op) => {
-           const { createLogger } = await import('./src/observability/logger.ts');
-           await op.runOperator({ kubeconfig: ${JSON.stringify(kubeconfig)}, namespace: ${JSON.stringify(NS)},
-             metricsPort: 0, metricsHost: '127.0.0.1', logger: createLogger({ format: 'json' }) });
-           process.exit(0);
-         })`,
-      ];
+  const args = ['--import', 'tsx', 'src/cli/main.ts', 'operator', '--kubeconfig', kubeconfig, '--namespace', NS, '--metrics-port', '0'];
   const logFile = join(work, `operator-${Date.now()}.log`);
   const log = createWriteStream(logFile);
   const child = spawn(process.execPath, args, {
@@ -229,7 +214,7 @@ describe('etcd-backup operator end to end', { timeout: 240_000 }, () => {
     else await rm(work, { recursive: true, force: true });
   });
 
-  test('local sample: Ready within a minute, printer columns, a full snapshot (and deltas) in the store', async (t) => {
+  test('local sample: Ready within a minute, printer columns, a full snapshot and deltas in the store', async () => {
     const dir = join(work, 'store-local');
     await kubectl(['apply', '-f', '-'], localSample('main-local', etcdA, dir));
     await kubectl(['wait', '--for=condition=Ready', 'etcdbackup/main-local', '--timeout=60s']);
@@ -242,10 +227,6 @@ describe('etcd-backup operator end to end', { timeout: 240_000 }, () => {
     assert.ok(obj?.status?.lastFullSnapshot?.revision, 'status.lastFullSnapshot.revision');
     assert.equal(obj.metadata.finalizers?.includes('etcdbackup.io/finalizer'), true);
 
-    if (!DELTAS_WIRED) {
-      t.diagnostic('delta checks skipped: the delta engine is not wired into the supervisor yet');
-      return;
-    }
     const head = await putKeys(etcdA, 'a2', 10);
     await waitFor('archivedRevision to reach the head', async () => ((await get('main-local'))?.status?.archivedRevision ?? 0) >= head);
     assert.ok((await filesUnder(join(dir, 'delta'))).length > 0, 'deltas in the store');
@@ -313,7 +294,7 @@ describe('etcd-backup operator end to end', { timeout: 240_000 }, () => {
     for (const pid of before) assert.equal(alive(pid), false, `old worker ${pid} exited`);
   });
 
-  test('two clusters stay independent: killing one etcd degrades only its EtcdBackup', { skip: !DELTAS_WIRED && 'needs the delta poller to notice etcd going away' }, async () => {
+  test('two clusters stay independent: killing one etcd degrades only its EtcdBackup', async () => {
     await etcdB.stopProcess();
     const degraded = await waitCondition('cluster-b', 'Ready', (c) => c.status === 'False', 60_000);
     assert.match(conditionOf(degraded, 'Ready')!.reason, /^[A-Z][A-Za-z]+$/);
@@ -336,12 +317,7 @@ describe('etcd-backup operator end to end', { timeout: 240_000 }, () => {
       operatorLog.slice(restartedAt).some((l) => l.includes('Started backup worker process') && l.includes('main-local')),
     );
     const head = await putKeys(etcdA, 'a3', 5);
-    if (DELTAS_WIRED) {
-      await waitFor('deltas to resume', async () => ((await get('main-local'))?.status?.archivedRevision ?? 0) >= head);
-    } else {
-      await waitCondition('main-local', 'Ready', (c) => c.status === 'True');
-      await sleep(3000);
-    }
+    await waitFor('deltas to resume', async () => ((await get('main-local'))?.status?.archivedRevision ?? 0) >= head);
     assert.deepEqual(await filesUnder(join(dir, 'full')), fullsBefore, 'no unscheduled full snapshot after the restart');
   });
 
