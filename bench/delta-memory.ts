@@ -10,7 +10,7 @@
  * counted) against a fresh etcd; the child reports its own peak RSS (VmHWM) and RSS before work.
  * Writes docs/benchmarks.md's "delta-memory" section.
  *
- *   node --import tsx bench/delta-memory.ts [--quick] [--no-docs]
+ *   node --import tsx bench/delta-memory.ts [--quick] [--only burst|sustained] [--no-docs]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -54,6 +54,8 @@ interface ChildConfig {
 interface ChildResult {
   baseRssBytes: number;
   peakRssBytes: number;
+  /** process.memoryUsage().arrayBuffers (Buffer memory, live + not yet collected) at the sampled RSS peak. */
+  buffersAtPeakBytes: number;
   budgetPeakBytes?: number;
   parallelism?: number;
   maxLag: number;
@@ -173,6 +175,11 @@ async function runChild(config: ChildConfig): Promise<void> {
       maxLag = Math.max(maxLag, head - archived());
     }, () => undefined);
   }, 200);
+  let peakMemory = process.memoryUsage();
+  const memorySampler = setInterval(() => {
+    const now = process.memoryUsage();
+    if (now.rss > peakMemory.rss) peakMemory = now;
+  }, 20);
   console.log('ready');
 
   const finalHead = await new Promise<number>((resolve) => {
@@ -191,10 +198,12 @@ async function runChild(config: ChildConfig): Promise<void> {
     await sleep(50);
   }
   clearInterval(sampler);
+  clearInterval(memorySampler);
   const finalLag = Math.max(0, finalHead - archived());
   const result: ChildResult = {
     baseRssBytes,
     peakRssBytes: statusKb('VmHWM', await readFile('/proc/self/status', 'utf8')),
+    buffersAtPeakBytes: peakMemory.arrayBuffers,
     budgetPeakBytes: budget?.peakBytes,
     parallelism: poller?.budgetPlan.parallelism,
     maxLag: Math.max(maxLag, finalLag),
@@ -336,7 +345,10 @@ async function main(): Promise<void> {
   if (childIndex >= 0) return runChild(JSON.parse(process.argv[childIndex + 1]!) as ChildConfig);
   const quick = process.argv.includes('--quick');
   const rows: Row[] = [];
+  const onlyIndex = process.argv.indexOf('--only');
+  const only = onlyIndex >= 0 ? process.argv[onlyIndex + 1] : undefined;
   for (const workload of workloads(quick)) {
+    if (only && workload.name !== only) continue;
     const configs: Array<Omit<ChildConfig, 'endpoint' | 'startRevision' | 'storeBytesPerSecond' | 'graceMs'>> = [];
     for (const budget of quick ? [16, 64] : [16, 64, 256]) {
       for (const parallelism of [1, 4]) configs.push({ mode: 'poller', budgetBytes: budget * MiB, parallelism });
@@ -366,6 +378,7 @@ async function main(): Promise<void> {
       { title: 'RSS before MiB', align: 'right' },
       { title: 'RSS peak MiB', align: 'right' },
       { title: 'RSS growth MiB', align: 'right' },
+      { title: 'Buffers at peak MiB', align: 'right' },
       { title: 'max lag (rev)', align: 'right' },
       { title: 'final lag (rev)', align: 'right' },
       { title: 'uploaded MiB/s', align: 'right' },
@@ -381,6 +394,7 @@ async function main(): Promise<void> {
         mib(r.baseRssBytes),
         mib(r.peakRssBytes),
         mib(r.peakRssBytes - r.baseRssBytes),
+        mib(r.buffersAtPeakBytes),
         String(r.maxLag),
         String(r.finalLag),
         (r.uploadedBytes / MiB / r.seconds).toFixed(1),
@@ -428,8 +442,11 @@ ${chart}
 - ${speedups.join('; ')} (each fetch uploads over its own stream, so parallel chunks multiply a per-connection-limited store's rate).
 - The naive backup's memory grows with the backlog (everything etcd sends and the store has not taken yet);
   the poller's is flat: when the budget is full it stops reading etcd, so the backlog stays in etcd as lag.
-  The budget peak is the accountant's; RSS adds gRPC/HTTP2 buffers, encoder output in flight and garbage
-  not yet collected (V8 frees Buffer memory lazily).
+  The budget peak is the accountant's (every event held, each fetch's receive and encoder window). RSS adds
+  Buffer garbage not yet collected ("Buffers at peak" counts live and dead Buffers: V8 collects external
+  memory only after it has grown by about 64 MiB since the last GC, and every byte archived passes through
+  a gRPC message and an encoder chunk), plus gRPC/HTTP2 native buffers and allocator overhead. Size a
+  container as budget + base RSS + about 64-96 MiB.
 
 Re-run: \`node --import tsx bench/delta-memory.ts\` (about 10 minutes; \`--quick\` for a smaller run). It rewrites only this section.`;
   await writeDocsSection(join(fileURLToPath(new URL('..', import.meta.url)), 'docs', 'benchmarks.md'), 'delta-memory', body);

@@ -38,7 +38,7 @@ export interface RevisionSegment {
   toRevision: number;
   /** In revision order; every revision of the range has at least one event. */
   events: DeltaEvent[];
-  /** Budget bytes these events are charged (eventCost sum). */
+  /** Budget bytes the fetch charged for these events (eventCost, plus the gRPC message a kept view pins). */
   bytes: number;
 }
 
@@ -258,23 +258,35 @@ async function assertWatchable(client: Etcd3, revision: number): Promise<void> {
   }
 }
 
-function toDeltaEvent(event: IEvent): DeltaEvent {
+/**
+ * Decoded Buffers are views into the whole gRPC message, which stays alive as long as any view is
+ * held. A view that is most of its message (a big value) is kept as is and charged for the whole
+ * message; a small view is copied so it does not pin a large message.
+ */
+function retain(view: Buffer): { buffer: Buffer; extraBytes: number } {
+  const backing = view.buffer.byteLength;
+  if (view.byteLength * 2 >= backing) return { buffer: view, extraBytes: backing - view.byteLength };
+  return { buffer: Buffer.from(view), extraBytes: 0 };
+}
+
+function toDeltaEvent(event: IEvent): { event: DeltaEvent; cost: number } {
   const kv = event.kv;
   const rev = Number(kv.mod_revision);
   if (!Number.isSafeInteger(rev) || rev <= 0) throw new Error(`watch event with invalid mod_revision ${kv.mod_revision}`);
   const put = event.type === 'Put';
-  // Copies: decoded Buffers are views into the whole gRPC message, which would stay alive (uncounted)
-  // as long as any one event of it is held.
-  return {
+  const key = retain(kv.key);
+  const value = put && kv.value && kv.value.length > 0 ? retain(kv.value) : { buffer: EMPTY, extraBytes: 0 };
+  const delta: DeltaEvent = {
     rev,
     type: put ? 'PUT' : 'DELETE',
-    key: Buffer.from(kv.key),
-    value: put && kv.value ? Buffer.from(kv.value) : EMPTY,
+    key: key.buffer,
+    value: value.buffer,
     createRev: put ? Number(kv.create_revision) : 0,
     modRev: rev,
     version: put ? Number(kv.version) : 0,
     lease: put ? String(kv.lease || '0') : '0',
   };
+  return { event: delta, cost: eventCost(delta) + key.extraBytes + value.extraBytes };
 }
 
 /**
@@ -392,8 +404,7 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
               if (rev !== lastComplete + 1) throw new RevisionGapError(lastComplete + 1, rev);
               currentRev = rev;
             }
-            const event = toDeltaEvent(raw);
-            const cost = eventCost(event);
+            const { event, cost } = toDeltaEvent(raw);
             await makeRoom(cost);
             current.push(event);
             currentBytes += cost;
