@@ -115,7 +115,7 @@ export class SupervisorHost {
     const current = this.entries.get(key);
     if (current?.hash === hash) return;
     if (current) {
-      this.options.logger.info('Restarting backup worker with a new configuration', { key });
+      this.options.logger.info('Restarting backup worker with a new configuration', { etcdBackup: key });
       await this.stop(key);
     }
     await this.stopping.get(key);
@@ -225,7 +225,7 @@ export class SupervisorHost {
     const delay = Math.min(maxMs, initialMs * 2 ** (entry.restarts - 1));
     entry.nextRestartTime = new Date(Date.now() + delay).toISOString().replace(/\.\d{3}Z$/, 'Z');
     this.options.logger.warn('Backup worker failed; restarting with backoff', {
-      key: entry.key,
+      etcdBackup: entry.key,
       error: message,
       restarts: entry.restarts,
       delayMs: delay,
@@ -241,7 +241,7 @@ export class SupervisorHost {
     return new Promise<void>((resolve) => {
       const timeoutMs = this.options.stopTimeoutMs ?? 30_000;
       const timer = setTimeout(() => {
-        this.options.logger.warn('Backup worker did not stop in time; killing it', { key, pid: child.pid, timeoutMs });
+        this.options.logger.warn('Backup worker did not stop in time; killing it', { etcdBackup: key, pid: child.pid, timeoutMs });
         child.kill('SIGKILL');
       }, timeoutMs);
       child.once('exit', () => {
