@@ -91,6 +91,22 @@ export class RevisionGapError extends OperatorError {
   }
 }
 
+/** One etcd revision does not fit the memory budget: deltas cannot go past it until the budget grows. */
+export class RevisionTooLargeError extends OperatorError {
+  constructor(
+    readonly revision: number,
+    readonly neededBytes: number,
+    readonly budgetBytes: number,
+  ) {
+    super(
+      'RevisionTooLarge',
+      `etcd revision ${revision} needs more than ${neededBytes} bytes to archive (with the fetch's buffers), ` +
+        `more than the memory budget of ${budgetBytes} bytes; raise memory.budget`,
+      { terminal: true },
+    );
+  }
+}
+
 const NUL = Buffer.from([0]);
 const EMPTY = Buffer.alloc(0);
 
@@ -301,7 +317,8 @@ function toDeltaEvent(event: IEvent): { event: DeltaEvent; cost: number } {
  *
  * Errors: RevisionCompactedError when etcd has compacted a revision still to be read (revisions
  * completed before are uploaded first); EtcdUnavailableError after `maxReconnects` failed attempts;
- * RevisionGapError if etcd skips revisions; the abort reason when `signal` aborts; onSegment's error.
+ * RevisionGapError if etcd skips revisions; RevisionTooLargeError if one revision cannot fit the
+ * budget; the abort reason when `signal` aborts; onSegment's error.
  */
 export async function fetchRevisions(options: FetchRevisionsOptions): Promise<FetchSummary> {
   const { client, fromRevision, toRevision, budget, windowBytes, signal } = options;
@@ -360,6 +377,7 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
     }
     // Nothing left to upload: let go of everything, wait for room for this revision, read it again.
     const want = windowBytes + currentBytes + cost;
+    if (want > budget.limitBytes) throw new RevisionTooLargeError(currentRev, want, budget.limitBytes);
     dropCurrent();
     held.release();
     summary.memoryWaits += 1;

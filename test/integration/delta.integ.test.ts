@@ -22,7 +22,7 @@ import { decodeDeltaEvents, encodeDeltaStream } from '../../src/engine/delta-for
 import { DeltaPoller, type DeltaPollerOptions } from '../../src/engine/delta-poller.js';
 import { MemoryBudget } from '../../src/engine/memory-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
-import { fetchRevisions, type RevisionSegment } from '../../src/etcd/revision-fetch.js';
+import { RevisionTooLargeError, fetchRevisions, type RevisionSegment } from '../../src/etcd/revision-fetch.js';
 import { ETCDCTL_BINARY, freePort, startLocalEtcd, type LocalEtcd } from '../../src/etcd/local-etcd.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { replayDeltas } from '../../src/restore/delta-replay.js';
@@ -548,4 +548,56 @@ test('stop() mid-upload cancels fetches and uploads, closes watches and frees th
   await expectNoWatches(etcd);
   const names = await readdir(join(local.root, DELTA_DIR)).catch(() => [] as string[]);
   assert.deepEqual(names.filter((n) => n.includes('.part-')), [], 'aborted uploads leave no partial files');
+});
+
+test('fetchRevisions resumes from its own position when etcd restarts mid-fetch, skipping nothing', async () => {
+  const own = await startTestEtcd();
+  cleanups.push(() => own.stop());
+  const client = own.client();
+  const start = await headRevision(client);
+  await putMany(client, 200, 4, (i) => client.put(`r/${i % 50}`).value(randomBytes(32 * 1024)).exec());
+  const head = await headRevision(client);
+  const port = (url: string): number => Number(new URL(url).port);
+  const ports = { client: port(own.clientUrl), peer: port(own.peerUrl), metrics: port(own.metricsUrl) };
+
+  const revisions: number[] = [];
+  let restarted: LocalEtcd | undefined;
+  let segmentsSeen = 0;
+  const summary = await fetchRevisions({
+    client,
+    fromRevision: start + 1,
+    toRevision: head,
+    budget: new MemoryBudget(8 * MiB),
+    windowBytes: MiB,
+    maxSegmentBytes: 512 * 1024, // many small segments, so the restart lands mid-fetch
+    logger,
+    onSegment: async (segment) => {
+      for (const event of segment.events) if (revisions.at(-1) !== event.rev) revisions.push(event.rev);
+      if (++segmentsSeen === 2) {
+        await own.stopProcess();
+        restarted = await startLocalEtcd({ dataDir: own.dataDir, name: own.name, ports });
+      }
+    },
+  });
+  cleanups.push(async () => restarted?.stop());
+  assert.ok(restarted, 'etcd was restarted during the fetch');
+  assert.ok(summary.reconnects >= 1, `reconnects ${summary.reconnects}`);
+  assert.deepEqual(revisions, Array.from({ length: head - start }, (_, i) => start + 1 + i));
+});
+
+test('a revision larger than the whole budget fails with RevisionTooLargeError', async () => {
+  await writer.put('huge/one').value(randomBytes(1_400_000));
+  const revision = await headRevision(writer);
+  await assert.rejects(
+    fetchRevisions({
+      client: writer,
+      fromRevision: revision,
+      toRevision: revision,
+      budget: new MemoryBudget(2 * MiB),
+      windowBytes: MiB,
+      maxSegmentBytes: MiB,
+      onSegment: async () => undefined,
+    }),
+    (err: unknown) => err instanceof RevisionTooLargeError && err.revision === revision,
+  );
 });
