@@ -194,7 +194,10 @@ export class DeltaPoller {
     await this.running;
   }
 
-  /** One full catch-up pass to the head revision read at its start. Rejects if the pass failed. */
+  /**
+   * One catch-up pass: archives up to the head revision read at its start (and whatever later head
+   * reads planned while its fetches ran). Resolves with the progress; rejects if the pass failed.
+   */
   pollOnce(): Promise<DeltaProgress> {
     return this.enqueue(this.control.signal);
   }
@@ -231,7 +234,9 @@ export class DeltaPoller {
         const archived = this.archived!;
         if (head < archived) {
           // Not ours to fix: archiving the new revisions would mix two histories under one chain.
-          warning = `etcd's head revision ${head} is behind the archived revision ${archived} (was etcd restored or replaced?); deltas wait until it passes`;
+          warning =
+            `etcd's head revision ${head} is behind the archived revision ${archived}: was etcd restored or replaced? ` +
+            `Deltas wait; take a full snapshot of the new history and restart the backup`;
           this.options.logger.warn('etcd is behind the delta archive', { headRevision: head, archivedRevision: archived });
           break;
         }
