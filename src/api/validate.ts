@@ -128,10 +128,6 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
     problems.push(`spec.store.s3.endpoint: ${JSON.stringify(s3Endpoint)} is not an http(s) URL`);
   }
 
-  if (spec.retention?.policy === 'Exponential') {
-    problems.push('spec.retention.policy: Exponential is not supported yet; use LimitBased');
-  }
-
   const schedule = spec.fullSnapshot?.schedule;
   if (typeof schedule === 'string') {
     const cron = cronProblem(schedule);

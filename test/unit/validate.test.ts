@@ -152,6 +152,12 @@ const validCases: Array<{ name: string; mutate: (d: Doc) => void; check: (r: Ext
     },
   },
   {
+    // maxFullSnapshots keeps its default; Exponential ignores it (src/store/retention.ts).
+    name: 'Exponential retention',
+    mutate: (d) => (d.spec.retention = { policy: 'Exponential' }),
+    check: (r) => assert.deepEqual(r.backup.spec.retention, { policy: 'Exponential', maxFullSnapshots: 7 }),
+  },
+  {
     name: 'https endpoints and an s3 endpoint URL',
     mutate: (d) => {
       d.spec.etcd.endpoints = ['https://etcd-0:2379', 'http://etcd-1:2379'];
@@ -338,11 +344,6 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
     problems: ['apiVersion: must be etcdbackup.io/v1alpha1', 'kind: must be EtcdBackup'],
   },
   {
-    name: 'Exponential retention is rejected until it is built',
-    mutate: (d) => (d.spec.retention = { policy: 'Exponential' }),
-    problems: ['spec.retention.policy: Exponential is not supported yet; use LimitBased'],
-  },
-  {
     name: 'unknown retention policy',
     mutate: (d) => (d.spec.retention = { policy: 'Forever' }),
     problems: ['spec.retention.policy: must be one of LimitBased, Exponential'],
@@ -380,13 +381,11 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
       d.spec.fullSnapshot = { schedule: '*/61 * * * *' };
       d.spec.deltaSnapshot = { period: 'x', chunkRevisions: 'ten' };
       d.spec.memory = { budget: 'abc' };
-      d.spec.retention = { policy: 'Exponential' };
     },
     problems: [
       'kind: must be EtcdBackup',
       'spec.deltaSnapshot.chunkRevisions: must be integer',
       'spec.store.local.path: must be an absolute path',
-      'spec.retention.policy: Exponential is not supported yet; use LimitBased',
       'spec.fullSnapshot.schedule: invalid cron expression "*/61 * * * *"',
       'spec.deltaSnapshot.period: "x" is not a duration (e.g. 20s, or 0 to disable)',
       'spec.memory.budget: "abc" is not a positive quantity (e.g. 128Mi)',
