@@ -293,7 +293,12 @@ export class Supervisor implements BackupSupervisor {
   private async applyRetention(): Promise<void> {
     try {
       const listing = classifyKeys((await this.store.list('')).map((o) => o.key));
-      const plan = planRetention(listing, this.config.resolved.spec.retention);
+      const plan = planRetention(listing, this.config.resolved.spec.retention, this.now());
+      if (plan.held) {
+        this.logger.warn('Held retention: deleting nothing', { why: plan.held });
+        this.emitEvent({ type: 'Warning', reason: 'RetentionHeld', message: plan.held });
+        return;
+      }
       for (const key of plan.deleteKeys) await this.store.delete(key);
       if (plan.deleteKeys.length > 0) {
         this.logger.info('Applied retention', { deleted: plan.deleteKeys.length, keptFullSnapshots: plan.keep.length });
