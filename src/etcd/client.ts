@@ -1,4 +1,12 @@
-import { Etcd3, type IOptions } from 'etcd3';
+import { isIP } from 'node:net';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  type IOptions,
+  type IResponseStream,
+  type ISnapshotResponse,
+} from 'etcd3';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
 
 /** How to reach one etcd cluster. Secrets (key, password) are held here and never logged. */
@@ -24,13 +32,78 @@ export function createEtcdClient(connection: EtcdConnection): Etcd3 {
   };
   if (connection.tls?.ca || connection.tls?.cert) {
     options.credentials = {
-      rootCertificate: connection.tls.ca ?? Buffer.alloc(0),
+      // Without a CA, trust the default roots (grpc-js: GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, else Node's),
+      // as etcdctl does. An empty buffer would trust no CA at all. etcd3's typing wants a Buffer;
+      // grpc-js's createSsl takes null/undefined for "default roots".
+      rootCertificate: connection.tls.ca as Buffer,
       privateKey: connection.tls.key,
       certChain: connection.tls.cert,
     };
   }
+  if (connection.endpoints.some((endpoint) => isIP(hostOf(endpoint)) !== 0 && endpoint.startsWith('https:'))) {
+    dropIpServernameWarning();
+  }
   if (connection.auth) options.auth = { ...connection.auth };
-  return new Etcd3(options);
+  const client = new Etcd3(options);
+  sendAuthTokenWithSnapshot(client);
+  return client;
+}
+
+function hostOf(endpoint: string): string {
+  try {
+    return new URL(endpoint).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return '';
+  }
+}
+
+interface PoolInternals {
+  withConnection<T>(
+    service: 'Maintenance',
+    fn: (connection: { resource: unknown; client: SnapshotService; metadata: unknown }) => T,
+  ): Promise<T>;
+  markFailed(resource: unknown, error: Error): void;
+}
+interface SnapshotService {
+  snapshot(request: object, metadata: unknown, options: object): IResponseStream<ISnapshotResponse>;
+}
+
+/**
+ * etcd3 1.1.2's `maintenance.snapshot()` calls the server-streaming gRPC method as
+ * `snapshot(metadata, options)`, so grpc-js takes the metadata for the request message and the auth
+ * token is never sent: with auth enabled etcd answers "auth: user name is empty". This is the same
+ * call with grpc-js's signature `(request, metadata, options)`, on the same pool (hosts, TLS, token).
+ */
+function sendAuthTokenWithSnapshot(client: Etcd3): void {
+  const pool = (client as unknown as { pool: PoolInternals }).pool;
+  client.maintenance.snapshot = (callOptions) =>
+    pool.withConnection('Maintenance', ({ resource, client: service, metadata }) => {
+      // Streams get no default deadline (see defaultCallOptions), so only the caller's options apply.
+      const stream = service.snapshot({}, metadata, callOptions ?? {});
+      stream.on('error', (err: Error) => pool.markFailed(resource, err));
+      return stream;
+    });
+}
+
+let ipServernameWarningDropped = false;
+
+/**
+ * grpc-js sends the endpoint's host as TLS SNI even when it is an IP address (the certificate is
+ * still checked against the IP), and Node then prints DeprecationWarning DEP0123 once on stderr,
+ * which breaks JSON log lines and one-line errors. Drop exactly that warning; others pass through.
+ */
+function dropIpServernameWarning(): void {
+  if (ipServernameWarningDropped) return;
+  ipServernameWarningDropped = true;
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function (this: unknown, warning: string | Error, ...rest: unknown[]): void {
+    const [typeOrOptions, code] = rest;
+    const warningCode = typeof typeOrOptions === 'object' && typeOrOptions !== null
+      ? (typeOrOptions as { code?: unknown }).code
+      : code;
+    if (warningCode === 'DEP0123') return;
+    (emitWarning as (this: unknown, ...args: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
 }
 
 /** etcd's current head revision, from a cheap count-only range. */
@@ -56,8 +129,28 @@ export async function connectCheck(client: Etcd3, connection: EtcdConnection, ti
     return await Promise.race([headRevision(client), timeout]);
   } catch (err) {
     if (err instanceof EtcdUnavailableError) throw err;
-    throw new EtcdUnavailableError(`cannot reach etcd at ${where}: ${errorMessage(err)}`, err);
+    throw new EtcdUnavailableError(`${describeConnectFailure(err, where, connection)}: ${errorMessage(err)}`, err);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What went wrong, in words, for the errors etcd and TLS give when security is misconfigured. */
+function describeConnectFailure(err: unknown, where: string, connection: EtcdConnection): string {
+  const message = errorMessage(err);
+  const user = connection.auth ? ` (user ${JSON.stringify(connection.auth.username)})` : '';
+  if (err instanceof EtcdAuthenticationFailedError || /authentication failed|invalid user ID or password/.test(message)) {
+    return `etcd at ${where} rejected the user name or password${user}`;
+  }
+  if (/user name is empty/.test(message)) return `etcd at ${where} has authentication enabled and no user was given`;
+  if (err instanceof EtcdPermissionDeniedError || /permission denied/i.test(message)) {
+    return `etcd at ${where} denied access${user}; backups need a user with the root role`;
+  }
+  if (/alert bad certificate|certificate required/i.test(message)) {
+    return `etcd at ${where} refused the TLS client certificate (none given, or not signed by a CA it trusts)`;
+  }
+  if (/unable to verify|self[- ]signed|certificate has expired|Hostname\/IP does not match|ERR_TLS_CERT/i.test(message)) {
+    return `cannot verify the TLS certificate of etcd at ${where} (wrong or missing CA?)`;
+  }
+  return `cannot reach etcd at ${where}`;
 }

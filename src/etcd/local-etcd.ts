@@ -54,10 +54,51 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Three distinct ports, all held open together so none is handed out twice. */
+async function freePorts(): Promise<{ client: number; peer: number; metrics: number }> {
+  const servers = [createServer(), createServer(), createServer()];
+  try {
+    const ports = await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve, reject) => {
+            server.unref();
+            server.on('error', reject);
+            server.listen(0, '127.0.0.1', () => {
+              const address = server.address();
+              if (typeof address === 'object' && address) resolve(address.port);
+              else reject(new Error('no port'));
+            });
+          }),
+      ),
+    );
+    return { client: ports[0]!, peer: ports[1]!, metrics: ports[2]! };
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+}
+
+/** etcd could not bind a port that was free a moment before (another process took it). */
+class PortTakenError extends EtcdUnavailableError {}
+
 export async function startLocalEtcd(options: LocalEtcdOptions): Promise<LocalEtcd> {
+  // A free port can be taken by another process between freePorts() and etcd's bind (parallel
+  // tests, verify runs): then retry on fresh ports. Given ports are used as they are.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options, options.ports ?? (await freePorts()));
+    } catch (err) {
+      if (!(err instanceof PortTakenError) || options.ports || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(
+  options: LocalEtcdOptions,
+  ports: { client: number; peer: number; metrics: number },
+): Promise<LocalEtcd> {
   const name = options.name ?? 'default';
   const scheme = options.scheme ?? 'http';
-  const ports = options.ports ?? { client: await freePort(), peer: await freePort(), metrics: await freePort() };
   const clientUrl = `${scheme}://127.0.0.1:${ports.client}`;
   const peerUrl = `http://127.0.0.1:${ports.peer}`;
   const metricsUrl = `http://127.0.0.1:${ports.metrics}`;
@@ -113,7 +154,9 @@ export async function startLocalEtcd(options: LocalEtcdOptions): Promise<LocalEt
     }
     if (child.exitCode !== null || child.signalCode !== null) {
       watchdog?.kill('SIGKILL');
-      throw new EtcdUnavailableError(`etcd exited during start-up: ${lastLines(logFile)}`);
+      const tail = lastLines(logFile);
+      const ErrorClass = /bind: address already in use/.test(tail) ? PortTakenError : EtcdUnavailableError;
+      throw new ErrorClass(`etcd exited during start-up: ${tail}`);
     }
     if (await isReady(clientUrl).catch(() => false)) {
       return { name, dataDir: options.dataDir, clientUrl, peerUrl, metricsUrl, process: child, stop };
