@@ -50,6 +50,9 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
   const body: Readable =
     compression === 'gzip' ? snapshot.pipe(createGzip({ level: 6 })) : snapshot.pipe(new PassThrough());
   snapshot.on('error', (err) => body.destroy(err));
+  // The store may still be opening its file when etcd fails the stream: keep that error from being
+  // an unhandled 'error' event; the store's pipeline reads it from the destroyed body.
+  body.on('error', () => undefined);
   const onAbort = (): void => {
     snapshot.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
   };
