@@ -1,0 +1,317 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable, Writable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { test } from 'node:test';
+import {
+  DEFAULT_SEGMENT_BYTES,
+  EncryptionError,
+  HEADER_BYTES,
+  createDecryptStream,
+  createEncryptStream,
+  decodeEncryptionKey,
+  encryptedSize,
+  keyId,
+} from '../../src/crypto/encryption.js';
+import { generatedBytes } from '../harness/byte-streams.js';
+
+const TAG = 16;
+const KEY_A = Buffer.alloc(32, 0xa1);
+const KEY_B = Buffer.alloc(32, 0xb2);
+const WHERE = 'full/00000000000000000042-1700000000.db.gz.enc';
+
+/** `data` as a stream of `chunkBytes`-sized chunks (odd sizes exercise the framing across chunk edges). */
+function chunked(data: Buffer, chunkBytes: number): Readable {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < data.length; at += chunkBytes) pieces.push(data.subarray(at, at + chunkBytes));
+  return Readable.from(pieces);
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function encrypt(plain: Buffer, key = KEY_A, segmentBytes?: number, chunkBytes = 4099): Promise<Buffer> {
+  const stream = createEncryptStream(key, { segmentBytes });
+  const done = collect(stream);
+  await pipeline(chunked(plain, chunkBytes), stream);
+  return done;
+}
+
+interface Decrypted {
+  plain: Buffer;
+  error?: unknown;
+}
+
+/** Decrypts, keeping what was released before a failure (it must be authenticated plaintext). */
+async function decrypt(cipher: Buffer, keys: Buffer[] = [KEY_A], chunkBytes = 997): Promise<Decrypted> {
+  const released: Buffer[] = [];
+  try {
+    await pipeline(
+      chunked(cipher, chunkBytes),
+      createDecryptStream(keys, WHERE),
+      new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          released.push(chunk);
+          callback();
+        },
+      }),
+    );
+    return { plain: Buffer.concat(released) };
+  } catch (error) {
+    return { plain: Buffer.concat(released), error };
+  }
+}
+
+function expectFailure(result: Decrypted, pattern: RegExp, plain: Buffer, what: string): void {
+  assert.ok(result.error instanceof EncryptionError, `${what}: expected an EncryptionError, got ${String(result.error)}`);
+  assert.ok(result.error.terminal, `${what}: decryption failures are terminal`);
+  assert.ok(result.error.message.startsWith(`cannot decrypt ${WHERE}: `), `${what}: message names the object: ${result.error.message}`);
+  assert.match(result.error.message, pattern, what);
+  assert.ok(!result.error.message.includes('\n'), `${what}: one-line message`);
+  // Whatever was released before the failure is authentic plaintext, never garbage.
+  assert.ok(plain.subarray(0, result.plain.length).equals(result.plain), `${what}: released bytes are a prefix of the plaintext`);
+}
+
+test('round trip keeps the bytes for sizes around the segment size', async () => {
+  const seg = DEFAULT_SEGMENT_BYTES;
+  const cases: Array<{ name: string; size: number; segmentBytes?: number }> = [
+    { name: 'empty', size: 0 },
+    { name: '1 byte', size: 1 },
+    { name: 'segment - 1', size: seg - 1 },
+    { name: 'segment', size: seg },
+    { name: 'segment + 1', size: seg + 1 },
+    { name: 'two segments exactly', size: 2 * seg },
+    { name: 'several MB', size: 5 * 1024 * 1024 + 12345 },
+    { name: 'tiny segments, empty', size: 0, segmentBytes: 7 },
+    { name: 'tiny segments, exact multiple', size: 70, segmentBytes: 7 },
+    { name: 'tiny segments, ragged', size: 1000, segmentBytes: 7 },
+  ];
+  for (const c of cases) {
+    const plain = generatedBytes(0, c.size, c.size + 1);
+    const cipher = await encrypt(plain, KEY_A, c.segmentBytes);
+    assert.equal(cipher.length, encryptedSize(c.size, c.segmentBytes), `${c.name}: size formula`);
+    for (const chunkBytes of [1, 997, 1 << 20]) {
+      if (chunkBytes === 1 && c.size > 2000) continue; // byte-at-a-time over large sizes only costs time
+      const result = await decrypt(cipher, [KEY_A], chunkBytes);
+      assert.equal(result.error, undefined, `${c.name}: decrypts (chunks of ${chunkBytes})`);
+      assert.ok(result.plain.equals(plain), `${c.name}: same bytes back (chunks of ${chunkBytes})`);
+    }
+  }
+});
+
+test('every object has a fresh salt: the same plaintext encrypts differently', async () => {
+  const plain = Buffer.from('same content');
+  const [one, two] = [await encrypt(plain), await encrypt(plain)];
+  assert.ok(!one.equals(two), 'ciphertexts differ');
+  assert.ok(one.subarray(0, 20).equals(two.subarray(0, 20)), 'magic, version, segment size and key id are the same');
+});
+
+test('truncation anywhere is detected: at every segment boundary, inside segments and inside the header', async () => {
+  const seg = 256;
+  const plain = generatedBytes(0, seg * 4 + 100, 7); // 5 segments, the last one short
+  const cipher = await encrypt(plain, KEY_A, seg);
+  const frame = seg + TAG;
+  const cuts = new Set<number>([0, 1, HEADER_BYTES - 1, HEADER_BYTES, cipher.length - 1, cipher.length - TAG]);
+  for (let k = 0; HEADER_BYTES + k * frame < cipher.length; k++) {
+    const boundary = HEADER_BYTES + k * frame;
+    cuts.add(boundary); // right after segment k-1
+    cuts.add(boundary + 1);
+    cuts.add(boundary + TAG - 1); // less than a tag
+    cuts.add(boundary + Math.floor(frame / 2)); // mid-segment
+  }
+  for (const cut of [...cuts].filter((c) => c < cipher.length).sort((a, b) => a - b)) {
+    const result = await decrypt(cipher.subarray(0, cut));
+    expectFailure(result, /truncated/, plain, `cut at ${cut} of ${cipher.length}`);
+    const atBoundary = cut > HEADER_BYTES && (cut - HEADER_BYTES) % frame === 0;
+    if (atBoundary) {
+      const segments = (cut - HEADER_BYTES) / frame;
+      assert.match(String(result.error), new RegExp(`truncated after segment ${segments - 1} \\(the final segment is missing\\)`), `cut at ${cut}`);
+      assert.equal(result.plain.length, (segments - 1) * seg, `cut at ${cut}: everything before the last complete segment was released`);
+    }
+  }
+});
+
+test('a flipped byte anywhere fails with a clear error', async () => {
+  const seg = 256;
+  const plain = generatedBytes(0, seg * 3 + 10, 3);
+  const cipher = await encrypt(plain, KEY_A, seg);
+  const frame = seg + TAG;
+  const segment1 = HEADER_BYTES + frame;
+  const cases: Array<{ name: string; at: number; want: RegExp }> = [
+    { name: 'magic', at: 0, want: /not an encrypted backup object \(bad magic/ },
+    { name: 'version', at: 6, want: /unsupported encryption format version/ },
+    { name: 'segment size', at: 11, want: /segment 0 failed authentication/ },
+    { name: 'segment size, huge', at: 8, want: /segment size of \d+ bytes, outside/ },
+    { name: 'key id', at: 13, want: /encrypted with key id [0-9a-f]{16}; none of the 1 given key match/ },
+    { name: 'salt', at: HEADER_BYTES - 1, want: /segment 0 failed authentication/ },
+    { name: 'ciphertext of segment 0', at: HEADER_BYTES, want: /segment 0 failed authentication/ },
+    { name: 'tag of segment 0', at: HEADER_BYTES + frame - 1, want: /segment 0 failed authentication/ },
+    { name: 'ciphertext of segment 1', at: segment1 + 5, want: /segment 1 failed authentication/ },
+    { name: 'tag of the final segment', at: cipher.length - 1, want: /segment 3 failed authentication/ },
+  ];
+  for (const c of cases) {
+    const tampered = Buffer.from(cipher);
+    tampered[c.at] = tampered[c.at]! ^ (c.name.endsWith('huge') ? 0x80 : 0x01);
+    expectFailure(await decrypt(tampered), c.want, plain, c.name);
+  }
+});
+
+test('reordered, dropped, duplicated or appended segments fail authentication', async () => {
+  const seg = 256;
+  const plain = generatedBytes(0, seg * 4 + 1, 5);
+  const cipher = await encrypt(plain, KEY_A, seg);
+  const frame = seg + TAG;
+  const header = cipher.subarray(0, HEADER_BYTES);
+  const frames: Buffer[] = [];
+  for (let at = HEADER_BYTES; at < cipher.length; at += frame) frames.push(cipher.subarray(at, at + frame));
+  assert.equal(frames.length, 5, 'five segments');
+  const [f0, f1, f2, f3, f4] = frames as [Buffer, Buffer, Buffer, Buffer, Buffer];
+  const other = await encrypt(plain, KEY_A, seg); // same key and content, other object
+  const cases: Array<{ name: string; parts: Buffer[]; want: RegExp }> = [
+    { name: 'swapped 1 and 2', parts: [header, f0, f2, f1, f3, f4], want: /segment 1 failed authentication/ },
+    { name: 'dropped segment 2', parts: [header, f0, f1, f3, f4], want: /segment 2 failed authentication/ },
+    { name: 'duplicated segment 1', parts: [header, f0, f1, f1, f2, f3, f4], want: /segment 2 failed authentication/ },
+    { name: 'final segment moved earlier', parts: [header, f0, f4, f1, f2, f3], want: /segment 1 failed authentication/ },
+    { name: 'bytes appended after the final segment', parts: [cipher, Buffer.from('x'.repeat(40))], want: /segment 4 failed authentication/ },
+    { name: 'segment from another object', parts: [header, f0, other.subarray(HEADER_BYTES + frame, HEADER_BYTES + 2 * frame), f2, f3, f4], want: /segment 1 failed authentication/ },
+  ];
+  for (const c of cases) expectFailure(await decrypt(Buffer.concat(c.parts)), c.want, plain, c.name);
+});
+
+test('wrong key, no key and key rotation', async () => {
+  const plain = Buffer.from('secret revision data');
+  const sealedA = await encrypt(plain, KEY_A);
+  const sealedB = await encrypt(plain, KEY_B);
+
+  const wrong = await decrypt(sealedA, [KEY_B]);
+  expectFailure(wrong, new RegExp(`encrypted with key id ${keyId(KEY_A)}; none of the 1 given key match \\(given key ids: ${keyId(KEY_B)}\\)`), plain, 'wrong key');
+  assert.equal((wrong.error as EncryptionError).reason, 'EncryptionKeyMismatch', 'wrong key has its own reason');
+  expectFailure(await decrypt(sealedA, []), /encrypted with key id [0-9a-f]{16}; no key was given/, plain, 'no key');
+
+  // Rotation: objects sealed by the old and the new key both restore when both keys are given, in any order.
+  for (const keys of [[KEY_A, KEY_B], [KEY_B, KEY_A]]) {
+    for (const sealed of [sealedA, sealedB]) {
+      const result = await decrypt(sealed, keys);
+      assert.equal(result.error, undefined, 'decrypts with the matching key of two');
+      assert.ok(result.plain.equals(plain), 'same bytes back');
+    }
+  }
+  const message = String(wrong.error);
+  for (const form of [KEY_A.toString('hex'), KEY_B.toString('hex'), KEY_A.toString('base64'), KEY_B.toString('base64')]) {
+    assert.ok(!message.includes(form), 'the error message never holds key material');
+  }
+});
+
+test('key ids are stable, distinct and not a plain hash prefix of the key', () => {
+  assert.match(keyId(KEY_A), /^[0-9a-f]{16}$/);
+  assert.equal(keyId(KEY_A), keyId(Buffer.from(KEY_A)), 'same key, same id');
+  assert.notEqual(keyId(KEY_A), keyId(KEY_B), 'different keys, different ids');
+  assert.notEqual(keyId(KEY_A), createHash('sha256').update(KEY_A).digest('hex').slice(0, 16), 'domain-separated');
+  assert.throws(() => createEncryptStream(Buffer.alloc(16)), (err: unknown) => err instanceof EncryptionError && /16 bytes; AES-256-GCM needs 32/.test(err.message));
+});
+
+test('decodeEncryptionKey accepts 32 raw bytes, 64 hex digits or base64; nothing else', () => {
+  const key = randomBytes(32);
+  const cases: Array<[string, Buffer, boolean]> = [
+    ['raw', key, true],
+    ['hex with newline', Buffer.from(`${key.toString('hex')}\n`), true],
+    ['upper-case hex', Buffer.from(key.toString('hex').toUpperCase()), true],
+    ['base64 with newline', Buffer.from(`${key.toString('base64')}\n`), true],
+    ['31 raw bytes', key.subarray(0, 31), false],
+    ['33 raw bytes', Buffer.concat([key, Buffer.from([1])]), false],
+    ['base64 of 16 bytes', Buffer.from(key.subarray(0, 16).toString('base64')), false],
+    // 32 characters of text are 32 raw bytes: the raw form wins (documented in docs/encryption.md).
+    ['32 characters', Buffer.from('x'.repeat(32)), true],
+    ['hex of 31 bytes', Buffer.from(key.subarray(0, 31).toString('hex')), false],
+  ];
+  for (const [name, input, ok] of cases) {
+    const decoded = decodeEncryptionKey(input);
+    assert.equal(decoded !== undefined, ok, name);
+    if (decoded && name !== '32 characters') assert.ok(decoded.equals(key), `${name}: decodes to the key`);
+  }
+});
+
+/**
+ * Streams a source through a crypto stream and tracks, at every step, what the crypto stream holds
+ * (its writable buffer, its held partial segment and its readable buffer) while a consumer that
+ * yields to the event loop between chunks drains it. Counts, no clocks: deterministic.
+ */
+async function peakBuffered(
+  makeStream: () => { stream: Transform; held: () => number },
+  source: (onChunk: () => void) => Readable,
+): Promise<{ peak: number; out: number; digest: string }> {
+  const { stream, held } = makeStream();
+  let peak = 0;
+  const sample = (): void => {
+    peak = Math.max(peak, stream.writableLength + held() + stream.readableLength);
+  };
+  let out = 0;
+  const hash = createHash('sha256');
+  await pipeline(
+    source(sample),
+    stream,
+    new Writable({
+      highWaterMark: 1,
+      write(chunk: Buffer, _encoding, callback) {
+        sample();
+        out += chunk.length;
+        hash.update(chunk);
+        setImmediate(callback);
+      },
+    }),
+  );
+  return { peak, out, digest: hash.digest('hex') };
+}
+
+function generated(total: number, chunkBytes: number, onChunk: () => void): Readable {
+  let produced = 0;
+  return new Readable({
+    highWaterMark: chunkBytes,
+    read() {
+      onChunk();
+      if (produced >= total) return void this.push(null);
+      const length = Math.min(chunkBytes, total - produced);
+      this.push(generatedBytes(produced, length, 9));
+      produced += length;
+    },
+  });
+}
+
+test('memory: a 50 MB stream is encrypted and decrypted holding a few segments, never the stream', async () => {
+  const total = 50 * 1024 * 1024;
+  const seg = DEFAULT_SEGMENT_BYTES;
+  const plainDigest = createHash('sha256');
+  for (let at = 0; at < total; at += seg) plainDigest.update(generatedBytes(at, Math.min(seg, total - at), 9));
+
+  const enc = await peakBuffered(
+    () => {
+      const stream = createEncryptStream(KEY_A);
+      return { stream, held: () => stream.heldBytes };
+    },
+    (onChunk) => generated(total, seg, onChunk),
+  );
+  assert.equal(enc.out, encryptedSize(total), 'all of it came out');
+  // Writable buffer (<= 1 segment) + held partial segment (< 1 segment + one input chunk) + readable
+  // buffer (<= 1 sealed segment): far below the stream's size whatever that is.
+  assert.ok(enc.peak <= 4 * (seg + TAG), `encrypt held at most 4 segments at once, peak ${enc.peak} bytes`);
+
+  // Decrypt the same size; the ciphertext is generated by encrypting on the fly to keep the test's own memory small.
+  const dec = await peakBuffered(
+    () => {
+      const stream = createDecryptStream([KEY_A], WHERE);
+      return { stream, held: () => stream.heldBytes };
+    },
+    (onChunk) => {
+      const source = generated(total, seg, onChunk);
+      const sealing = createEncryptStream(KEY_A);
+      void pipeline(source, sealing).catch(() => undefined);
+      return sealing;
+    },
+  );
+  assert.equal(dec.out, total, 'all of it came back');
+  assert.equal(dec.digest, plainDigest.digest('hex'), 'same bytes back');
+  assert.ok(dec.peak <= 4 * (seg + TAG), `decrypt held at most 4 segments at once, peak ${dec.peak} bytes`);
+});
