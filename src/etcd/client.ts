@@ -16,9 +16,16 @@ export interface EtcdConnection {
   auth?: { username: string; password: string };
   /** Deadline for unary calls (not streams), so an unreachable etcd fails in bounded time. Default 10 s. */
   callTimeoutMs?: number;
+  /**
+   * For a client that only streams snapshots: a 4 MiB HTTP/2 window lets etcd send ahead instead of
+   * stalling on every 64 KiB (measured: snapshot time 2.3x -> ~1.0x etcdctl). Not for watch clients,
+   * whose receive buffers the memory budget accounts at etcd's message size.
+   */
+  bulkTransfer?: boolean;
 }
 
 const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+export const BULK_TRANSFER_WINDOW_BYTES = 4 * 1024 * 1024;
 
 export function createEtcdClient(connection: EtcdConnection): Etcd3 {
   const callTimeoutMs = connection.callTimeoutMs ?? 10_000;
@@ -27,7 +34,10 @@ export function createEtcdClient(connection: EtcdConnection): Etcd3 {
     dialTimeout: callTimeoutMs,
     // gRPC's 4 MiB default receive limit is below what etcd may send: a page of ranged keys with
     // large values, or a watch response. etcd bounds its own messages (--max-request-bytes per value).
-    grpcOptions: { 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES },
+    grpcOptions: {
+      'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+      ...(connection.bulkTransfer ? { 'grpc-node.flow_control_window': BULK_TRANSFER_WINDOW_BYTES } : {}),
+    },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
   };
   if (connection.tls?.ca || connection.tls?.cert) {

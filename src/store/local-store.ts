@@ -58,7 +58,8 @@ export class LocalStore implements ObjectStore {
       const hashing = new HashingStream();
       const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
       const file = await open(dataPart, 'w', 0o640);
-      const out = file.createWriteStream({ autoClose: false });
+      // 256 KiB lets queued chunks go out in one write() instead of one per 32 KiB snapshot message.
+      const out = file.createWriteStream({ autoClose: false, highWaterMark: 256 * 1024 });
       try {
         await pipeline(source, hashing, out, { signal: options.signal });
         await file.sync();
