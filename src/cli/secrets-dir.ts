@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EtcdBackupSpec, SecretRef } from '../api/v1alpha1/etcd-backup-types.js';
+import { decodeEncryptionKey, KEY_FORMAT_HINT } from '../crypto/encryption.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
 import { UsageError } from '../errors.js';
 
@@ -44,7 +45,11 @@ export async function readSecretsFromDir(spec: EtcdBackupSpec, dir: string): Pro
     };
   }
   if (spec.encryption) {
-    throw new UsageError('spec.encryption: encryption at rest is not supported by this version yet');
+    const ref = spec.encryption.keySecretRef;
+    const key = decodeEncryptionKey((await read(ref, 'key', true))!);
+    // Never the content: a key file says only where it is in a message.
+    if (!key) throw new UsageError(`secret ${ref.name}: ${join(dir, ref.name, 'key')} ${KEY_FORMAT_HINT}`);
+    secrets.encryptionKey = key;
   }
   return secrets;
 }

@@ -1,5 +1,6 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { EtcdBackupSpec } from '../api/v1alpha1/etcd-backup-types.js';
+import { decodeEncryptionKey, KEY_FORMAT_HINT } from '../crypto/encryption.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
 import { Reason, type SecretProblem } from './conditions.js';
 import { isNotFound } from './kube-errors.js';
@@ -57,17 +58,8 @@ export function coreSecretGetter(core: CoreV1Api): SecretGetter {
   };
 }
 
-/** AES-256 needs 32 bytes; accept them raw, as 64 hex digits or as base64 text (what people paste). */
-export function decodeEncryptionKey(raw: Buffer): Buffer | undefined {
-  if (raw.length === 32) return raw;
-  const text = raw.toString('utf8').trim();
-  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
-  if (/^[A-Za-z0-9+/]{43}=?$/.test(text)) {
-    const decoded = Buffer.from(text, 'base64');
-    if (decoded.length === 32) return decoded;
-  }
-  return undefined;
-}
+/** The key parser shared with the CLI (32 bytes raw, 64 hex digits or base64). */
+export { decodeEncryptionKey };
 
 export async function resolveSecrets(namespace: string, spec: EtcdBackupSpec, get: SecretGetter): Promise<SecretResolution> {
   const secrets: ResolvedSecrets = {};
@@ -144,7 +136,7 @@ export async function resolveSecrets(namespace: string, spec: EtcdBackupSpec, ge
     if (data && requireKeys(keyRef, data, ['key'])) {
       const key = decodeEncryptionKey(data.get('key')!);
       if (key) secrets.encryptionKey = key;
-      else invalid(keyRef, 'key must be 32 bytes (raw, 64 hex digits or base64) for AES-256-GCM');
+      else invalid(keyRef, `key ${KEY_FORMAT_HINT}`);
     }
   }
   return { secrets, versions, problems };

@@ -27,6 +27,7 @@ import { fetchRevisions, type RevisionSegment } from '../etcd/revision-fetch.js'
 import type { Logger } from '../observability/logger.js';
 import { DELTA_DIR, FULL_DIR, classifyKeys, deltaKey, type Compression } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { encryptReadable } from '../crypto/encryption.js';
 import {
   advanceContiguous,
   planChunks,
@@ -68,6 +69,8 @@ export interface DeltaPollerOptions {
   /** Chunks fetched at once; lowered when the budget cannot hold that many (logged). */
   parallelism: number;
   compression: Compression;
+  /** When set, delta objects are encrypted (after compression) and named `.enc`. */
+  encryptionKey?: Buffer;
   logger: Logger;
   /**
    * Called when etcd compacted revisions before they were archived. Must take a full snapshot now and
@@ -376,12 +379,14 @@ export class DeltaPoller {
   }
 
   private async upload(segment: RevisionSegment, signal: AbortSignal): Promise<void> {
-    const { store, compression, logger } = this.options;
-    const key = deltaKey(segment.fromRevision, segment.toRevision, { compression, encrypted: false });
+    const { store, compression, encryptionKey, logger } = this.options;
+    const key = deltaKey(segment.fromRevision, segment.toRevision, { compression, encrypted: encryptionKey !== undefined });
     const attempts = this.options.uploadAttempts ?? 3;
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await store.put(key, encodeDeltaStream(segment.events, compression), { signal });
+        const encoded = encodeDeltaStream(segment.events, compression);
+        const body = encryptionKey ? encryptReadable(encoded, encryptionKey) : encoded;
+        const result = await store.put(key, body, { signal });
         logger.debug('Uploaded delta', {
           key,
           fromRevision: segment.fromRevision,

@@ -1,6 +1,8 @@
 import type { Etcd3 } from 'etcd3';
 import { createGzip } from 'node:zlib';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createEncryptStream } from '../crypto/encryption.js';
 import { headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
@@ -12,6 +14,8 @@ export interface FullSnapshotOptions {
   endpoints: string[];
   store: ObjectStore;
   compression: Compression;
+  /** When set, the object is encrypted (AES-256-GCM segments, after compression) and named `.enc`. */
+  encryptionKey?: Buffer;
   /** Aborts the snapshot (timeout, shutdown); nothing partial becomes visible. */
   signal?: AbortSignal;
   now?: () => Date;
@@ -24,18 +28,19 @@ export interface FullSnapshotResult {
   time: Date;
   /** Bytes stored (after compression). */
   sizeBytes: number;
-  /** sha256 of the stored bytes. */
+  /** sha256 of the stored bytes (the ciphertext when encrypted). */
   sha256: string;
 }
 
 /**
- * Streams one full snapshot into the store: etcd -> (gzip) -> store, never holding the whole db.
+ * Streams one full snapshot into the store: etcd -> (gzip) -> (encrypt) -> store, never holding the
+ * whole db. Compression comes first: ciphertext does not compress.
  * The object is named after the head revision read just before the snapshot starts; etcd 3.4's
  * snapshot response carries no revision, and the snapshot holds at least that revision. Restore
  * reads the exact revision from the restored member.
  */
 export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<FullSnapshotResult> {
-  const { client, endpoints, store, compression, signal } = options;
+  const { client, endpoints, store, compression, encryptionKey, signal } = options;
   signal?.throwIfAborted();
   let revision: number;
   try {
@@ -44,12 +49,16 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
     throw new EtcdUnavailableError(`cannot reach etcd at ${endpoints.join(',')}: ${errorMessage(err)}`, err);
   }
   const time = (options.now ?? (() => new Date()))();
-  const key = fullSnapshotKey(revision, time, { compression, encrypted: false });
+  const key = fullSnapshotKey(revision, time, { compression, encrypted: encryptionKey !== undefined });
   const snapshot = await openSnapshotStream(client, endpoints);
-  // A PassThrough keeps one error path: whichever stage fails destroys the body the store reads.
-  const body: Readable =
-    compression === 'gzip' ? snapshot.pipe(createGzip({ level: 6 })) : snapshot.pipe(new PassThrough());
-  snapshot.on('error', (err) => body.destroy(err));
+  const stages: Transform[] = [];
+  if (compression === 'gzip') stages.push(createGzip({ level: 6 }));
+  const encrypt = encryptionKey && createEncryptStream(encryptionKey);
+  if (encrypt) stages.push(encrypt);
+  if (stages.length === 0) stages.push(new PassThrough());
+  // One error path: whichever stage fails destroys the body the store reads (pipeline destroys them all).
+  const body: Readable = stages.at(-1)!;
+  pipeline([snapshot, ...stages]).catch(() => undefined);
   // The store may still be opening its file when etcd fails the stream: keep that error from being
   // an unhandled 'error' event; the store's pipeline reads it from the destroyed body.
   body.on('error', () => undefined);
@@ -60,7 +69,11 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
   try {
     const stored = await store.put(key, body, {
       signal,
-      metadata: { revision: String(revision), compression },
+      metadata: {
+        revision: String(revision),
+        compression,
+        ...(encrypt ? { encryption: 'aes-256-gcm-segmented-v1', 'encryption-key-id': encrypt.keyId } : {}),
+      },
     });
     return { key, revision, time, sizeBytes: stored.size, sha256: stored.sha256 };
   } finally {

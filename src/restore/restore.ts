@@ -6,10 +6,12 @@ import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
+import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
+import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
-import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError } from '../errors.js';
+import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type FullSnapshotName } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -27,6 +29,11 @@ export interface RestoreOptions extends RestoreTarget {
   name?: string;
   /** Peer URL of the restored member (etcd's --initial-advertise-peer-urls). Default http://localhost:2380. */
   peerUrl?: string;
+  /**
+   * Keys for `.enc` objects; each object names the key that sealed it by key id, so give the old
+   * and the new key after a rotation. Without keys an encrypted object is a UsageError.
+   */
+  encryptionKeys?: Buffer[];
 }
 
 export interface RestoreResult {
@@ -78,6 +85,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             toRevision: target,
             logger: options.logger,
             tempDir: workDir,
+            decrypt: options.encryptionKeys?.length
+              ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
+              : undefined,
           });
           return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
         });
@@ -102,7 +112,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
 }
 
-/** Downloads, decompresses and checks one snapshot, then lets etcdctl build the data dir. */
+/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdctl build the data dir. */
 async function restoreSnapshotInto(
   store: ObjectStore,
   snapshot: FullSnapshotName,
@@ -110,14 +120,20 @@ async function restoreSnapshotInto(
   workDir: string,
   options: RestoreOptions,
 ): Promise<void> {
-  if (snapshot.encrypted) throw new RestoreError(`${snapshot.key} is encrypted; encryption is not supported by this version`);
+  const keys = options.encryptionKeys ?? [];
+  if (snapshot.encrypted && keys.length === 0) {
+    throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
+  }
   const file = join(workDir, 'snapshot.db');
   const object = await store.get(snapshot.key);
   const out = createWriteStream(file, { mode: 0o600 });
   try {
-    // The store stream fails at its end on a sha256 mismatch, before etcdctl ever reads the file.
-    if (snapshot.compression === 'gzip') await pipeline(object.body, createGunzip(), out);
-    else await pipeline(object.body, out);
+    // The store stream fails at its end on a sha256 mismatch, and decryption on any segment that does
+    // not authenticate (or a missing end), before etcdctl ever reads the file.
+    const stages: Transform[] = [];
+    if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
+    if (snapshot.compression === 'gzip') stages.push(createGunzip());
+    await pipeline([object.body, ...stages, out]);
   } catch (err) {
     if (err instanceof OperatorError) throw err;
     throw new RestoreError(`cannot read ${snapshot.key}: ${errorMessage(err)}`, err);

@@ -15,6 +15,8 @@ export interface VerifyOptions extends RestoreTarget {
   logger: Logger;
   /** Compare the restored keyspace with this live cluster at the same revision. */
   live?: EtcdConnection;
+  /** Keys for `.enc` objects (see RestoreOptions.encryptionKeys). */
+  encryptionKeys?: Buffer[];
 }
 
 export interface VerifyResult extends KeyspaceSummary {
