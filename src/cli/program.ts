@@ -11,6 +11,10 @@ import { openStoreUrl } from '../store/factory.js';
 import { loadEtcdBackupFile } from './load-spec.js';
 import { readSecretsFromDir } from './secrets-dir.js';
 import { formatListing, listBackups } from './list.js';
+import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-keys.js';
+
+const ENCRYPTION_KEYS_HELP =
+  'key for encrypted (.enc) objects: 32 bytes raw, hex or base64; repeat for every key in use (rotation)';
 
 /** Exit codes scripts can rely on. */
 export const EXIT_OK = 0;
@@ -117,14 +121,23 @@ export function buildProgram(): Command {
   addEtcdFlags(program.command('snapshot').description('take one full snapshot now'), true)
     .requiredOption('--store <url>', 'store URL: file:///abs/path or s3://bucket/prefix?...')
     .addOption(new Option('--compression <kind>', 'compression').choices(['gzip', 'none']).default('gzip'))
-    .action(async (flags: EtcdFlags & { store: string; compression: 'gzip' | 'none' }, command: Command) => {
+    .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (raw, hex or base64)'))
+    .action(async (flags: EtcdFlags & { store: string; compression: 'gzip' | 'none'; encryptionKeyFile: string[] }, command: Command) => {
       const logger = loggerFor(command);
+      if (flags.encryptionKeyFile.length > 1) throw new UsageError('snapshot encrypts with one key: give --encryption-key-file once');
+      const [encryptionKey] = await readEncryptionKeyFiles(flags.encryptionKeyFile);
       const store = openStoreUrl(flags.store);
       const connection = await etcdConnection(flags);
       const client = createEtcdClient(connection);
       try {
         await connectCheck(client, connection, flags.dialTimeout * 1000);
-        const result = await takeFullSnapshot({ client, endpoints: connection.endpoints, store, compression: flags.compression });
+        const result = await takeFullSnapshot({
+          client,
+          endpoints: connection.endpoints,
+          store,
+          compression: flags.compression,
+          encryptionKey,
+        });
         logger.info('Took full snapshot', { object: result.key, revision: result.revision, sizeBytes: result.sizeBytes });
         console.log(
           `snapshot ${store.describe()}/${result.key} revision=${result.revision} size=${result.sizeBytes} sha256=${result.sha256}`,
@@ -172,16 +185,27 @@ export function buildProgram(): Command {
     .option('--to-time <rfc3339>', 'restore what was archived at this time', rfc3339)
     .option('--name <name>', 'member name for the restored data dir (etcd --name)', 'default')
     .option('--initial-advertise-peer-urls <url>', 'peer URL of the restored member', 'http://localhost:2380')
+    .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
     .action(
       async (
-        flags: { store: string; dataDir: string; toRevision?: number; toTime?: Date; name: string; initialAdvertisePeerUrls: string },
+        flags: {
+          store: string;
+          dataDir: string;
+          toRevision?: number;
+          toTime?: Date;
+          name: string;
+          initialAdvertisePeerUrls: string;
+          encryptionKeyFile: string[];
+        },
         command: Command,
       ) => {
         if (flags.toRevision !== undefined && flags.toTime !== undefined) {
           throw new UsageError('give at most one of --to-revision and --to-time');
         }
         const logger = loggerFor(command);
+        const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const result = await restoreBackup({
+          encryptionKeys,
           store: openStoreUrl(flags.store),
           dataDir: flags.dataDir,
           toRevision: flags.toRevision,
@@ -202,27 +226,34 @@ export function buildProgram(): Command {
     .requiredOption('--store <url>', 'store URL')
     .option('--to-revision <n>', 'verify this revision', positiveInteger)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action(async (flags: Partial<EtcdFlags> & { store: string; toRevision?: number; output: 'text' | 'json' }, command: Command) => {
-      const logger = loggerFor(command);
-      const live = flags.endpoints ? await etcdConnection(flags as EtcdFlags) : undefined;
-      const result = await verifyBackup({ store: openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger });
-      if (flags.output === 'json') {
-        console.log(JSON.stringify(result, null, 2));
-      } else {
-        console.log(`snapshot ${result.snapshot}`);
-        console.log(`revision ${result.revision}`);
-        console.log(`keys ${result.keyCount}`);
-        console.log(`content-sha256 ${result.contentHash}`);
-        if (result.comparison) {
-          console.log(`live-keys ${result.comparison.liveKeyCount}`);
-          console.log(result.comparison.matches ? 'live-comparison MATCH' : 'live-comparison MISMATCH');
-          for (const difference of result.comparison.differences) console.log(`  ${difference}`);
+    .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
+    .action(
+      async (
+        flags: Partial<EtcdFlags> & { store: string; toRevision?: number; output: 'text' | 'json'; encryptionKeyFile: string[] },
+        command: Command,
+      ) => {
+        const logger = loggerFor(command);
+        const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
+        const live = flags.endpoints ? await etcdConnection(flags as EtcdFlags) : undefined;
+        const result = await verifyBackup({ store: openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger, encryptionKeys });
+        if (flags.output === 'json') {
+          console.log(JSON.stringify(result, null, 2));
+        } else {
+          console.log(`snapshot ${result.snapshot}`);
+          console.log(`revision ${result.revision}`);
+          console.log(`keys ${result.keyCount}`);
+          console.log(`content-sha256 ${result.contentHash}`);
+          if (result.comparison) {
+            console.log(`live-keys ${result.comparison.liveKeyCount}`);
+            console.log(result.comparison.matches ? 'live-comparison MATCH' : 'live-comparison MISMATCH');
+            for (const difference of result.comparison.differences) console.log(`  ${difference}`);
+          }
         }
-      }
-      if (result.comparison && !result.comparison.matches) {
-        throw new OperatorError('VerifyMismatch', `backup at revision ${result.revision} differs from the live cluster`);
-      }
-    });
+        if (result.comparison && !result.comparison.matches) {
+          throw new OperatorError('VerifyMismatch', `backup at revision ${result.revision} differs from the live cluster`);
+        }
+      },
+    );
 
   program
     .command('crd')

@@ -1,6 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient, type EtcdConnection } from '../etcd/client.js';
-import { errorMessage, OperatorError } from '../errors.js';
+import { keyId } from '../crypto/encryption.js';
+import { errorMessage, OperatorError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
 import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.js';
@@ -52,6 +53,10 @@ export class Supervisor implements BackupSupervisor {
     private readonly logger: Logger,
     deps: SupervisorDependencies = {},
   ) {
+    if (config.resolved.spec.encryption && !config.secrets.encryptionKey) {
+      // Never back up in the clear what the spec says must be encrypted.
+      throw new UsageError(`spec.encryption is set but no encryption key was given (Secret ${config.resolved.spec.encryption.keySecretRef.name}, data key "key")`);
+    }
     this.now = deps.now ?? (() => new Date());
     this.budget = new MemoryBudget(config.resolved.budgetBytes);
     this.store =
@@ -77,6 +82,8 @@ export class Supervisor implements BackupSupervisor {
       store: this.store.describe(),
       schedule: this.config.resolved.spec.fullSnapshot.schedule,
       budgetBytes: this.budget.limitBytes,
+      // The key id names the key without revealing it (docs/encryption.md).
+      encryption: this.config.secrets.encryptionKey ? `aes-256-gcm key id ${keyId(this.config.secrets.encryptionKey)}` : 'none',
     });
     if (this.store instanceof S3Store) {
       // Parts of uploads cut short by a crash are invisible but billed: remove them.
@@ -98,6 +105,7 @@ export class Supervisor implements BackupSupervisor {
       chunkRevisions: spec.deltaSnapshot.chunkRevisions,
       parallelism: spec.deltaSnapshot.chunkParallelism,
       compression: spec.fullSnapshot.compression,
+      encryptionKey: this.config.secrets.encryptionKey,
       logger: this.logger,
       // An upload must never wait for budget its own fetch holds: keep the store's buffers free per fetch.
       storeBufferBytes: this.store instanceof S3Store ? this.store.streamReservationBytes : 0,
@@ -248,6 +256,7 @@ export class Supervisor implements BackupSupervisor {
         endpoints: spec.etcd.endpoints,
         store: this.store,
         compression: spec.fullSnapshot.compression,
+        encryptionKey: this.config.secrets.encryptionKey,
         signal,
         now: this.now,
       });
