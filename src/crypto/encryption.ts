@@ -347,7 +347,13 @@ export class DecryptStream extends Transform {
     this.objectKeyId = id;
     const match = this.keys.find((k) => k.id === id);
     if (!match) {
-      const given = this.keys.length === 0 ? 'no key was given' : `none of the ${this.keys.length} given key${this.keys.length === 1 ? '' : 's'} match (given key ids: ${this.keys.map((k) => k.id).join(', ')})`;
+      const ids = this.keys.map((k) => k.id);
+      const given =
+        ids.length === 0
+          ? 'no key was given'
+          : ids.length === 1
+            ? `the given key (key id ${ids[0]}) does not match`
+            : `none of the ${ids.length} given keys match (key ids ${ids.join(', ')})`;
       throw new EncryptionError(`cannot decrypt ${this.where}: encrypted with key id ${id}; ${given}`, 'EncryptionKeyMismatch');
     }
     this.segmentBytes = segmentBytes;

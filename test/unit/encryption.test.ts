@@ -145,7 +145,7 @@ test('a flipped byte anywhere fails with a clear error', async () => {
     { name: 'version', at: 6, want: /unsupported encryption format version/ },
     { name: 'segment size', at: 11, want: /segment 0 failed authentication/ },
     { name: 'segment size, huge', at: 8, want: /segment size of \d+ bytes, outside/ },
-    { name: 'key id', at: 13, want: /encrypted with key id [0-9a-f]{16}; none of the 1 given key match/ },
+    { name: 'key id', at: 13, want: /encrypted with key id [0-9a-f]{16}; the given key \(key id [0-9a-f]{16}\) does not match/ },
     { name: 'salt', at: HEADER_BYTES - 1, want: /segment 0 failed authentication/ },
     { name: 'ciphertext of segment 0', at: HEADER_BYTES, want: /segment 0 failed authentication/ },
     { name: 'tag of segment 0', at: HEADER_BYTES + frame - 1, want: /segment 0 failed authentication/ },
@@ -187,9 +187,16 @@ test('wrong key, no key and key rotation', async () => {
   const sealedB = await encrypt(plain, KEY_B);
 
   const wrong = await decrypt(sealedA, [KEY_B]);
-  expectFailure(wrong, new RegExp(`encrypted with key id ${keyId(KEY_A)}; none of the 1 given key match \\(given key ids: ${keyId(KEY_B)}\\)`), plain, 'wrong key');
+  expectFailure(wrong, new RegExp(`encrypted with key id ${keyId(KEY_A)}; the given key \\(key id ${keyId(KEY_B)}\\) does not match`), plain, 'wrong key');
   assert.equal((wrong.error as EncryptionError).reason, 'EncryptionKeyMismatch', 'wrong key has its own reason');
   expectFailure(await decrypt(sealedA, []), /encrypted with key id [0-9a-f]{16}; no key was given/, plain, 'no key');
+  const third = Buffer.alloc(32, 0xc3);
+  expectFailure(
+    await decrypt(sealedA, [KEY_B, third]),
+    new RegExp(`none of the 2 given keys match \\(key ids ${keyId(KEY_B)}, ${keyId(third)}\\)`),
+    plain,
+    'two wrong keys',
+  );
 
   // Rotation: objects sealed by the old and the new key both restore when both keys are given, in any order.
   for (const keys of [[KEY_A, KEY_B], [KEY_B, KEY_A]]) {
