@@ -14,12 +14,15 @@
  *   segments, in order: ciphertext (segmentSize bytes; the last one 0..segmentSize) + 16-byte tag
  *     nonce  = 8 zero bytes || uint32 segment index
  *     AAD    = the whole header || final flag (1 for the last segment, 0 for the others)
+ *              || the object's store key (e.g. `delta/…-….jsonl.gz.enc`, relative to the store prefix)
  *
  * What this detects, and how:
  * - tampering with any byte (header, ciphertext, tag): the header is in every segment's AAD and
  *   each segment has its own tag, so the first segment touched fails authentication;
  * - reordered, duplicated or dropped segments: the index is in the nonce;
  * - segments spliced from another object: every object has its own key (random salt);
+ * - an object renamed or copied over another (an old snapshot under a newer name): the name is in
+ *   the AAD, so a name whose revisions disagree with the content never decrypts;
  * - truncation, at a segment boundary or inside one: the segment that ends the stream must carry the
  *   final flag, which only the true last segment does; appended bytes make the true last segment a
  *   non-final one, which fails too.
@@ -100,7 +103,7 @@ function checkKey(key: Buffer): void {
   }
 }
 
-function objectKeyFor(masterKey: Buffer, salt: Buffer): Buffer {
+function segmentKeyFor(masterKey: Buffer, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync('sha256', masterKey, salt, HKDF_INFO, KEY_BYTES));
 }
 
@@ -110,8 +113,8 @@ function nonceFor(index: number): Buffer {
   return nonce;
 }
 
-function aadFor(header: Buffer, final: boolean): Buffer {
-  return Buffer.concat([header, Buffer.from([final ? 1 : 0])]);
+function aadFor(header: Buffer, final: boolean, objectKey: Buffer): Buffer {
+  return Buffer.concat([header, Buffer.from([final ? 1 : 0]), objectKey]);
 }
 
 /** A FIFO of buffers from which exact byte counts are taken without copying. */
@@ -154,6 +157,8 @@ function toBuffer(chunk: unknown): Buffer {
 }
 
 export interface EncryptOptions {
+  /** The store key the object is written under (bound into every tag; decryption must name the same key). */
+  objectKey: string;
   /** Plaintext bytes per segment; default DEFAULT_SEGMENT_BYTES. Tests use small ones. */
   segmentBytes?: number;
 }
@@ -171,13 +176,14 @@ function checkSegmentBytes(segmentBytes: number): void {
 export class EncryptStream extends Transform {
   readonly keyId: string;
   private readonly header: Buffer;
-  private readonly objectKey: Buffer;
+  private readonly segmentKey: Buffer;
+  private readonly name: Buffer;
   private readonly segmentBytes: number;
   private readonly queue = new ByteQueue();
   private index = 0;
   private headerSent = false;
 
-  constructor(masterKey: Buffer, options: EncryptOptions = {}) {
+  constructor(masterKey: Buffer, options: EncryptOptions) {
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     checkSegmentBytes(segmentBytes);
     checkKey(masterKey);
@@ -193,7 +199,8 @@ export class EncryptStream extends Transform {
     at += Buffer.from(this.keyId, 'hex').copy(header, at);
     salt.copy(header, at);
     this.header = header;
-    this.objectKey = objectKeyFor(masterKey, salt);
+    this.segmentKey = segmentKeyFor(masterKey, salt);
+    this.name = Buffer.from(options.objectKey, 'utf8');
   }
 
   /** Plaintext held until it fills a segment (for memory accounting and tests). */
@@ -231,8 +238,8 @@ export class EncryptStream extends Transform {
 
   private seal(pieces: Buffer[], final: boolean): void {
     if (this.index >= MAX_SEGMENTS) throw new EncryptionError('object too large to encrypt: segment index overflow', 'EncryptionFailed');
-    const cipher = createCipheriv('aes-256-gcm', this.objectKey, nonceFor(this.index), { authTagLength: TAG_BYTES });
-    cipher.setAAD(aadFor(this.header, final));
+    const cipher = createCipheriv('aes-256-gcm', this.segmentKey, nonceFor(this.index), { authTagLength: TAG_BYTES });
+    cipher.setAAD(aadFor(this.header, final, this.name));
     const out = pieces.map((piece) => cipher.update(piece));
     out.push(cipher.final(), cipher.getAuthTag());
     this.index += 1;
@@ -255,8 +262,9 @@ export class DecryptStream extends Transform {
   private readonly keys: Array<{ id: string; key: Buffer }>;
   private readonly queue = new ByteQueue();
   private readonly maxSegmentBytes: number;
+  private readonly name: Buffer;
   private header: Buffer | undefined;
-  private objectKey: Buffer | undefined;
+  private segmentKey: Buffer | undefined;
   private segmentBytes = 0;
   private index = 0;
 
@@ -268,6 +276,7 @@ export class DecryptStream extends Transform {
     super();
     this.keys = keys.map((key) => ({ id: keyId(key), key }));
     this.maxSegmentBytes = options.maxSegmentBytes ?? MAX_SEGMENT_BYTES;
+    this.name = Buffer.from(where, 'utf8');
   }
 
   /** Ciphertext held until it completes a segment (for memory accounting and tests). */
@@ -317,7 +326,7 @@ export class DecryptStream extends Transform {
       }
       // Authentic as a non-final segment: the stream was cut right after it.
       if (this.tryOpen(rest, false)) throw this.fail(`truncated after segment ${last} (the final segment is missing)`);
-      throw this.fail(`segment ${last} failed authentication (tampered with, or truncated inside it)`);
+      throw this.fail(`segment ${last} failed authentication (tampered with, truncated inside it, or stored under another name)`);
     } catch (err) {
       callback(err as Error);
     }
@@ -358,12 +367,12 @@ export class DecryptStream extends Transform {
     }
     this.segmentBytes = segmentBytes;
     this.header = header;
-    this.objectKey = objectKeyFor(match.key, header.subarray(at, at + SALT_BYTES));
+    this.segmentKey = segmentKeyFor(match.key, header.subarray(at, at + SALT_BYTES));
   }
 
   private open(pieces: Buffer[], final: boolean): Buffer {
     const plain = this.tryOpen(pieces, final);
-    if (!plain) throw this.fail(`segment ${this.index} failed authentication (tampered with, reordered, or from another object)`);
+    if (!plain) throw this.fail(`segment ${this.index} failed authentication (tampered with, reordered, or stored under another name)`);
     return plain;
   }
 
@@ -371,8 +380,8 @@ export class DecryptStream extends Transform {
   private tryOpen(pieces: Buffer[], final: boolean): Buffer | undefined {
     const frame = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
     const cipherText = frame.subarray(0, frame.length - TAG_BYTES);
-    const decipher = createDecipheriv('aes-256-gcm', this.objectKey!, nonceFor(this.index), { authTagLength: TAG_BYTES });
-    decipher.setAAD(aadFor(this.header!, final));
+    const decipher = createDecipheriv('aes-256-gcm', this.segmentKey!, nonceFor(this.index), { authTagLength: TAG_BYTES });
+    decipher.setAAD(aadFor(this.header!, final, this.name));
     decipher.setAuthTag(frame.subarray(frame.length - TAG_BYTES));
     try {
       const plain = Buffer.concat([decipher.update(cipherText), decipher.final()]);
@@ -384,18 +393,21 @@ export class DecryptStream extends Transform {
   }
 }
 
-/** A stream that encrypts with `key` (a 32-byte master key). */
-export function createEncryptStream(key: Buffer, options?: EncryptOptions): EncryptStream {
+/** A stream that encrypts with `key` (a 32-byte master key) an object to be stored as `options.objectKey`. */
+export function createEncryptStream(key: Buffer, options: EncryptOptions): EncryptStream {
   return new EncryptStream(key, options);
 }
 
-/** A stream that decrypts an object sealed by any of `keys` (rotation: old and new keys); `objectKey` names it in errors. */
+/**
+ * A stream that decrypts the object stored as `objectKey` (it must be the name it was encrypted
+ * under; errors name it too), sealed by any of `keys` (rotation: old and new keys).
+ */
 export function createDecryptStream(keys: readonly Buffer[], objectKey: string, options?: DecryptOptions): DecryptStream {
   return new DecryptStream(keys, objectKey, options);
 }
 
 /** `source` encrypted; a failure of either side fails the returned stream. */
-export function encryptReadable(source: Readable, key: Buffer, options?: EncryptOptions): EncryptStream {
+export function encryptReadable(source: Readable, key: Buffer, options: EncryptOptions): EncryptStream {
   const encrypt = createEncryptStream(key, options);
   pipeline(source, encrypt).catch(() => undefined); // errors reach the consumer through `encrypt`
   return encrypt;

@@ -385,7 +385,7 @@ export class DeltaPoller {
     for (let attempt = 1; ; attempt++) {
       try {
         const encoded = encodeDeltaStream(segment.events, compression);
-        const body = encryptionKey ? encryptReadable(encoded, encryptionKey) : encoded;
+        const body = encryptionKey ? encryptReadable(encoded, encryptionKey, { objectKey: key }) : encoded;
         const result = await store.put(key, body, { signal });
         logger.debug('Uploaded delta', {
           key,

@@ -53,7 +53,7 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
   const snapshot = await openSnapshotStream(client, endpoints);
   const stages: Transform[] = [];
   if (compression === 'gzip') stages.push(createGzip({ level: 6 }));
-  const encrypt = encryptionKey && createEncryptStream(encryptionKey);
+  const encrypt = encryptionKey && createEncryptStream(encryptionKey, { objectKey: key });
   if (encrypt) stages.push(encrypt);
   if (stages.length === 0) stages.push(new PassThrough());
   // One error path: whichever stage fails destroys the body the store reads (pipeline destroys them all).

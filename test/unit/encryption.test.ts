@@ -34,7 +34,7 @@ async function collect(stream: Readable): Promise<Buffer> {
 }
 
 async function encrypt(plain: Buffer, key = KEY_A, segmentBytes?: number, chunkBytes = 4099): Promise<Buffer> {
-  const stream = createEncryptStream(key, { segmentBytes });
+  const stream = createEncryptStream(key, { objectKey: WHERE, segmentBytes });
   const done = collect(stream);
   await pipeline(chunked(plain, chunkBytes), stream);
   return done;
@@ -46,12 +46,12 @@ interface Decrypted {
 }
 
 /** Decrypts, keeping what was released before a failure (it must be authenticated plaintext). */
-async function decrypt(cipher: Buffer, keys: Buffer[] = [KEY_A], chunkBytes = 997): Promise<Decrypted> {
+async function decrypt(cipher: Buffer, keys: Buffer[] = [KEY_A], chunkBytes = 997, where = WHERE): Promise<Decrypted> {
   const released: Buffer[] = [];
   try {
     await pipeline(
       chunked(cipher, chunkBytes),
-      createDecryptStream(keys, WHERE),
+      createDecryptStream(keys, where),
       new Writable({
         write(chunk: Buffer, _encoding, callback) {
           released.push(chunk);
@@ -181,6 +181,15 @@ test('reordered, dropped, duplicated or appended segments fail authentication', 
   for (const c of cases) expectFailure(await decrypt(Buffer.concat(c.parts)), c.want, plain, c.name);
 });
 
+test('an object decrypts only under the name it was stored as (no substitution of one object for another)', async () => {
+  const plain = generatedBytes(0, 1000, 11);
+  const cipher = await encrypt(plain);
+  const renamed = await decrypt(cipher, [KEY_A], 997, 'full/00000000000000000099-1700000000.db.gz.enc');
+  assert.ok(renamed.error instanceof EncryptionError, 'renamed object is rejected');
+  assert.match(renamed.error.message, /^cannot decrypt full\/00000000000000000099-1700000000\.db\.gz\.enc: segment 0 failed authentication .*stored under another name/);
+  assert.equal(renamed.plain.length, 0, 'nothing released');
+});
+
 test('wrong key, no key and key rotation', async () => {
   const plain = Buffer.from('secret revision data');
   const sealedA = await encrypt(plain, KEY_A);
@@ -217,7 +226,7 @@ test('key ids are stable, distinct and not a plain hash prefix of the key', () =
   assert.equal(keyId(KEY_A), keyId(Buffer.from(KEY_A)), 'same key, same id');
   assert.notEqual(keyId(KEY_A), keyId(KEY_B), 'different keys, different ids');
   assert.notEqual(keyId(KEY_A), createHash('sha256').update(KEY_A).digest('hex').slice(0, 16), 'domain-separated');
-  assert.throws(() => createEncryptStream(Buffer.alloc(16)), (err: unknown) => err instanceof EncryptionError && /16 bytes; AES-256-GCM needs 32/.test(err.message));
+  assert.throws(() => createEncryptStream(Buffer.alloc(16), { objectKey: WHERE }), (err: unknown) => err instanceof EncryptionError && /16 bytes; AES-256-GCM needs 32/.test(err.message));
 });
 
 test('decodeEncryptionKey accepts 32 raw bytes, 64 hex digits or base64; nothing else', () => {
@@ -295,7 +304,7 @@ test('memory: a 50 MB stream is encrypted and decrypted holding a few segments, 
 
   const enc = await peakBuffered(
     () => {
-      const stream = createEncryptStream(KEY_A);
+      const stream = createEncryptStream(KEY_A, { objectKey: WHERE });
       return { stream, held: () => stream.heldBytes };
     },
     (onChunk) => generated(total, seg, onChunk),
@@ -313,7 +322,7 @@ test('memory: a 50 MB stream is encrypted and decrypted holding a few segments, 
     },
     (onChunk) => {
       const source = generated(total, seg, onChunk);
-      const sealing = createEncryptStream(KEY_A);
+      const sealing = createEncryptStream(KEY_A, { objectKey: WHERE });
       void pipeline(source, sealing).catch(() => undefined);
       return sealing;
     },
