@@ -126,7 +126,7 @@ export function buildProgram(): Command {
       const logger = loggerFor(command);
       if (flags.encryptionKeyFile.length > 1) throw new UsageError('snapshot encrypts with one key: give --encryption-key-file once');
       const [encryptionKey] = await readEncryptionKeyFiles(flags.encryptionKeyFile);
-      const store = openStoreUrl(flags.store);
+      const store = await openStoreUrl(flags.store);
       const connection = await etcdConnection(flags);
       const client = createEtcdClient(connection);
       try {
@@ -171,7 +171,7 @@ export function buildProgram(): Command {
     .requiredOption('--store <url>', 'store URL')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (flags: { store: string; output: 'table' | 'json' }) => {
-      const store = openStoreUrl(flags.store);
+      const store = await openStoreUrl(flags.store);
       const entries = await listBackups(store);
       console.log(flags.output === 'json' ? JSON.stringify(entries, null, 2) : formatListing(entries));
     });
@@ -206,7 +206,7 @@ export function buildProgram(): Command {
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const result = await restoreBackup({
           encryptionKeys,
-          store: openStoreUrl(flags.store),
+          store: await openStoreUrl(flags.store),
           dataDir: flags.dataDir,
           toRevision: flags.toRevision,
           toTime: flags.toTime,
@@ -235,7 +235,7 @@ export function buildProgram(): Command {
         const logger = loggerFor(command);
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const live = flags.endpoints ? await etcdConnection(flags as EtcdFlags) : undefined;
-        const result = await verifyBackup({ store: openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger, encryptionKeys });
+        const result = await verifyBackup({ store: await openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger, encryptionKeys });
         if (flags.output === 'json') {
           console.log(JSON.stringify(result, null, 2));
         } else {

@@ -346,7 +346,7 @@ export class EtcdBackupController {
       }
       credentials = secrets.secrets.s3Credentials;
     }
-    const store = createStore(storeConfigFromSpec(spec.store, credentials));
+    const store = await createStore(storeConfigFromSpec(spec.store, credentials));
     const keys: string[] = [];
     for (const dir of [FULL_DIR, DELTA_DIR]) {
       for (const info of await store.list(dir)) if (parseBackupKey(info.key)) keys.push(info.key);

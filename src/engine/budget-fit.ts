@@ -1,4 +1,4 @@
-import { MIN_S3_BUDGET_BYTES, planUpload, streamReservationBytes } from '../store/s3-store.js';
+import { MIN_S3_BUDGET_BYTES, planUpload, streamReservationBytes } from '../store/s3-upload-plan.js';
 import { planFetchBudget } from './chunk-planner.js';
 
 const MiB = 2 ** 20;

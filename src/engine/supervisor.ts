@@ -8,7 +8,6 @@ import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.j
 import type { ObjectStore } from '../store/object-store.js';
 import { planRetention } from '../store/retention.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
-import { S3Store } from '../store/s3-store.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 import { MemoryBudget } from './memory-budget.js';
@@ -37,7 +36,8 @@ export interface SupervisorDependencies {
 export class Supervisor implements BackupSupervisor {
   readonly budget: MemoryBudget;
   private readonly now: () => Date;
-  private readonly store: ObjectStore;
+  private store!: ObjectStore;
+  private readonly injectedStore: ObjectStore | undefined;
   private client: Etcd3 | undefined;
   private readonly reportListeners: Array<(report: SupervisorReport) => void> = [];
   private readonly eventListeners: Array<(event: SupervisorEvent) => void> = [];
@@ -59,9 +59,7 @@ export class Supervisor implements BackupSupervisor {
     }
     this.now = deps.now ?? (() => new Date());
     this.budget = new MemoryBudget(config.resolved.budgetBytes);
-    this.store =
-      deps.store ??
-      createStore(storeConfigFromSpec(config.resolved.spec.store, config.secrets.s3Credentials), { budget: this.budget });
+    this.injectedStore = deps.store;
     this.state = {
       memory: { budgetBytes: this.budget.limitBytes, peakBytes: 0, usedBytes: 0 },
       fullSnapshot: { consecutiveFailures: 0 },
@@ -76,6 +74,10 @@ export class Supervisor implements BackupSupervisor {
   }
 
   async start(): Promise<void> {
+    const { spec } = this.config.resolved;
+    this.store =
+      this.injectedStore ??
+      (await createStore(storeConfigFromSpec(spec.store, this.config.secrets.s3Credentials), { budget: this.budget }));
     this.client = createEtcdClient(this.connection);
     this.logger.info('Started backup supervisor', {
       endpoints: this.connection.endpoints,
@@ -85,7 +87,7 @@ export class Supervisor implements BackupSupervisor {
       // The key id names the key without revealing it (docs/encryption.md).
       encryption: this.config.secrets.encryptionKey ? `aes-256-gcm key id ${keyId(this.config.secrets.encryptionKey)}` : 'none',
     });
-    if (this.store instanceof S3Store) {
+    if (this.store.cleanupIncomplete) {
       // Parts of uploads cut short by a crash are invisible but billed: remove them.
       this.store.cleanupIncomplete().catch((err: unknown) =>
         this.logger.warn('Failed to clean up incomplete uploads', { error: errorMessage(err) }),
@@ -108,7 +110,9 @@ export class Supervisor implements BackupSupervisor {
       encryptionKey: this.config.secrets.encryptionKey,
       logger: this.logger,
       // An upload must never wait for budget its own fetch holds: keep the store's buffers free per fetch.
-      storeBufferBytes: this.store instanceof S3Store ? this.store.streamReservationBytes : 0,
+      storeBufferBytes: this.store.streamReservationBytes ?? 0,
+      // A delta longer than one request would need multipart buffers while fetches hold the rest.
+      maxObjectBytes: this.store.singleRequestMaxBytes,
       now: this.now,
       onRevisionsLost: (lost) => this.onRevisionsLost(lost),
       onProgress: (progress) => this.onDeltaProgress(progress),

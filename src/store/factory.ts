@@ -4,7 +4,6 @@ import { UsageError } from '../errors.js';
 import type { MemoryBudget } from '../engine/memory-budget.js';
 import { LocalStore } from './local-store.js';
 import type { ObjectStore } from './object-store.js';
-import { S3Store } from './s3-store.js';
 
 export interface LocalStoreConfig {
   kind: 'local';
@@ -74,16 +73,18 @@ export interface StoreDependencies {
   budget?: MemoryBudget | undefined;
 }
 
-/** Builds the store a config names. */
-export function createStore(config: StoreConfig, deps: StoreDependencies = {}): ObjectStore {
+/** Builds the store a config names. The S3 store (and the AWS SDK) is loaded only when named. */
+export async function createStore(config: StoreConfig, deps: StoreDependencies = {}): Promise<ObjectStore> {
   switch (config.kind) {
     case 'local':
       return new LocalStore(config.path);
-    case 's3':
+    case 's3': {
+      const { S3Store } = await import('./s3-store.js');
       return S3Store.fromConfig(config, { budget: deps.budget });
+    }
   }
 }
 
-export function openStoreUrl(raw: string, deps: StoreDependencies = {}): ObjectStore {
+export async function openStoreUrl(raw: string, deps: StoreDependencies = {}): Promise<ObjectStore> {
   return createStore(parseStoreUrl(raw), deps);
 }

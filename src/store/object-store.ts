@@ -47,6 +47,15 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Where this store is, for messages: `file:///abs/dir` or `s3://bucket/prefix (endpoint)`; never secrets. */
   describe(): string;
+  /**
+   * Bytes one streamed put reserves from the memory budget before reading its body (S3 part
+   * buffers). Writers that hold budget themselves keep this much free per upload. 0 when absent.
+   */
+  readonly streamReservationBytes?: number;
+  /** Largest body sent in one request; longer ones need a multipart upload (more budget). */
+  readonly singleRequestMaxBytes?: number;
+  /** Removes leftovers of uploads a crash cut short (S3 multipart parts); idempotent. */
+  cleanupIncomplete?(): Promise<unknown>;
 }
 
 /** Metadata key under which the sha256 of the stored bytes is recorded. */

@@ -274,7 +274,7 @@ describe('etcd-backup operator end to end', { timeout: 240_000 }, () => {
 
     await kubectl(['create', 'secret', 'generic', 's3-creds', `--from-literal=accessKeyId=${s3.accessKeyId}`, `--from-literal=secretAccessKey=${s3.secretAccessKey}`]);
     await kubectl(['wait', '--for=condition=Ready', 'etcdbackup/main-s3', '--timeout=60s']);
-    const store = createStore(s3.storeConfig('e2e/main'));
+    const store = await createStore(s3.storeConfig('e2e/main'));
     assert.ok((await store.list('full/')).length > 0, 'a full snapshot in S3');
     assert.ok(!operatorLog.some((l) => l.includes(s3.secretAccessKey + '"')), 'the operator never logs Secret values');
   });
@@ -351,7 +351,7 @@ describe('etcd-backup operator end to end', { timeout: 240_000 }, () => {
     await kubectl(['patch', 'etcdbackup', 'main-s3', '--type', 'merge', '-p', '{"spec":{"deletionPolicy":"Delete"}}']);
     await kubectl(['delete', 'etcdbackup', 'main-s3', '--timeout=60s']);
     assert.equal(await get('main-s3'), undefined);
-    const store = createStore(s3.storeConfig('e2e/main'));
+    const store = await createStore(s3.storeConfig('e2e/main'));
     assert.deepEqual([...(await store.list('full/')), ...(await store.list('delta/'))], [], 'Delete removes the backups');
     const events = await kubectl(['get', 'events', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
     assert.match(events, /BackupsDeleted/);

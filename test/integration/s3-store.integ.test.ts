@@ -90,7 +90,7 @@ describe('S3 store specifics', { timeout: 60_000 }, () => {
     process.env.AWS_SECRET_ACCESS_KEY = s3.secretAccessKey;
     try {
       const budget = new MemoryBudget(64 * MiB);
-      const store = openStoreUrl(s3.storeUrl('url/prefix'), { budget });
+      const store = await openStoreUrl(s3.storeUrl('url/prefix'), { budget });
       assert.ok(store instanceof S3Store);
       stores.push(store);
       assert.equal(store.describe(), `s3://backups/url/prefix (endpoint ${s3.endpoint})`);
@@ -108,9 +108,9 @@ describe('S3 store specifics', { timeout: 60_000 }, () => {
     }
   });
 
-  test('a budget too small for one 5 MiB part in flight is a spec error, not an OOM', () => {
-    assert.throws(
-      () => openStoreUrl(s3.storeUrl('x'), { budget: new MemoryBudget(8 * MiB) }),
+  test('a budget too small for one 5 MiB part in flight is a spec error, not an OOM', async () => {
+    await assert.rejects(
+      openStoreUrl(s3.storeUrl('x'), { budget: new MemoryBudget(8 * MiB) }),
       (err: unknown) => err instanceof InvalidSpecError && err.terminal && /at least 15\.06 MiB/.test(err.message),
     );
   });
