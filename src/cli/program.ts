@@ -2,16 +2,13 @@ import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createEtcdClient, connectCheck, type EtcdConnection } from '../etcd/client.js';
 import { takeFullSnapshot } from '../engine/full-snapshot.js';
-import { Supervisor } from '../engine/supervisor.js';
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
 import { createLogger, type LogFormat, type Logger } from '../observability/logger.js';
-import { restoreBackup } from '../restore/restore.js';
-import { verifyBackup } from '../restore/verify.js';
 import { openStoreUrl } from '../store/factory.js';
-import { loadEtcdBackupFile } from './load-spec.js';
-import { readSecretsFromDir } from './secrets-dir.js';
-import { formatListing, listBackups } from './list.js';
 import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-keys.js';
+
+// Each command imports what only it needs inside its action: start-up time and memory of a
+// one-shot command (snapshot in a CronJob, list in a script) should not pay for the others.
 
 const ENCRYPTION_KEYS_HELP =
   'key for encrypted (.enc) objects: 32 bytes raw, hex or base64; repeat for every key in use (rotation)';
@@ -128,7 +125,7 @@ export function buildProgram(): Command {
       const [encryptionKey] = await readEncryptionKeyFiles(flags.encryptionKeyFile);
       const store = await openStoreUrl(flags.store);
       const connection = await etcdConnection(flags);
-      const client = createEtcdClient(connection);
+      const client = createEtcdClient({ ...connection, bulkTransfer: true });
       try {
         await connectCheck(client, connection, flags.dialTimeout * 1000);
         const result = await takeFullSnapshot({
@@ -154,6 +151,9 @@ export function buildProgram(): Command {
     .option('--secrets-dir <dir>', 'where Secrets named in the spec are mounted (<dir>/<name>/<key>)', '/etc/etcd-backup/secrets')
     .action(async (flags: { file: string; secretsDir: string }, command: Command) => {
       const logger = loggerFor(command);
+      const { loadEtcdBackupFile } = await import('./load-spec.js');
+      const { readSecretsFromDir } = await import('./secrets-dir.js');
+      const { Supervisor } = await import('../engine/supervisor.js');
       const { backup, resolved } = await loadEtcdBackupFile(flags.file);
       const secrets = await readSecretsFromDir(resolved.spec, flags.secretsDir);
       const name = backup.metadata?.name ?? flags.file;
@@ -172,6 +172,7 @@ export function buildProgram(): Command {
     .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (flags: { store: string; output: 'table' | 'json' }) => {
       const store = await openStoreUrl(flags.store);
+      const { formatListing, listBackups } = await import('./list.js');
       const entries = await listBackups(store);
       console.log(flags.output === 'json' ? JSON.stringify(entries, null, 2) : formatListing(entries));
     });
@@ -204,6 +205,7 @@ export function buildProgram(): Command {
         }
         const logger = loggerFor(command);
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
+        const { restoreBackup } = await import('../restore/restore.js');
         const result = await restoreBackup({
           encryptionKeys,
           store: await openStoreUrl(flags.store),
@@ -235,6 +237,7 @@ export function buildProgram(): Command {
         const logger = loggerFor(command);
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const live = flags.endpoints ? await etcdConnection(flags as EtcdFlags) : undefined;
+        const { verifyBackup } = await import('../restore/verify.js');
         const result = await verifyBackup({ store: await openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger, encryptionKeys });
         if (flags.output === 'json') {
           console.log(JSON.stringify(result, null, 2));

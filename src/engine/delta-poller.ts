@@ -233,6 +233,7 @@ export class DeltaPoller {
         return this.progress;
       }
       let warning: string | undefined;
+      const startedAt = this.archived!;
       for (let round = 1; ; round++) {
         const archived = this.archived!;
         if (head < archived) {
@@ -254,6 +255,14 @@ export class DeltaPoller {
         }
       }
       this.lastError = warning;
+      if (this.archived! > startedAt) {
+        // One line per poll that archived something: what an operator reading logs needs to see.
+        this.options.logger.info('Archived delta revisions', {
+          fromRevision: startedAt + 1,
+          toRevision: this.archived,
+          headRevision: this.etcdRevision,
+        });
+      }
     } catch (err) {
       if (!signal.aborted) this.lastError = errorMessage(err);
       this.emit();
@@ -277,7 +286,7 @@ export class DeltaPoller {
     const { store, logger } = this.options;
     const objects = [...(await store.list(FULL_DIR)), ...(await store.list(DELTA_DIR))];
     const listing = classifyKeys(objects.map((o) => o.key));
-    for (const key of listing.unknown) logger.warn('Skipped an object that is not a backup', { key });
+    for (const key of listing.unknown) logger.warn('Skipped an object that is not a backup', { object: key });
     const archived = recoverArchivedRevision(listing);
     if (archived === undefined) {
       if (!this.waitingLogged) logger.info('Delta backups wait for the first full snapshot', { store: store.describe() });
@@ -388,7 +397,7 @@ export class DeltaPoller {
         const body = encryptionKey ? encryptReadable(encoded, encryptionKey, { objectKey: key }) : encoded;
         const result = await store.put(key, body, { signal });
         logger.debug('Uploaded delta', {
-          key,
+          object: key,
           fromRevision: segment.fromRevision,
           toRevision: segment.toRevision,
           events: segment.events.length,
@@ -398,7 +407,7 @@ export class DeltaPoller {
       } catch (err) {
         if (signal.aborted || attempt >= attempts || !(err instanceof StoreUnreachableError)) throw err;
         const delayMs = 500 * 2 ** (attempt - 1);
-        logger.warn('Delta upload failed; retrying', { key, attempt, delayMs, error: errorMessage(err) });
+        logger.warn('Delta upload failed; retrying', { object: key, attempt, delayMs, error: errorMessage(err) });
         await sleep(delayMs, undefined, { signal });
       }
     }

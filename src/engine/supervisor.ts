@@ -39,6 +39,8 @@ export class Supervisor implements BackupSupervisor {
   private store!: ObjectStore;
   private readonly injectedStore: ObjectStore | undefined;
   private client: Etcd3 | undefined;
+  /** Snapshots get their own connection with a large HTTP/2 window (see EtcdConnection.bulkTransfer). */
+  private snapshotClient: Etcd3 | undefined;
   private readonly reportListeners: Array<(report: SupervisorReport) => void> = [];
   private readonly eventListeners: Array<(event: SupervisorEvent) => void> = [];
   private readonly state: SupervisorReport;
@@ -79,6 +81,7 @@ export class Supervisor implements BackupSupervisor {
       this.injectedStore ??
       (await createStore(storeConfigFromSpec(spec.store, this.config.secrets.s3Credentials), { budget: this.budget }));
     this.client = createEtcdClient(this.connection);
+    this.snapshotClient = createEtcdClient({ ...this.connection, bulkTransfer: true });
     this.logger.info('Started backup supervisor', {
       endpoints: this.connection.endpoints,
       store: this.store.describe(),
@@ -171,6 +174,7 @@ export class Supervisor implements BackupSupervisor {
     await this.poller?.stop().catch((err: unknown) => this.logger.warn('Delta poller stopped with an error', { error: errorMessage(err) }));
     await this.fullInFlight?.catch(() => undefined);
     this.client?.close();
+    this.snapshotClient?.close();
     this.logger.info('Stopped backup supervisor');
   }
 
@@ -247,7 +251,7 @@ export class Supervisor implements BackupSupervisor {
   }
 
   private async runFullSnapshot(): Promise<FullSnapshotResult | undefined> {
-    if (this.stopped || !this.client) return undefined;
+    if (this.stopped || !this.snapshotClient) return undefined;
     const spec = this.config.resolved.spec;
     const timeout = AbortSignal.timeout(this.config.resolved.fullSnapshotTimeoutMs);
     const signal = AbortSignal.any([this.abort.signal, timeout]);
@@ -256,7 +260,7 @@ export class Supervisor implements BackupSupervisor {
     let result: FullSnapshotResult | undefined;
     try {
       result = await takeFullSnapshot({
-        client: this.client,
+        client: this.snapshotClient,
         endpoints: spec.etcd.endpoints,
         store: this.store,
         compression: spec.fullSnapshot.compression,

@@ -131,7 +131,7 @@ export async function replayDeltas(options: ReplayOptions): Promise<{ revision: 
         applied = revision.rev;
       }
       if (applied < last) throw new DeltaGapError(applied + 1, last, `${delta.key} ends early`);
-      logger.debug('Replayed delta object', { key: delta.key, fromRevision: before + 1, toRevision: applied });
+      logger.debug('Replayed delta object', { object: delta.key, fromRevision: before + 1, toRevision: applied });
       await rm(file, { force: true });
     }
   } finally {
