@@ -305,7 +305,9 @@ async function runRow(workload: Workload, config: Omit<ChildConfig, 'endpoint' |
       graceMs: workload.graceMs,
       chunkRevisions: workload.chunkRevisions,
     };
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', JSON.stringify(childConfig)], {
+    // Both backups run with the node flags the CLI and the operator's workers use (bin/etcd-backup.js).
+    const nodeFlags = ['--max-semi-space-size=1', '--import', 'tsx'];
+    const child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), '--child', JSON.stringify(childConfig)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const lines = createInterface({ input: child.stdout });
@@ -421,7 +423,7 @@ async function main(): Promise<void> {
   const body = `## Delta backups: memory under load (\`bench/delta-memory.ts\`)
 
 Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, etcd 3.4 on 127.0.0.1 (a fresh etcd per row).
-Each backup runs in its own process; this process writes the workload. RSS is the backup process's own:
+Each backup runs in its own process (node --max-semi-space-size=1, as the CLI and workers run); this process writes the workload. RSS is the backup process's own:
 "before" after start-up (Node, tsx, etcd3, gRPC), "peak" its VmHWM. The store is a local directory behind
 a throttle per upload stream (like one S3 connection), so the store is the bottleneck on purpose.
 Poller: chunk size ${workloads(quick).map((w) => `${w.chunkRevisions} revisions (${w.name})`).join(', ')}, period 500 ms, no compression.
