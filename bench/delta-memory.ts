@@ -18,7 +18,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3, IKeyValue } from 'etcd3';
@@ -30,10 +29,11 @@ import { startLocalEtcd } from '../src/etcd/local-etcd.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { deltaKey, fullSnapshotKey } from '../src/store/naming.js';
-import type { GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../src/store/object-store.js';
+import type { ObjectStore } from '../src/store/object-store.js';
 import { writeDocsSection } from './lib/docs-section.js';
 import { MiB, mib } from './lib/stats.js';
 import { markdownTable } from './lib/table.js';
+import { ThrottledStore } from '../test/harness/throttled-store.js';
 
 // ---------------------------------------------------------------------------------------------
 // Child: one backup (poller or naive) against a throttled local store.
@@ -68,39 +68,6 @@ interface ChildResult {
 function statusKb(field: string, text: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
   return match?.[1] ? Number(match[1]) * 1024 : 0;
-}
-
-/** A store whose uploads crawl at `bytesPerSecond` each, counting what it stores. */
-class ThrottledStore implements ObjectStore {
-  uploadedBytes = 0;
-  constructor(
-    private readonly inner: ObjectStore,
-    private readonly bytesPerSecond: number,
-  ) {}
-  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
-    const rate = this.bytesPerSecond;
-    const throttle = new Transform({
-      transform: (chunk: Buffer, _enc, done) => {
-        this.uploadedBytes += chunk.length;
-        setTimeout(() => done(null, chunk), (chunk.length / rate) * 1000);
-      },
-    });
-    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-    source.on('error', (err) => throttle.destroy(err));
-    return this.inner.put(key, source.pipe(throttle), options);
-  }
-  get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
-    return this.inner.get(key, options);
-  }
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.inner.list(prefix);
-  }
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-  describe(): string {
-    return `throttled ${this.inner.describe()}`;
-  }
 }
 
 /** What watch-based sidecars do: one watch, every event buffered until a single uploader sends it. */

@@ -1,4 +1,5 @@
 import type { ResolvedSpec } from '../api/validate.js';
+import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 
 /** Secret material resolved from Secrets (operator) or files/environment (CLI). Never logged. */
 export interface ResolvedSecrets {
@@ -28,13 +29,11 @@ export interface WorkOutcome {
 }
 
 /** What the supervisor observed; the operator turns it into EtcdBackup status with a pure function. */
-export interface SupervisorReport {
-  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256?: string };
-  lastDeltaSnapshot?: { fromRevision: number; toRevision: number; time: string; object: string };
-  archivedRevision?: number;
-  etcdRevision?: number;
-  lagRevisions?: number;
-  nextFullSnapshotTime?: string;
+export interface SupervisorReport
+  extends Pick<
+    EtcdBackupStatus,
+    'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision' | 'etcdRevision' | 'lagRevisions' | 'nextFullSnapshotTime'
+  > {
   memory: { budgetBytes: number; peakBytes: number; usedBytes: number };
   fullSnapshot: WorkOutcome;
   /** Undefined when deltas are disabled (period 0). */

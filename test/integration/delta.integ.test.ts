@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -29,8 +29,9 @@ import { replayDeltas } from '../../src/restore/delta-replay.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { sha256Hex } from '../../src/store/checksum.js';
 import { DELTA_DIR, FULL_DIR, classifyKeys, fullSnapshotKey } from '../../src/store/naming.js';
-import type { GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
+import type { ObjectStore } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { ThrottledStore } from '../harness/throttled-store.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -145,37 +146,6 @@ async function expectNoWatches(target: LocalEtcd): Promise<void> {
     gauges = await watchGauges(target);
   }
   assert.deepEqual(gauges, { streams: 0, watchers: 0 });
-}
-
-/** A store whose uploads crawl at `bytesPerSecond` (test-only). */
-class ThrottledStore implements ObjectStore {
-  constructor(
-    private readonly inner: ObjectStore,
-    private readonly bytesPerSecond: number,
-  ) {}
-  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
-    const rate = this.bytesPerSecond;
-    const throttle = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        setTimeout(() => done(null, chunk), (chunk.length / rate) * 1000);
-      },
-    });
-    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-    source.on('error', (err) => throttle.destroy(err));
-    return this.inner.put(key, source.pipe(throttle), options);
-  }
-  get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
-    return this.inner.get(key, options);
-  }
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.inner.list(prefix);
-  }
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-  describe(): string {
-    return `throttled ${this.inner.describe()}`;
-  }
 }
 
 /** A deterministic pseudo-random sequence, so failures can be reproduced. */
