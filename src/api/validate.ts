@@ -134,6 +134,12 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
     if (cron) problems.push(`spec.fullSnapshot.schedule: ${cron}`);
   }
 
+  const verificationSchedule = spec.verification?.schedule;
+  if (typeof verificationSchedule === 'string') {
+    const cron = cronProblem(verificationSchedule);
+    if (cron) problems.push(`spec.verification.schedule: ${cron}`);
+  }
+
   const timeout = spec.fullSnapshot?.timeout;
   const fullSnapshotTimeoutMs = typeof timeout === 'string' ? parseDuration(timeout) : undefined;
   if (typeof timeout === 'string' && (fullSnapshotTimeoutMs === undefined || fullSnapshotTimeoutMs <= 0)) {

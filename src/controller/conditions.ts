@@ -14,6 +14,8 @@ export const ConditionType = {
   FullSnapshotSucceeded: 'FullSnapshotSucceeded',
   DeltaSnapshotSucceeded: 'DeltaSnapshotSucceeded',
   RevisionsLost: 'RevisionsLost',
+  /** Only when spec.verification is set: the last scheduled trial restore of the latest backup. */
+  BackupVerified: 'BackupVerified',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -43,6 +45,10 @@ export const Reason = {
   // RevisionsLost
   NoRevisionsLost: 'NoRevisionsLost',
   RevisionsCompacted: 'RevisionsCompacted',
+  // BackupVerified
+  Verified: 'Verified',
+  VerificationFailed: 'VerificationFailed',
+  NotVerifiedYet: 'NotVerifiedYet',
 } as const;
 
 /** A referenced Secret that is missing or lacks what the spec needs. The message never holds values. */
@@ -71,6 +77,8 @@ export interface StatusInputs {
   suspended: boolean;
   /** False when spec.deltaSnapshot.period is 0. */
   deltasEnabled: boolean;
+  /** True when spec.verification is set; BackupVerified and lastVerification exist only then. */
+  verificationEnabled?: boolean;
   worker: WorkerState;
   deleting?: boolean;
 }
@@ -81,6 +89,7 @@ const CONDITION_ORDER: ConditionType[] = [
   ConditionType.FullSnapshotSucceeded,
   ConditionType.DeltaSnapshotSucceeded,
   ConditionType.RevisionsLost,
+  ConditionType.BackupVerified,
 ];
 
 type ConditionCore = Pick<Condition, 'status' | 'reason' | 'message'>;
@@ -90,7 +99,8 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   const report = inputs.worker.phase === 'Stopped' ? undefined : inputs.worker.report;
   const previousCondition = (type: ConditionType) => previous.conditions?.find((c) => c.type === type);
 
-  const cores: Record<ConditionType, ConditionCore> = {
+  const verificationEnabled = inputs.verificationEnabled === true && inputs.specProblems.length === 0;
+  const cores: Record<ConditionType, ConditionCore | undefined> = {
     [ConditionType.Ready]: readyCondition(inputs, report),
     [ConditionType.SpecValid]:
       inputs.specProblems.length === 0
@@ -116,19 +126,24 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
             previousCondition(ConditionType.DeltaSnapshotSucceeded),
           ),
     [ConditionType.RevisionsLost]: revisionsLostCondition(report, previousCondition(ConditionType.RevisionsLost)),
+    // Not part of Ready: a failed trial restore is alerted on by itself, backups keep running.
+    [ConditionType.BackupVerified]: verificationEnabled
+      ? verifiedCondition(report, previousCondition(ConditionType.BackupVerified))
+      : undefined,
   };
 
-  const conditions = CONDITION_ORDER.map((type): Condition => {
+  const conditions = CONDITION_ORDER.flatMap((type): Condition[] => {
     const core = cores[type];
+    if (!core) return [];
     const before = previousCondition(type);
-    return {
+    return [{
       type,
       ...core,
       // Only a change of status is a transition; new messages and reasons are not.
       lastTransitionTime:
         before && before.status === core.status ? before.lastTransitionTime : inputs.now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       observedGeneration: inputs.generation,
-    };
+    }];
   });
 
   const status: EtcdBackupStatus = { observedGeneration: inputs.generation, conditions };
@@ -146,7 +161,42 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
     if (report.nextFullSnapshotTime !== undefined) status.nextFullSnapshotTime = report.nextFullSnapshotTime;
     status.memory = { budgetBytes: report.memory.budgetBytes, peakBytes: report.memory.peakBytes };
   }
+  if (verificationEnabled) {
+    const lastVerification = lastVerificationOf(report) ?? previous.lastVerification;
+    if (lastVerification) status.lastVerification = { ...lastVerification };
+  }
   return status;
+}
+
+function lastVerificationOf(report: SupervisorReport | undefined): EtcdBackupStatus['lastVerification'] {
+  const v = report?.verification;
+  if (!v?.lastSuccessTime || v.verifiedRevision === undefined || v.keyCount === undefined || v.contentHash === undefined) {
+    return undefined;
+  }
+  return { time: v.lastSuccessTime, revision: v.verifiedRevision, keyCount: v.keyCount, contentHash: v.contentHash };
+}
+
+/**
+ * The last verification decides; with none since the worker (re)started, what was last observed
+ * still holds (a restart proves nothing either way).
+ */
+function verifiedCondition(report: SupervisorReport | undefined, previous: Condition | undefined): ConditionCore {
+  const outcome = report?.verification;
+  if (outcome && outcome.consecutiveFailures > 0) {
+    const times = outcome.consecutiveFailures === 1 ? '' : ` (${outcome.consecutiveFailures} times in a row)`;
+    return { status: 'False', reason: Reason.VerificationFailed, message: `${outcome.lastError ?? 'verification failed'}${times}` };
+  }
+  const last = lastVerificationOf(report);
+  if (last) {
+    const live = outcome?.liveComparison ? `; ${outcome.liveComparison}` : '';
+    return {
+      status: 'True',
+      reason: Reason.Verified,
+      message: `Trial restore of ${outcome?.snapshot ?? 'the latest backup'} + deltas at ${last.time}: revision ${last.revision}, ${last.keyCount} keys${live}`,
+    };
+  }
+  if (previous) return { status: previous.status, reason: previous.reason, message: previous.message };
+  return { status: 'Unknown', reason: Reason.NotVerifiedYet, message: 'No scheduled verification has run yet (spec.verification.schedule)' };
 }
 
 function readyCondition(inputs: StatusInputs, report: SupervisorReport | undefined): ConditionCore {

@@ -256,6 +256,7 @@ export class EtcdBackupController {
     const { resolved } = validation;
     const spec = resolved.spec;
     base.deltasEnabled = resolved.deltaPeriodMs !== 0;
+    base.verificationEnabled = spec.verification !== undefined;
     this.secretIndex.set(key, { namespace, names: new Set(referencedSecrets(spec).map((ref) => ref.name)) });
 
     if (spec.suspend) {
@@ -431,7 +432,8 @@ export function keyOf(namespace: string | undefined, name: string | undefined): 
 }
 
 function supervisorEventInfo(event: SupervisorEvent): EventInfo {
-  return { type: event.type, reason: event.reason, action: 'Backup', note: event.message };
+  const verifying = event.reason === 'BackupVerified' || event.reason === 'VerificationFailed';
+  return { type: event.type, reason: event.reason, action: verifying ? 'Verify' : 'Backup', note: event.message };
 }
 
 export type { WorkerState };

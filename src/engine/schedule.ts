@@ -25,3 +25,10 @@ export function retryDelayMs(consecutiveFailures: number): number {
   const base = 5_000;
   return Math.min(300_000, base * 2 ** Math.max(0, Math.min(consecutiveFailures - 1, 10)));
 }
+
+/** The first time `schedule` (cron, UTC) fires after `after` (pure); RangeError if it never does. */
+export function nextScheduledRun(schedule: string, after: Date): Date {
+  const next = new Cron(schedule, { timezone: 'UTC', paused: true }).nextRun(after);
+  if (!next) throw new RangeError(`cron expression ${JSON.stringify(schedule)} never fires`);
+  return next;
+}

@@ -28,6 +28,19 @@ export interface WorkOutcome {
   consecutiveFailures: number;
 }
 
+/** Outcome of the last scheduled verification (trial restore of the latest full snapshot + deltas). */
+export interface VerificationOutcome extends WorkOutcome {
+  /** The revision the last successful verification restored. */
+  verifiedRevision?: number;
+  keyCount?: number;
+  /** sha256 over every restored key, value, create/mod revision and version, in key order. */
+  contentHash?: string;
+  /** The full snapshot the last successful verification started from. */
+  snapshot?: string;
+  /** How the last successful verification compared with live etcd, e.g. why it could not. */
+  liveComparison?: string;
+}
+
 /** What the supervisor observed; the operator turns it into EtcdBackup status with a pure function. */
 export interface SupervisorReport
   extends Pick<
@@ -38,6 +51,8 @@ export interface SupervisorReport
   fullSnapshot: WorkOutcome;
   /** Undefined when deltas are disabled (period 0). */
   delta?: WorkOutcome;
+  /** Undefined when spec.verification is not set. */
+  verification?: VerificationOutcome;
   /** Set when etcd compacted revisions before they were archived. */
   revisionsLost?: { fromRevision: number; toRevision: number; time: string };
   bytesUploaded: number;

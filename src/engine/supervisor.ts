@@ -2,6 +2,7 @@ import type { Etcd3 } from 'etcd3';
 import { createEtcdClient, type EtcdConnection } from '../etcd/client.js';
 import { keyId } from '../crypto/encryption.js';
 import { errorMessage, OperatorError, UsageError } from '../errors.js';
+import { verifyBackup } from '../restore/verify.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
 import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.js';
@@ -11,17 +12,35 @@ import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 import { MemoryBudget } from './memory-budget.js';
-import { decideFullSnapshot, retryDelayMs } from './schedule.js';
+import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from './schedule.js';
 import type {
   BackupSupervisor,
   SupervisorConfig,
   SupervisorEvent,
   SupervisorReport,
+  VerificationOutcome,
   WorkOutcome,
 } from './supervisor-types.js';
 
 /** setTimeout cannot wait longer than 2^31-1 ms; re-evaluate the schedule at least hourly anyway. */
 const MAX_TIMER_MS = 3_600_000;
+
+/**
+ * A verification cannot be cancelled midway (etcdctl restore, replay into a temp etcd); stop waits
+ * this long for it, below the operator's stop timeout. If the process exits first, the temp etcd's
+ * watchdog kills it.
+ */
+const VERIFY_STOP_WAIT_MS = 20_000;
+
+/** The restored backup differs from live etcd at the same revision. */
+export class VerificationMismatchError extends OperatorError {
+  constructor(
+    message: string,
+    readonly differences: string[],
+  ) {
+    super('VerificationFailed', message);
+  }
+}
 
 export interface SupervisorDependencies {
   now?: () => Date;
@@ -46,6 +65,8 @@ export class Supervisor implements BackupSupervisor {
   private readonly state: SupervisorReport;
   private fullTimer: NodeJS.Timeout | undefined;
   private fullInFlight: Promise<FullSnapshotResult | undefined> | undefined;
+  private verifyTimer: NodeJS.Timeout | undefined;
+  private verifyInFlight: Promise<VerificationOutcome | undefined> | undefined;
   private readonly abort = new AbortController();
   private stopped = false;
   private poller: DeltaPoller | undefined;
@@ -66,6 +87,7 @@ export class Supervisor implements BackupSupervisor {
       memory: { budgetBytes: this.budget.limitBytes, peakBytes: 0, usedBytes: 0 },
       fullSnapshot: { consecutiveFailures: 0 },
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
+      ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
     };
   }
@@ -86,6 +108,7 @@ export class Supervisor implements BackupSupervisor {
       endpoints: this.connection.endpoints,
       store: this.store.describe(),
       schedule: this.config.resolved.spec.fullSnapshot.schedule,
+      verificationSchedule: this.config.resolved.spec.verification?.schedule ?? 'none',
       budgetBytes: this.budget.limitBytes,
       // The key id names the key without revealing it (docs/encryption.md).
       encryption: this.config.secrets.encryptionKey ? `aes-256-gcm key id ${keyId(this.config.secrets.encryptionKey)}` : 'none',
@@ -98,6 +121,7 @@ export class Supervisor implements BackupSupervisor {
     }
     await this.scheduleFullSnapshot();
     if (this.config.resolved.deltaPeriodMs > 0) await this.startDeltas(this.client);
+    this.scheduleVerification();
   }
 
   private async startDeltas(client: Etcd3): Promise<void> {
@@ -170,9 +194,11 @@ export class Supervisor implements BackupSupervisor {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.fullTimer);
+    clearTimeout(this.verifyTimer);
     this.abort.abort(new OperatorError('Stopped', 'supervisor stopped'));
     await this.poller?.stop().catch((err: unknown) => this.logger.warn('Delta poller stopped with an error', { error: errorMessage(err) }));
     await this.fullInFlight?.catch(() => undefined);
+    await this.waitForVerification();
     this.client?.close();
     this.snapshotClient?.close();
     this.logger.info('Stopped backup supervisor');
@@ -199,6 +225,120 @@ export class Supervisor implements BackupSupervisor {
       this.fullInFlight = this.runFullSnapshot().finally(() => (this.fullInFlight = undefined));
     }
     return this.fullInFlight;
+  }
+
+  /**
+   * Verifies the latest backup now (trial restore of the newest full snapshot plus its deltas), or
+   * joins the verification already running; the schedule continues from when it ends. Resolves with
+   * the verification outcome, undefined when stopped.
+   */
+  async verifyNow(): Promise<VerificationOutcome | undefined> {
+    if (!this.verifyInFlight) {
+      this.verifyInFlight = this.runVerification().finally(() => {
+        this.verifyInFlight = undefined;
+        this.scheduleVerification();
+      });
+    }
+    return this.verifyInFlight;
+  }
+
+  private scheduleVerification(): void {
+    const schedule = this.config.resolved.spec.verification?.schedule;
+    if (!schedule || this.stopped) return;
+    clearTimeout(this.verifyTimer);
+    const now = this.now();
+    // One at a time: the next run is computed when the last ended, so a slow one skips ticks.
+    const delayMs = nextScheduledRun(schedule, now).getTime() - now.getTime();
+    this.verifyTimer = setTimeout(
+      () => {
+        if (delayMs <= MAX_TIMER_MS) this.verifyNow().catch(() => undefined);
+        else this.scheduleVerification();
+      },
+      Math.max(0, Math.min(delayMs, MAX_TIMER_MS)),
+    );
+  }
+
+  private async waitForVerification(): Promise<void> {
+    const running = this.verifyInFlight;
+    if (!running) return;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      running.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), VERIFY_STOP_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!finished) this.logger.warn('Stopped without waiting for the running verification to finish', { waitedSeconds: VERIFY_STOP_WAIT_MS / 1000 });
+  }
+
+  private async runVerification(): Promise<VerificationOutcome | undefined> {
+    if (this.stopped || !this.client) return undefined;
+    // The live comparison reads the whole keyspace from etcd, as a full snapshot does: never both at once.
+    await this.fullInFlight?.catch(() => undefined);
+    if (this.stopped) return undefined;
+    const outcome = (this.state.verification ??= { consecutiveFailures: 0 });
+    const key = this.config.secrets.encryptionKey;
+    const started = Date.now();
+    this.logger.info('Starting verification of the latest backup', { store: this.store.describe() });
+    try {
+      const result = await verifyBackup({
+        store: this.store,
+        logger: this.logger,
+        encryptionKeys: key ? [key] : undefined,
+        // Compared at the restored revision; a compacted (or unreadable) live etcd is reported, not a failure.
+        live: this.connection,
+        onLiveUnreadable: 'skip',
+      });
+      if (result.comparison && !result.comparison.matches) {
+        const { differences } = result.comparison;
+        throw new VerificationMismatchError(
+          `restored backup (${result.snapshot} + deltas) differs from live etcd at revision ${result.revision}: ` +
+            differences.slice(0, 3).join('; ') +
+            (differences.length > 3 ? `; ... (${differences.length} differences listed in the log)` : ''),
+          differences,
+        );
+      }
+      if (this.stopped) return undefined;
+      const liveComparison = result.comparison
+        ? `matches live etcd at revision ${result.revision}`
+        : `not compared with live etcd: ${result.liveSkipped ?? 'no live cluster'}`;
+      this.recordSuccess(outcome);
+      Object.assign(outcome, {
+        verifiedRevision: result.revision,
+        keyCount: result.keyCount,
+        contentHash: result.contentHash,
+        snapshot: result.snapshot,
+        liveComparison,
+      });
+      this.logger.info('Verified the latest backup', {
+        snapshot: result.snapshot,
+        revision: result.revision,
+        keyCount: result.keyCount,
+        contentHash: result.contentHash,
+        liveComparison,
+        seconds: (Date.now() - started) / 1000,
+      });
+      this.emitEvent({
+        type: 'Normal',
+        reason: 'BackupVerified',
+        message: `Verified backup ${result.snapshot} + deltas: restored revision ${result.revision}, ${result.keyCount} keys, sha256 ${result.contentHash.slice(0, 12)}; ${liveComparison}`,
+      });
+    } catch (err) {
+      if (this.stopped) return undefined;
+      // One line: it goes into an Event and a condition message.
+      const message = `verification of the latest backup failed: ${errorMessage(err)}`.replace(/\s*\n\s*/g, ' ');
+      this.recordFailure(outcome, err, message);
+      this.logger.error('Failed to verify the latest backup', {
+        error: message,
+        ...(err instanceof VerificationMismatchError ? { differences: err.differences } : {}),
+        seconds: (Date.now() - started) / 1000,
+      });
+      this.emitEvent({ type: 'Warning', reason: 'VerificationFailed', message });
+    }
+    this.emitReport();
+    return structuredClone(outcome);
   }
 
   private async latestFullSnapshot(): Promise<FullSnapshotName | undefined> {

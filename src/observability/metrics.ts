@@ -17,6 +17,8 @@ export class OperatorMetrics {
   private readonly memoryPeak: Gauge<'namespace' | 'name'>;
   private readonly memoryBudget: Gauge<'namespace' | 'name'>;
   private readonly restarts: Counter<'namespace' | 'name'>;
+  private readonly lastVerification: Gauge<'namespace' | 'name'>;
+  private readonly verificationFailures: Counter<'namespace' | 'name'>;
   readonly reconciles: Counter<'result'>;
   readonly leader: Gauge;
   /** Per supervisor run: counters in reports restart from zero when the supervisor restarts. */
@@ -79,6 +81,18 @@ export class OperatorMetrics {
       labelNames: ['namespace', 'name'],
       registers,
     });
+    this.lastVerification = new Gauge({
+      name: 'etcdbackup_last_verification_success_timestamp_seconds',
+      help: 'Unix time of the last successful scheduled verification (trial restore of the latest backup)',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.verificationFailures = new Counter({
+      name: 'etcdbackup_verification_failures_total',
+      help: 'Failed scheduled verifications of the latest backup',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
     this.reconciles = new Counter({
       name: 'etcdbackup_reconcile_total',
       help: 'Reconciles by result (success, requeue, error, terminal)',
@@ -115,6 +129,14 @@ export class OperatorMetrics {
       }
       seen.failureTimes[kind] = outcome.lastFailureTime;
     }
+    const verification = report.verification;
+    if (verification) {
+      if (verification.lastSuccessTime) this.lastVerification.set(labels, Date.parse(verification.lastSuccessTime) / 1000);
+      if (verification.lastFailureTime && verification.lastFailureTime !== seen.failureTimes.verification) {
+        this.verificationFailures.inc(labels);
+      }
+      seen.failureTimes.verification = verification.lastFailureTime;
+    }
     if (report.archivedRevision !== undefined) this.archivedRevision.set(labels, report.archivedRevision);
     if (report.etcdRevision !== undefined) this.etcdRevision.set(labels, report.etcdRevision);
     if (report.lagRevisions !== undefined) this.lag.set(labels, report.lagRevisions);
@@ -128,7 +150,17 @@ export class OperatorMetrics {
   forget(namespace: string, name: string): void {
     const labels = { namespace, name };
     this.seen.delete(`${namespace}/${name}`);
-    for (const metric of [this.archivedRevision, this.etcdRevision, this.lag, this.bytesUploaded, this.memoryPeak, this.memoryBudget, this.restarts]) {
+    for (const metric of [
+      this.archivedRevision,
+      this.etcdRevision,
+      this.lag,
+      this.bytesUploaded,
+      this.memoryPeak,
+      this.memoryBudget,
+      this.restarts,
+      this.lastVerification,
+      this.verificationFailures,
+    ]) {
       metric.remove(labels);
     }
     for (const kind of ['full', 'delta']) {

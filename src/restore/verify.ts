@@ -17,12 +17,31 @@ export interface VerifyOptions extends RestoreTarget {
   live?: EtcdConnection;
   /** Keys for `.enc` objects (see RestoreOptions.encryptionKeys). */
   encryptionKeys?: Buffer[];
+  /**
+   * What to do when the live cluster cannot be read at the restored revision (compacted, or
+   * unreachable): 'fail' (default) throws; 'skip' leaves the comparison out and says why in
+   * `liveSkipped` (the trial restore itself succeeded, which is what a scheduled check proves).
+   */
+  onLiveUnreadable?: 'fail' | 'skip';
 }
 
 export interface VerifyResult extends KeyspaceSummary {
   snapshot: string;
   /** Present when a live cluster was compared. */
   comparison?: { matches: boolean; liveKeyCount: number; differences: string[] };
+  /** Why the live cluster was not compared (onLiveUnreadable 'skip'), e.g. the revision was compacted. */
+  liveSkipped?: string;
+}
+
+/** The live cluster could not be read at the revision to compare; `compacted` says it was compaction. */
+export class LiveReadError extends EtcdUnavailableError {
+  constructor(
+    message: string,
+    readonly compacted: boolean,
+    cause: unknown,
+  ) {
+    super(message, cause);
+  }
 }
 
 /** How many differences a report lists; the count of the rest is given. */
@@ -42,7 +61,14 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyResult
       return await withClient(member, async (client) => {
         const summary = await summarizeKeyspace(client, restored.revision);
         const result: VerifyResult = { ...summary, snapshot: restored.snapshot.key };
-        if (options.live) result.comparison = await compareWithLive(client, options.live, restored.revision);
+        if (options.live) {
+          try {
+            result.comparison = await compareWithLive(client, options.live, restored.revision);
+          } catch (err) {
+            if (options.onLiveUnreadable !== 'skip' || !(err instanceof LiveReadError)) throw err;
+            result.liveSkipped = err.message;
+          }
+        }
         return result;
       });
     } finally {
@@ -107,12 +133,17 @@ async function nextLive(
   } catch (err) {
     const text = errorMessage(err);
     if (err instanceof GRPCOutOfRangeError) {
-      throw new EtcdUnavailableError(
+      // etcd answers OutOfRange both for compacted and for future revisions (another cluster?).
+      if (/future revision/i.test(text)) {
+        throw new LiveReadError(`live etcd at ${live.endpoints.join(',')} is behind revision ${revision} (${text}): is it the cluster that was backed up?`, false, err);
+      }
+      throw new LiveReadError(
         `live etcd at ${live.endpoints.join(',')} has compacted revision ${revision}; compare at a later revision`,
+        true,
         err,
       );
     }
-    throw new EtcdUnavailableError(`cannot read live etcd at ${live.endpoints.join(',')}: ${text}`, err);
+    throw new LiveReadError(`cannot read live etcd at ${live.endpoints.join(',')}: ${text}`, false, err);
   }
 }
 

@@ -256,3 +256,125 @@ test('isTransition: generation or condition status/reason changes, not messages 
   assert.equal(isTransition(a, computeStatus(inputs({ previous: a, suspended: true, worker: { phase: 'Stopped' } }))), true);
   assert.equal(isTransition(undefined, a), true);
 });
+
+test('BackupVerified condition and lastVerification (table)', () => {
+  const verified = {
+    consecutiveFailures: 0,
+    lastSuccessTime: '2025-01-01T03:30:20Z',
+    verifiedRevision: 150,
+    keyCount: 42,
+    contentHash: 'c0ffee',
+    snapshot: 'full/x.db.gz',
+    liveComparison: 'matches live etcd at revision 150',
+  };
+  const failing = {
+    ...verified,
+    consecutiveFailures: 2,
+    lastFailureTime: '2025-01-01T04:30:20Z',
+    lastError: 'verification of the latest backup failed: sha256 mismatch for delta/101-150.jsonl.gz',
+    lastErrorReason: 'ChecksumMismatch',
+  };
+  const previousTrue: Condition = {
+    type: 'BackupVerified',
+    status: 'True',
+    reason: Reason.Verified,
+    message: 'earlier success',
+    lastTransitionTime: '2024-12-31T00:00:00Z',
+  };
+  const previousLast = { time: '2024-12-31T00:00:00Z', revision: 90, keyCount: 7, contentHash: 'old' };
+  const cases: Array<{
+    name: string;
+    in: Partial<StatusInputs>;
+    /** undefined: the condition must be absent. */
+    expect: [status: string, reason: string, messageIncludes: string[]] | undefined;
+    lastVerification: EtcdBackupStatus['lastVerification'];
+  }> = [
+    {
+      name: 'not configured: absent, even with a report',
+      in: { worker: { phase: 'Running', report: report({ verification: verified }) } },
+      expect: undefined,
+      lastVerification: undefined,
+    },
+    {
+      name: 'configured, nothing run yet',
+      in: { verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: { consecutiveFailures: 0 } }) } },
+      expect: ['Unknown', Reason.NotVerifiedYet, ['spec.verification.schedule']],
+      lastVerification: undefined,
+    },
+    {
+      name: 'configured, worker starting without a report',
+      in: { verificationEnabled: true, worker: { phase: 'Starting' } },
+      expect: ['Unknown', Reason.NotVerifiedYet, []],
+      lastVerification: undefined,
+    },
+    {
+      name: 'verified names the revision and key count',
+      in: { verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: verified }) } },
+      expect: ['True', Reason.Verified, ['revision 150', '42 keys', 'full/x.db.gz', 'matches live etcd']],
+      lastVerification: { time: '2025-01-01T03:30:20Z', revision: 150, keyCount: 42, contentHash: 'c0ffee' },
+    },
+    {
+      name: 'failed: the error, how often, Ready untouched; the last success stays in lastVerification',
+      in: { verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: failing }) } },
+      expect: ['False', Reason.VerificationFailed, ['sha256 mismatch for delta/101-150.jsonl.gz', '2 times in a row']],
+      lastVerification: { time: '2025-01-01T03:30:20Z', revision: 150, keyCount: 42, contentHash: 'c0ffee' },
+    },
+    {
+      name: 'restarted worker keeps the previous condition and lastVerification',
+      in: {
+        verificationEnabled: true,
+        previous: { conditions: [previousTrue], lastVerification: previousLast },
+        worker: { phase: 'Running', report: report({ verification: { consecutiveFailures: 0 } }) },
+      },
+      expect: ['True', Reason.Verified, ['earlier success']],
+      lastVerification: previousLast,
+    },
+    {
+      name: 'suspended keeps the previous condition and lastVerification',
+      in: { verificationEnabled: true, suspended: true, previous: { conditions: [previousTrue], lastVerification: previousLast }, worker: { phase: 'Stopped' } },
+      expect: ['True', Reason.Verified, ['earlier success']],
+      lastVerification: previousLast,
+    },
+    {
+      name: 'verification removed from the spec: condition and lastVerification go',
+      in: { previous: { conditions: [previousTrue], lastVerification: previousLast } },
+      expect: undefined,
+      lastVerification: undefined,
+    },
+    {
+      name: 'invalid spec: absent',
+      in: { verificationEnabled: true, specProblems: ['spec.verification.schedule: bad'], worker: { phase: 'Stopped' } },
+      expect: undefined,
+      lastVerification: undefined,
+    },
+  ];
+  for (const c of cases) {
+    const status = computeStatus(inputs(c.in));
+    const got = status.conditions?.find((x) => x.type === 'BackupVerified');
+    assert.deepEqual(status.lastVerification, c.lastVerification, `${c.name}: lastVerification`);
+    if (!c.expect) {
+      assert.equal(got, undefined, `${c.name}: BackupVerified must be absent`);
+      continue;
+    }
+    assert.ok(got, `${c.name}: BackupVerified missing`);
+    assert.equal(status.conditions?.at(-1)?.type, 'BackupVerified', `${c.name}: BackupVerified comes last`);
+    const [expectedStatus, reason, includes] = c.expect;
+    assert.equal(got.status, expectedStatus, `${c.name}: status`);
+    assert.equal(got.reason, reason, `${c.name}: reason`);
+    for (const text of includes) assert.ok(got.message.includes(text), `${c.name}: message ${JSON.stringify(got.message)} lacks ${text}`);
+    assert.doesNotMatch(got.message, /\n/, `${c.name}: one-line message`);
+  }
+  // A failed verification is its own alert: Ready stays True.
+  const failed = computeStatus(inputs({ verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: failing }) } }));
+  assert.equal(condition(failed, 'Ready').status, 'True');
+  assert.equal(condition(failed, 'Ready').reason, Reason.BackupsCurrent);
+  // Verified -> failed is a transition (status change); a second failure is not.
+  const ok = computeStatus(inputs({ verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: verified }) } }));
+  const bad = computeStatus(inputs({ now: T1, previous: ok, verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: failing }) } }));
+  assert.equal(isTransition(ok, bad), true);
+  assert.equal(condition(bad, 'BackupVerified').lastTransitionTime, '2025-01-01T00:05:00Z');
+  const again = computeStatus(
+    inputs({ now: T1, previous: bad, verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: { ...failing, consecutiveFailures: 3 } }) } }),
+  );
+  assert.equal(isTransition(bad, again), false);
+});

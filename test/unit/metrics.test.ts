@@ -37,6 +37,21 @@ test('metrics follow reports; counters survive supervisor restarts; forget drops
   assert.doesNotMatch(await metrics.registry.metrics(), /name="a"/);
 });
 
+test('verification metrics: last success time, failures counted once', async () => {
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  const failed = { consecutiveFailures: 1, lastFailureTime: '2025-01-01T00:01:00Z', lastError: 'x' };
+  metrics.observeReport('ns', 'v', { ...base, verification: { consecutiveFailures: 0 } });
+  metrics.observeReport('ns', 'v', { ...base, verification: failed });
+  metrics.observeReport('ns', 'v', { ...base, verification: failed }); // same failure: not recounted
+  metrics.observeReport('ns', 'v', { ...base, verification: { ...failed, consecutiveFailures: 2, lastFailureTime: '2025-01-01T00:02:00Z' } });
+  metrics.observeReport('ns', 'v', { ...base, verification: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:03:00Z', lastFailureTime: '2025-01-01T00:02:00Z' } });
+  const text = await metrics.registry.metrics();
+  assert.match(text, /^etcdbackup_verification_failures_total\{namespace="ns",name="v"\} 2$/m, text);
+  assert.match(text, /^etcdbackup_last_verification_success_timestamp_seconds\{namespace="ns",name="v"\} 1735689780$/m, text);
+  metrics.forget('ns', 'v');
+  assert.doesNotMatch(await metrics.registry.metrics(), /name="v"/);
+});
+
 test('http server: probes and metrics', async () => {
   const metrics = new OperatorMetrics();
   let ready = false;

@@ -158,6 +158,16 @@ const validCases: Array<{ name: string; mutate: (d: Doc) => void; check: (r: Ext
     check: (r) => assert.deepEqual(r.backup.spec.retention, { policy: 'Exponential', maxFullSnapshots: 7 }),
   },
   {
+    name: 'verification schedule is kept and has no default',
+    mutate: (d) => (d.spec.verification = { schedule: '30 3 * * *' }),
+    check: (r) => assert.deepEqual(r.backup.spec.verification, { schedule: '30 3 * * *' }),
+  },
+  {
+    name: 'no verification unless asked for',
+    mutate: () => undefined,
+    check: (r) => assert.equal(r.backup.spec.verification, undefined, 'verification must stay absent'),
+  },
+  {
     name: 'https endpoints and an s3 endpoint URL',
     mutate: (d) => {
       d.spec.etcd.endpoints = ['https://etcd-0:2379', 'http://etcd-1:2379'];
@@ -192,6 +202,33 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
     name: 'cron that never fires',
     mutate: (d) => (d.spec.fullSnapshot = { schedule: '0 0 31 2 *' }),
     problems: ['spec.fullSnapshot.schedule: cron expression "0 0 31 2 *" never fires'],
+  },
+  {
+    name: 'verification cron step out of range',
+    mutate: (d) => (d.spec.verification = { schedule: '*/61 * * * *' }),
+    problems: ['spec.verification.schedule: invalid cron expression "*/61 * * * *"'],
+  },
+  {
+    name: 'verification cron with six fields',
+    mutate: (d) => (d.spec.verification = { schedule: '0 30 3 * * *' }),
+    problems: [
+      'spec.verification.schedule: invalid cron expression "0 30 3 * * *": expected 5 fields (minute hour day-of-month month day-of-week)',
+    ],
+  },
+  {
+    name: 'verification cron that never fires',
+    mutate: (d) => (d.spec.verification = { schedule: '0 0 30 2 *' }),
+    problems: ['spec.verification.schedule: cron expression "0 0 30 2 *" never fires'],
+  },
+  {
+    name: 'verification without a schedule',
+    mutate: (d) => (d.spec.verification = {}),
+    problems: ['spec.verification.schedule: required'],
+  },
+  {
+    name: 'verification schedule of the wrong type',
+    mutate: (d) => (d.spec.verification = { schedule: 5 }),
+    problems: ['spec.verification.schedule: must be string'],
   },
   {
     name: 'both s3 and local',

@@ -67,6 +67,11 @@ export interface RetentionSpec {
   maxFullSnapshots: number;
 }
 
+export interface VerificationSpec {
+  /** Five-field cron expression (or @daily...), evaluated in UTC: when to trial-restore the latest backup. */
+  schedule: string;
+}
+
 export interface EncryptionSpec {
   keySecretRef: SecretRef;
 }
@@ -78,6 +83,8 @@ export interface EtcdBackupSpec {
   deltaSnapshot: DeltaSnapshotSpec;
   memory: MemorySpec;
   retention: RetentionSpec;
+  /** Absent: no scheduled verification. */
+  verification?: VerificationSpec;
   encryption?: EncryptionSpec;
   suspend: boolean;
   deletionPolicy: 'Retain' | 'Delete';
@@ -102,6 +109,8 @@ export interface EtcdBackupStatus {
   etcdRevision?: number;
   lagRevisions?: number;
   nextFullSnapshotTime?: string;
+  /** The last successful verification: when, the revision restored, its key count and content hash. */
+  lastVerification?: { time: string; revision: number; keyCount: number; contentHash: string };
   memory?: { budgetBytes: number; peakBytes: number };
 }
 

@@ -92,6 +92,14 @@ export const specSchema = {
         maxFullSnapshots: { type: 'integer', minimum: 1, maximum: 10000, default: 7 },
       },
     },
+    verification: {
+      type: 'object',
+      required: ['schedule'],
+      description: 'Scheduled trial restore of the latest backup (full snapshot + deltas); absent means none.',
+      properties: {
+        schedule: { type: 'string', maxLength: 256, description: 'Cron schedule in UTC (5 fields).' },
+      },
+    },
     encryption: {
       type: 'object',
       required: ['keySecretRef'],
@@ -148,6 +156,16 @@ export const statusSchema = {
     etcdRevision: { type: 'integer' },
     lagRevisions: { type: 'integer' },
     nextFullSnapshotTime: { type: 'string', format: 'date-time' },
+    lastVerification: {
+      type: 'object',
+      description: 'The last successful scheduled verification (trial restore) of the latest backup.',
+      properties: {
+        time: { type: 'string', format: 'date-time' },
+        revision: { type: 'integer' },
+        keyCount: { type: 'integer' },
+        contentHash: { type: 'string' },
+      },
+    },
     memory: {
       type: 'object',
       properties: { budgetBytes: { type: 'integer' }, peakBytes: { type: 'integer' } },

@@ -1,0 +1,149 @@
+/**
+ * Scheduled verification against a real etcd and a LocalStore: a Supervisor with
+ * `verification.schedule: "* * * * *"` is driven through verifyNow() (no waiting for the minute).
+ * 1. Verified: the trial restore of full + deltas (encrypted) matches live etcd at that revision.
+ * 2. Live etcd compacted past the verified revision: verified without comparison, saying so.
+ * 3. A corrupted delta object: a failure naming the object, in the report and as a Warning Event.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { validateEtcdBackup } from '../../src/api/validate.js';
+import { Supervisor } from '../../src/engine/supervisor.js';
+import type { SupervisorEvent, SupervisorReport } from '../../src/engine/supervisor-types.js';
+import { headRevision } from '../../src/etcd/client.js';
+import { summarizeKeyspace } from '../../src/etcd/read-all.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { LocalStore } from '../../src/store/local-store.js';
+import { classifyKeys } from '../../src/store/naming.js';
+import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { writeMixedWorkload } from '../helpers/workload.js';
+
+const logger = silentLogger();
+const KEY = randomBytes(32);
+
+let etcd: TestEtcd;
+let client: Etcd3;
+let work: string;
+
+before(async () => {
+  etcd = await startTestEtcd();
+  client = etcd.client();
+  work = await mkdtemp(join(tmpdir(), 'verification-test-'));
+});
+
+after(async () => {
+  await etcd?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function supervisor(storeDir: string, deltaPeriod: string): { supervisor: Supervisor; events: SupervisorEvent[] } {
+  const validation = validateEtcdBackup({
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name: 'verified' },
+    spec: {
+      etcd: { endpoints: [etcd.clientUrl] },
+      store: { local: { path: storeDir } },
+      // Yearly: only the one taken at start (the store is empty then).
+      fullSnapshot: { schedule: '0 0 1 1 *' },
+      deltaSnapshot: { period: deltaPeriod, chunkRevisions: 50, chunkParallelism: 2 },
+      memory: { budget: '32Mi' },
+      encryption: { keySecretRef: { name: 'backup-key' } },
+      verification: { schedule: '* * * * *' },
+    },
+  });
+  if (!validation.ok) assert.fail(`spec rejected: ${validation.problems.join('; ')}`);
+  const instance = new Supervisor(
+    { resolved: validation.resolved, secrets: { encryptionKey: KEY }, name: 'test/verified' },
+    logger,
+  );
+  const events: SupervisorEvent[] = [];
+  instance.onEvent((event) => events.push(event));
+  return { supervisor: instance, events };
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+function verificationOf(report: SupervisorReport): NonNullable<SupervisorReport['verification']> {
+  assert.ok(report.verification, 'the report has a verification outcome');
+  return report.verification;
+}
+
+test('scheduled verification: verified against live etcd, compaction reported, a corrupted delta fails clearly', { timeout: 60_000 }, async () => {
+  const storeDir = join(work, 'store');
+  const store = new LocalStore(storeDir);
+  await writeMixedWorkload(client, 'a/', 150, 7);
+
+  // 1. Full snapshot at start, deltas after it, then verify.
+  const first = supervisor(storeDir, '1s');
+  await first.supervisor.start();
+  assert.deepEqual(verificationOf(first.supervisor.report()), { consecutiveFailures: 0 }, 'nothing verified yet');
+  const snapshot = await first.supervisor.takeFullSnapshotNow();
+  assert.ok(snapshot, 'the first full snapshot was taken');
+  await writeMixedWorkload(client, 'b/', 200, 8);
+  const head = await headRevision(client);
+  await until(`revision ${head} archived`, () => first.supervisor.report().archivedRevision === head);
+
+  const ok = await first.supervisor.verifyNow();
+  assert.ok(ok, 'verifyNow returned an outcome');
+  assert.equal(ok.consecutiveFailures, 0, `verification failed: ${ok.lastError ?? ''}`);
+  const live = await summarizeKeyspace(client, head);
+  assert.equal(ok.verifiedRevision, head, 'the latest archived revision was verified (full + deltas)');
+  assert.equal(ok.keyCount, live.keyCount, 'key count equals live etcd at that revision');
+  assert.equal(ok.contentHash, live.contentHash, 'content equals live etcd at that revision');
+  assert.ok(ok.snapshot?.endsWith('.enc'), `the encrypted snapshot was restored: ${ok.snapshot ?? ''}`);
+  assert.equal(ok.liveComparison, `matches live etcd at revision ${head}`);
+  assert.deepEqual(verificationOf(first.supervisor.report()), ok, 'the report carries the outcome');
+  const verifiedEvent = first.events.find((e) => e.reason === 'BackupVerified');
+  assert.ok(verifiedEvent, `a BackupVerified event: ${JSON.stringify(first.events)}`);
+  assert.equal(verifiedEvent.type, 'Normal');
+  assert.match(verifiedEvent.message, new RegExp(`revision ${head}, ${live.keyCount} keys`));
+  assert.doesNotMatch(verifiedEvent.message, /\n/, 'one line');
+  await first.supervisor.stop();
+
+  // 2. Live etcd compacted past the archived revision: verified, not compared, and the report says why.
+  await client.put('after/backup').value('x');
+  await client.kv.compact({ revision: String(await headRevision(client)), physical: true });
+  const second = supervisor(storeDir, '0');
+  await second.supervisor.start();
+  const compacted = await second.supervisor.verifyNow();
+  assert.ok(compacted, 'verifyNow returned an outcome');
+  assert.equal(compacted.consecutiveFailures, 0, `verification failed: ${compacted.lastError ?? ''}`);
+  assert.equal(compacted.verifiedRevision, head);
+  assert.equal(compacted.contentHash, live.contentHash);
+  assert.match(compacted.liveComparison ?? '', /not compared with live etcd: .*has compacted revision/);
+
+  // 3. Corrupt a delta the restore needs: the failure names it; the last success stays reported.
+  const listing = classifyKeys((await store.list('')).map((o) => o.key));
+  const delta = listing.deltas.find((d) => d.fromRevision > snapshot.revision);
+  assert.ok(delta, `a delta after the snapshot in ${JSON.stringify(listing.deltas.map((d) => d.key))}`);
+  const path = join(storeDir, delta.key);
+  const bytes = await readFile(path);
+  bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+  await writeFile(path, bytes);
+  const failed = await second.supervisor.verifyNow();
+  assert.ok(failed, 'verifyNow returned an outcome');
+  assert.equal(failed.consecutiveFailures, 1, 'one failure');
+  assert.ok(failed.lastError?.includes(delta.key), `the error names ${delta.key}: ${failed.lastError ?? ''}`);
+  assert.match(failed.lastError ?? '', /^verification of the latest backup failed: /);
+  assert.doesNotMatch(failed.lastError ?? '', /\n/, 'one line');
+  assert.equal(failed.verifiedRevision, head, 'the last success is still reported');
+  const failedEvent = second.events.find((e) => e.reason === 'VerificationFailed');
+  assert.ok(failedEvent, `a VerificationFailed event: ${JSON.stringify(second.events)}`);
+  assert.equal(failedEvent.type, 'Warning');
+  assert.equal(failedEvent.message, failed.lastError);
+  assert.ok(!failedEvent.message.includes(KEY.toString('hex')), 'the key never appears');
+  await second.supervisor.stop();
+});
