@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EtcdBackupSpec, SecretRef } from '../api/v1alpha1/etcd-backup-types.js';
 import { decodeEncryptionKey, KEY_FORMAT_HINT } from '../crypto/encryption.js';
@@ -24,6 +24,12 @@ export async function readSecretsFromDir(spec: EtcdBackupSpec, dir: string): Pro
 
   if (spec.etcd.tlsSecretRef) {
     const ref = spec.etcd.tlsSecretRef;
+    // Each key is optional, the Secret is not: without this check a misnamed Secret silently meant
+    // "TLS with the system roots" and `run` retried forever against the endpoint.
+    const secretDir = join(dir, ref.name);
+    if (!(await stat(secretDir).then((info) => info.isDirectory(), () => false))) {
+      throw new UsageError(`secret ${ref.name}: ${secretDir} does not exist; pass --secrets-dir`);
+    }
     secrets.etcdTls = {
       ca: await read(ref, 'ca.crt', false),
       cert: await read(ref, 'tls.crt', false),
