@@ -426,13 +426,6 @@ async function etcdOutageCase(t: TestContext): Promise<void> {
   assert.ok(!failed.lastError?.includes('\n'), 'lastError is one line');
 }
 
-const S3_OUTAGE_BUG =
-  'bug: an S3 outage while etcd is written deadlocks the delta poller on the memory budget: the fetches hold ' +
-  'their windows (which already count the store buffers) plus full segments, and the retried upload waits in ' +
-  'S3Store.putStream for a second streamReservationBytes reservation that can never be granted; no failure is ' +
-  'reported and deltas stay stuck after S3 is back (src/etcd/revision-fetch.ts onSegment inside the window + ' +
-  'src/store/s3-store.ts putStream budget.reserve)';
-
 async function s3OutageCase(t: TestContext): Promise<void> {
   const etcd = await newEtcd();
   const client = etcd.client();
@@ -465,7 +458,8 @@ async function s3OutageCase(t: TestContext): Promise<void> {
   head = await headRevision(client);
   let chain: Chain | undefined;
   try {
-    chain = await waitFor('the chain to reach the head after the outage', 60_000, async () => {
+    // Recovery takes seconds when it works (case 3); 30 s is ample and keeps the file short while the bug stands.
+    chain = await waitFor('the chain to reach the head after the outage', 30_000, async () => {
       const c = await chainOf(store);
       return c.end >= head ? c : undefined;
     });
@@ -509,7 +503,7 @@ async function s3OutageCase(t: TestContext): Promise<void> {
 test('outages', { concurrency: 2, timeout: 240_000 }, async (t) => {
   await Promise.all([
     t.test(`3. etcd stopped for ${OUTAGE_MS / 1000} s and restarted on the same ports during deltas`, etcdOutageCase),
-    t.test(`4. S3 down for ${OUTAGE_MS / 1000} s during deltas`, { todo: S3_OUTAGE_BUG }, s3OutageCase),
+    t.test(`4. S3 down for ${OUTAGE_MS / 1000} s during deltas`, s3OutageCase),
   ]);
 });
 
