@@ -38,6 +38,7 @@ import {
 } from './chunk-planner.js';
 import { encodeDeltaStream } from './delta-format.js';
 import type { MemoryBudget } from './memory-budget.js';
+import { buffer } from 'node:stream/consumers';
 
 export interface DeltaProgress {
   /** Every revision after the newest full snapshot up to this one is in the store (0 while waiting). */
@@ -395,7 +396,12 @@ export class DeltaPoller {
       try {
         const encoded = encodeDeltaStream(segment.events, compression);
         const body = encryptionKey ? encryptReadable(encoded, encryptionKey, { objectKey: key }) : encoded;
-        const result = await store.put(key, body, { signal });
+        // A store that reserves budget for streamed bodies (S3 part buffers) gets the object as one
+        // Buffer instead: its bytes sit in this fetch's window, which already counts the store's
+        // buffers. Streamed, the put would reserve them a second time and, while the other fetches
+        // hold the rest of the budget (an S3 outage), wait forever.
+        const payload = this.options.storeBufferBytes ? await buffer(body) : body;
+        const result = await store.put(key, payload, { signal });
         logger.debug('Uploaded delta', {
           object: key,
           fromRevision: segment.fromRevision,

@@ -13,10 +13,10 @@ import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { classifyKeys, type FullSnapshotName } from '../store/naming.js';
+import { classifyKeys, type DeltaName, type FullSnapshotName } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { replayDeltas } from './delta-replay.js';
-import { contiguousChainEnd, snapshotCandidates, type RestoreTarget } from './restore-plan.js';
+import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
 
 const run = promisify(execFile);
 
@@ -75,7 +75,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
           const snapshotRevision = await headRevision(client);
           if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
           options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
-          const target = options.toRevision ?? contiguousChainEnd(deltas, snapshotRevision);
+          // Latest = the last archived revision. A gap before it is an error naming the missing
+          // revisions (replayDeltas), never a silent stop short of what the store holds.
+          const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
           if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
           const replayed = await replayDeltas({
             client,
@@ -200,4 +202,9 @@ async function ensureEmptyDir(dir: string): Promise<void> {
       throw new RestoreError(`cannot use data dir ${dir}: parent directory does not exist`);
     });
   }
+}
+
+/** The newest revision any delta after the snapshot holds (the snapshot's own when none). */
+function lastArchivedRevision(deltas: readonly DeltaName[], snapshotRevision: number): number {
+  return deltas.reduce((end, delta) => Math.max(end, delta.toRevision), snapshotRevision);
 }
