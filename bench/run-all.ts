@@ -1,0 +1,23 @@
+/**
+ * `npm run bench`: runs every benchmark in turn, each as its own process (so one's memory does not
+ * colour another's figures); each rewrites only its own section of docs/benchmarks.md.
+ * About 15 minutes on 2 cores. Arguments after `--` go to every bench (e.g. `--quick` where supported).
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const BENCHES = ['full-snapshot.ts', 's3-upload.ts', 'delta-memory.ts'];
+const root = fileURLToPath(new URL('..', import.meta.url));
+let failed = 0;
+for (const bench of BENCHES) {
+  console.log(`\n=== bench/${bench}`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', `bench/${bench}`, ...process.argv.slice(2)], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) {
+    failed++;
+    console.error(`bench/${bench} failed (exit ${result.status ?? result.signal})`);
+  }
+}
+process.exitCode = failed > 0 ? 1 : 0;
