@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark in turn, each as its own process (so one's memory does not
  * colour another's figures); each rewrites only its own section of docs/benchmarks.md.
- * About 15 minutes on 2 cores. Arguments after `--` go to every bench (e.g. `--quick` where supported).
+ * About 15 minutes on 2 cores. Run a bench alone for its own options (see each file's header).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 let failed = 0;
 for (const bench of BENCHES) {
   console.log(`\n=== bench/${bench}`);
-  const result = spawnSync(process.execPath, ['--import', 'tsx', `bench/${bench}`, ...process.argv.slice(2)], {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', `bench/${bench}`], {
     cwd: root,
     stdio: 'inherit',
   });
