@@ -20,7 +20,8 @@ etcd --name quickstart --data-dir "$work/etcd" \
   --listen-peer-urls "http://127.0.0.1:$((port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
   --initial-cluster "quickstart=http://127.0.0.1:$((port + 1))" >"$work/etcd.log" 2>&1 &
 etcd_pid=$!
-trap 'kill $etcd_pid 2>/dev/null || true; wait $etcd_pid 2>/dev/null || true' EXIT
+run_pid=
+trap 'kill ${run_pid:-} $etcd_pid 2>/dev/null || true; wait $etcd_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
   if ETCDCTL_API=3 etcdctl --endpoints "$endpoint" endpoint health >/dev/null 2>&1; then break; fi
   sleep 0.2
@@ -49,7 +50,8 @@ spec:
 YAML
 
 echo "==> running: npx etcd-backup run -f $work/backup.yaml  (10 seconds, then SIGTERM)"
-npx etcd-backup --log-format text run -f "$work/backup.yaml" &
+# The launcher itself (not npx, which does not pass SIGTERM on), so that the signal reaches it.
+./bin/etcd-backup.js --log-format text run -f "$work/backup.yaml" &
 run_pid=$!
 sleep 4
 for i in $(seq 1 20); do ETCDCTL_API=3 etcdctl --endpoints "$endpoint" put "/sample/later-$i" "written-while-running-$i" >/dev/null; done
