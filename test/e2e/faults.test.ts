@@ -31,11 +31,12 @@ import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { createStore } from '../../src/store/factory.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { classifyKeys } from '../../src/store/naming.js';
-import type { GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
+import type { ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startFaultProxy, startTestS3, type FaultProxy, type TestS3 } from '../harness/s3.js';
 import { startCli } from '../helpers/cli.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
+import { DelegatingStore } from '../harness/throttled-store.js';
 
 const exec = promisify(execFile);
 const OUTAGE_MS = 20_000;
@@ -511,11 +512,10 @@ test('outages', { concurrency: 2, timeout: 240_000 }, async (t) => {
  * Fallback when no small file system can be mounted: every put fails with an errno ENOSPC from its
  * body stream while `full` is set, so the local store sees exactly what a full disk gives it.
  */
-class NoSpaceStore implements ObjectStore {
+class NoSpaceStore extends DelegatingStore {
   full = true;
   failedPuts = 0;
-  constructor(private readonly inner: ObjectStore) {}
-  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
+  override put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
     if (!this.full || Buffer.isBuffer(body)) return this.inner.put(key, body, options);
     this.failedPuts += 1;
     let seen = 0;
@@ -531,18 +531,6 @@ class NoSpaceStore implements ObjectStore {
     });
     body.on('error', (err) => failing.destroy(err));
     return this.inner.put(key, body.pipe(failing), options);
-  }
-  get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
-    return this.inner.get(key, options);
-  }
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.inner.list(prefix);
-  }
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-  describe(): string {
-    return this.inner.describe();
   }
 }
 
