@@ -1,3 +1,4 @@
+import { advanceContiguous } from '../engine/chunk-planner.js';
 import type { BackupListing, DeltaName, FullSnapshotName } from '../store/naming.js';
 
 export interface RestoreTarget {
@@ -19,13 +20,10 @@ export function snapshotCandidates(listing: BackupListing, target: RestoreTarget
     .reverse();
 }
 
-/** The last revision reachable from `afterRevision` through contiguous deltas (pure). */
-export function contiguousChainEnd(deltas: DeltaName[], afterRevision: number): number {
-  let end = afterRevision;
-  const sorted = [...deltas].sort((a, b) => a.fromRevision - b.fromRevision);
-  for (const delta of sorted) {
-    if (delta.fromRevision > end + 1) break;
-    if (delta.toRevision > end) end = delta.toRevision;
-  }
-  return end;
+/**
+ * The last revision reachable from `afterRevision` through contiguous deltas (pure): the same
+ * contiguous-prefix rule the delta poller uses to advance its archive.
+ */
+export function contiguousChainEnd(deltas: readonly DeltaName[], afterRevision: number): number {
+  return advanceContiguous(afterRevision, deltas).archivedRevision;
 }
