@@ -1,0 +1,223 @@
+/**
+ * Dependency-free SVG charts for docs/benchmarks.md: a grouped bar chart and a line chart, each with
+ * axes, tick labels, a legend and an optional horizontal goal line.
+ *
+ *   const svg = barChartSvg({ title, yLabel: 'MiB', categories: ['200 MB', '1 GB'],
+ *                             series: [{ name: 'etcdctl', values: [31, 32] }, { name: 'ours', values: [85, 90] }],
+ *                             goal: { value: 1.1, label: 'goal 1.1x' } });
+ *   const markdown = await writeChart('full-snapshot-rss', title, svg);   // ![title](benchmarks/full-snapshot-rss.svg)
+ *
+ * The *Svg functions are pure (spec -> string); only writeChart touches the disk. Values that are not
+ * finite (NaN, Infinity; a missing measurement) are left out of the drawing rather than breaking it.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Goal {
+  value: number;
+  label: string;
+}
+
+export interface BarChartSpec {
+  title: string;
+  yLabel: string;
+  /** One group of bars per category (x axis). */
+  categories: readonly string[];
+  /** One bar per series in each group; values[i] belongs to categories[i]. */
+  series: readonly { name: string; values: readonly number[] }[];
+  goal?: Goal;
+}
+
+export interface LineChartSpec {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: readonly { name: string; points: readonly { x: number; y: number }[] }[];
+  goal?: Goal;
+}
+
+const WIDTH = 720;
+const HEIGHT = 400;
+/** Plot area inside the margins (left leaves room for tick labels, right for the legend). */
+const PLOT = { left: 70, top: 40, right: WIDTH - 190, bottom: HEIGHT - 60 };
+/** Colour-blind-safe palette (Okabe-Ito), cycled. */
+const COLOURS = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#000000'];
+const GOAL_COLOUR = '#C00000';
+
+export function colour(i: number): string {
+  return COLOURS[i % COLOURS.length] as string;
+}
+
+export function escapeXml(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] as string);
+}
+
+/** Rounded to 2 decimals so the output is small and stable. */
+function n(value: number): string {
+  return String(Math.round(value * 100) / 100);
+}
+
+/**
+ * Axis ticks from `min` to at least `max` at a 1/2/5 x 10^k step, about `count` of them. Degenerate
+ * input (max <= min, not finite) gives the ticks of [0, 1].
+ */
+export function niceTicks(min: number, max: number, count = 5): number[] {
+  if (!Number.isFinite(min) || !Number.isFinite(max) || max <= min) return niceTicks(0, 1, count);
+  const raw = (max - min) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5, 10].find((m) => m * magnitude >= raw) ?? 10) * magnitude;
+  const first = Math.floor(min / step) * step;
+  const ticks: number[] = [];
+  for (let t = first; t < max + step * 0.999; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+function formatTick(value: number): string {
+  const abs = Math.abs(value);
+  if (abs >= 1e6) return `${n(value / 1e6)}M`;
+  if (abs >= 1e4) return `${n(value / 1e3)}k`;
+  return n(value);
+}
+
+interface Scale {
+  ticks: number[];
+  toY(value: number): number;
+}
+
+function yScale(values: readonly number[], goal?: Goal): Scale {
+  const finite = [...values, ...(goal ? [goal.value] : [])].filter(Number.isFinite);
+  const max = finite.length ? Math.max(...finite) : 1;
+  const min = Math.min(0, ...finite);
+  const ticks = niceTicks(min, max > min ? max : min + 1);
+  const lo = ticks[0] as number;
+  const hi = ticks[ticks.length - 1] as number;
+  return { ticks, toY: (v) => PLOT.bottom - ((v - lo) / (hi - lo)) * (PLOT.bottom - PLOT.top) };
+}
+
+function frame(title: string, yLabel: string, scale: Scale): string[] {
+  const parts = [
+    `<rect x="0" y="0" width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
+    `<text x="${WIDTH / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+    `<text transform="translate(16 ${n((PLOT.top + PLOT.bottom) / 2)}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(yLabel)}</text>`,
+  ];
+  for (const tick of scale.ticks) {
+    const y = n(scale.toY(tick));
+    parts.push(
+      `<line x1="${PLOT.left}" y1="${y}" x2="${PLOT.right}" y2="${y}" stroke="#e0e0e0"/>`,
+      `<text x="${PLOT.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="11">${formatTick(tick)}</text>`,
+    );
+  }
+  parts.push(
+    `<line x1="${PLOT.left}" y1="${PLOT.top}" x2="${PLOT.left}" y2="${PLOT.bottom}" stroke="#000000"/>`,
+    `<line x1="${PLOT.left}" y1="${PLOT.bottom}" x2="${PLOT.right}" y2="${PLOT.bottom}" stroke="#000000"/>`,
+  );
+  return parts;
+}
+
+function goalLine(scale: Scale, goal: Goal | undefined): string[] {
+  if (!goal || !Number.isFinite(goal.value)) return [];
+  const y = n(scale.toY(goal.value));
+  return [
+    `<line x1="${PLOT.left}" y1="${y}" x2="${PLOT.right}" y2="${y}" stroke="${GOAL_COLOUR}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+  ];
+}
+
+function legend(entries: readonly { name: string; colour: string; dashed?: boolean }[]): string[] {
+  return entries.flatMap((entry, i) => {
+    const y = PLOT.top + 8 + i * 20;
+    const x = PLOT.right + 16;
+    const mark = entry.dashed
+      ? `<line x1="${x}" y1="${y}" x2="${x + 16}" y2="${y}" stroke="${entry.colour}" stroke-width="1.5" stroke-dasharray="6 4"/>`
+      : `<rect x="${x}" y="${y - 6}" width="16" height="12" fill="${entry.colour}"/>`;
+    return [mark, `<text x="${x + 22}" y="${y}" dominant-baseline="middle" font-size="12">${escapeXml(entry.name)}</text>`];
+  });
+}
+
+function svg(parts: readonly string[], title: string): string {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" role="img">`,
+    `<title>${escapeXml(title)}</title>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+function goalLegend(goal: Goal | undefined): { name: string; colour: string; dashed: boolean }[] {
+  return goal && Number.isFinite(goal.value) ? [{ name: goal.label, colour: GOAL_COLOUR, dashed: true }] : [];
+}
+
+export function barChartSvg(spec: BarChartSpec): string {
+  const scale = yScale(spec.series.flatMap((s) => s.values), spec.goal);
+  const parts = frame(spec.title, spec.yLabel, scale);
+  const groups = Math.max(spec.categories.length, 1);
+  const groupWidth = (PLOT.right - PLOT.left) / groups;
+  const barWidth = (groupWidth * 0.8) / Math.max(spec.series.length, 1);
+  const zeroY = scale.toY(Math.max(0, scale.ticks[0] as number));
+  spec.categories.forEach((category, g) => {
+    const groupX = PLOT.left + g * groupWidth + groupWidth * 0.1;
+    spec.series.forEach((series, s) => {
+      const value = series.values[g];
+      if (value === undefined || !Number.isFinite(value)) return;
+      const y = scale.toY(value);
+      const x = groupX + s * barWidth;
+      parts.push(
+        `<rect x="${n(x)}" y="${n(Math.min(y, zeroY))}" width="${n(barWidth * 0.92)}" height="${n(Math.abs(zeroY - y))}" fill="${colour(s)}"><title>${escapeXml(`${series.name}, ${category}: ${n(value)}`)}</title></rect>`,
+        `<text x="${n(x + barWidth * 0.46)}" y="${n(Math.min(y, zeroY) - 3)}" text-anchor="middle" font-size="10">${formatTick(value)}</text>`,
+      );
+    });
+    parts.push(
+      `<text x="${n(PLOT.left + (g + 0.5) * groupWidth)}" y="${PLOT.bottom + 18}" text-anchor="middle" font-size="12">${escapeXml(category)}</text>`,
+    );
+  });
+  parts.push(...goalLine(scale, spec.goal));
+  parts.push(...legend([...spec.series.map((s, i) => ({ name: s.name, colour: colour(i) })), ...goalLegend(spec.goal)]));
+  return svg(parts, spec.title);
+}
+
+export function lineChartSvg(spec: LineChartSpec): string {
+  const points = spec.series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const scale = yScale(
+    points.map((p) => p.y),
+    spec.goal,
+  );
+  const xs = points.map((p) => p.x);
+  const xTicks = niceTicks(Math.min(0, ...xs), xs.length ? Math.max(...xs) : 1);
+  const xLo = xTicks[0] as number;
+  const xHi = xTicks[xTicks.length - 1] as number;
+  const toX = (x: number): number => PLOT.left + ((x - xLo) / (xHi - xLo)) * (PLOT.right - PLOT.left);
+  const parts = frame(spec.title, spec.yLabel, scale);
+  for (const tick of xTicks) {
+    parts.push(`<text x="${n(toX(tick))}" y="${PLOT.bottom + 18}" text-anchor="middle" font-size="11">${formatTick(tick)}</text>`);
+  }
+  parts.push(`<text x="${n((PLOT.left + PLOT.right) / 2)}" y="${HEIGHT - 16}" text-anchor="middle" font-size="12">${escapeXml(spec.xLabel)}</text>`);
+  parts.push(...goalLine(scale, spec.goal));
+  spec.series.forEach((series, s) => {
+    const finite = series.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+    if (finite.length === 0) return;
+    const path = finite.map((p) => `${n(toX(p.x))},${n(scale.toY(p.y))}`).join(' ');
+    parts.push(`<polyline points="${path}" fill="none" stroke="${colour(s)}" stroke-width="2"/>`);
+    for (const p of finite) {
+      parts.push(
+        `<circle cx="${n(toX(p.x))}" cy="${n(scale.toY(p.y))}" r="3.5" fill="${colour(s)}"><title>${escapeXml(`${series.name}: ${n(p.x)}, ${n(p.y)}`)}</title></circle>`,
+      );
+    }
+  });
+  parts.push(...legend([...spec.series.map((s, i) => ({ name: s.name, colour: colour(i) })), ...goalLegend(spec.goal)]));
+  return svg(parts, spec.title);
+}
+
+/** docs/benchmarks/, where the charts live (docs/benchmarks.md links them relatively). */
+export const CHART_DIR = fileURLToPath(new URL('../../docs/benchmarks/', import.meta.url));
+
+/**
+ * Writes `svg` to docs/benchmarks/<name>.svg and returns the markdown that embeds it from
+ * docs/benchmarks.md. `name` is a file name without extension (letters, digits, dashes).
+ */
+export async function writeChart(name: string, title: string, svgText: string, dir = CHART_DIR): Promise<string> {
+  if (!/^[a-z0-9][a-z0-9-]*$/i.test(name)) throw new Error(`chart name must be letters, digits and dashes: ${name}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, `${name}.svg`), svgText);
+  return `![${title.replace(/[[\]]/g, '')}](benchmarks/${name}.svg)`;
+}
