@@ -123,6 +123,11 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
   if (typeof localPath === 'string' && !localPath.startsWith('/')) {
     problems.push(`spec.store.local.path: must be an absolute path`);
   }
+  // The operator computes a pod worker's status from the store; a path on the pod's filesystem is
+  // invisible to it (and gone with the pod).
+  if (spec.runner === 'pod' && store.local !== undefined) {
+    problems.push('spec.runner: pod needs an s3 store (a local path would be on the worker pod\'s filesystem)');
+  }
   const s3Endpoint = store.s3?.endpoint;
   if (typeof s3Endpoint === 'string' && s3Endpoint !== '' && !isUrl(s3Endpoint, ['http:', 'https:'])) {
     problems.push(`spec.store.s3.endpoint: ${JSON.stringify(s3Endpoint)} is not an http(s) URL`);

@@ -15,6 +15,7 @@ function spec(overrides: Partial<EtcdBackupSpec> = {}): EtcdBackupSpec {
     retention: { policy: 'LimitBased', maxFullSnapshots: 7 },
     encryption: { keySecretRef: { name: 'key' } },
     suspend: false,
+    runner: 'operator',
     deletionPolicy: 'Retain',
     ...overrides,
   };

@@ -57,6 +57,7 @@ const expectedDefaults = {
     maxFullSnapshots: props.retention.properties.maxFullSnapshots.default,
   },
   suspend: props.suspend.default,
+  runner: props.runner.default,
   deletionPolicy: props.deletionPolicy.default,
 };
 
@@ -67,6 +68,7 @@ test('schema defaults are the documented values', () => {
     memory: { budget: '128Mi' },
     retention: { policy: 'LimitBased', maxFullSnapshots: 7 },
     suspend: false,
+    runner: 'operator',
     deletionPolicy: 'Retain',
   });
 });
@@ -174,6 +176,18 @@ const validCases: Array<{ name: string; mutate: (d: Doc) => void; check: (r: Ext
       d.spec.store = { s3: { bucket: 'backups', endpoint: 'http://minio:9000', forcePathStyle: true } };
     },
     check: (r) => assert.equal(r.backup.spec.store.s3?.endpoint, 'http://minio:9000'),
+  },
+  {
+    name: 'runner pod with an s3 store, an image and a nodeSelector',
+    mutate: (d) => {
+      d.spec.store = { s3: { bucket: 'backups' } };
+      d.spec.runner = 'pod';
+      d.spec.pod = { image: 'registry.example/etcd-backup:1.0', nodeSelector: { 'topology.kubernetes.io/zone': 'a' } };
+    },
+    check: (r) => {
+      assert.equal(r.backup.spec.runner, 'pod');
+      assert.deepEqual(r.backup.spec.pod, { image: 'registry.example/etcd-backup:1.0', nodeSelector: { 'topology.kubernetes.io/zone': 'a' } });
+    },
   },
 ];
 
@@ -394,6 +408,25 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
     name: 'suspend of the wrong type',
     mutate: (d) => (d.spec.suspend = 'yes'),
     problems: ['spec.suspend: must be boolean'],
+  },
+  {
+    name: 'unknown runner',
+    mutate: (d) => (d.spec.runner = 'job'),
+    problems: ['spec.runner: must be one of operator, pod'],
+  },
+  {
+    name: 'runner pod with a local store',
+    mutate: (d) => (d.spec.runner = 'pod'),
+    problems: ["spec.runner: pod needs an s3 store (a local path would be on the worker pod's filesystem)"],
+  },
+  {
+    name: 'pod nodeSelector values must be strings',
+    mutate: (d) => {
+      d.spec.store = { s3: { bucket: 'backups' } };
+      d.spec.runner = 'pod';
+      d.spec.pod = { nodeSelector: { zone: 3 } };
+    },
+    problems: ['spec.pod.nodeSelector.zone: must be string'],
   },
   {
     name: 'unknown compression',

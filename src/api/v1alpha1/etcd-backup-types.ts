@@ -76,6 +76,15 @@ export interface EncryptionSpec {
   keySecretRef: SecretRef;
 }
 
+/** Where the backup worker runs (see docs/operator.md, "Runner: pod"). */
+export type Runner = 'operator' | 'pod';
+
+export interface PodRunnerSpec {
+  /** Default: the operator's --worker-image. */
+  image?: string;
+  nodeSelector?: Record<string, string>;
+}
+
 export interface EtcdBackupSpec {
   etcd: EtcdSpec;
   store: StoreSpec;
@@ -87,6 +96,9 @@ export interface EtcdBackupSpec {
   verification?: VerificationSpec;
   encryption?: EncryptionSpec;
   suspend: boolean;
+  runner: Runner;
+  /** Used only when runner is pod. */
+  pod?: PodRunnerSpec;
   deletionPolicy: 'Retain' | 'Delete';
 }
 

@@ -106,6 +106,30 @@ export const specSchema = {
       properties: { keySecretRef: secretRef },
     },
     suspend: { type: 'boolean', default: false },
+    runner: {
+      type: 'string',
+      enum: ['operator', 'pod'],
+      default: 'operator',
+      description:
+        'Where the backup worker runs: operator (a child process of the operator) or pod (a one-replica Deployment ' +
+        'the operator creates, running `etcd-backup run`, so that Kubernetes schedules workers across nodes).',
+    },
+    pod: {
+      type: 'object',
+      description: 'Settings of the worker Deployment when runner is pod.',
+      properties: {
+        image: {
+          type: 'string',
+          maxLength: 1024,
+          description: "Worker image; default: the operator's --worker-image (or $ETCD_BACKUP_WORKER_IMAGE).",
+        },
+        nodeSelector: {
+          type: 'object',
+          additionalProperties: { type: 'string' },
+          description: 'Node labels the worker pod must match.',
+        },
+      },
+    },
     deletionPolicy: { type: 'string', enum: ['Retain', 'Delete'], default: 'Retain' },
   },
 } as const;
