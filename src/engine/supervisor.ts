@@ -114,8 +114,10 @@ export class Supervisor implements BackupSupervisor {
       encryption: this.config.secrets.encryptionKey ? `aes-256-gcm key id ${keyId(this.config.secrets.encryptionKey)}` : 'none',
     });
     if (this.store.cleanupIncomplete) {
-      // Parts of uploads cut short by a crash are invisible but billed: remove them.
-      this.store.cleanupIncomplete().catch((err: unknown) =>
+      // Parts of uploads cut short by a crash are invisible but billed: remove them. No upload of this
+      // backup outlives a full snapshot's timeout (deltas are small, mostly single requests), so an
+      // older one was cut short by a process that died; a younger one may be a live writer's (rolling update).
+      this.store.cleanupIncomplete(this.config.resolved.fullSnapshotTimeoutMs).catch((err: unknown) =>
         this.logger.warn('Failed to clean up incomplete uploads', { error: errorMessage(err) }),
       );
     }

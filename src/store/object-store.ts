@@ -54,8 +54,11 @@ export interface ObjectStore {
   readonly streamReservationBytes?: number;
   /** Largest body sent in one request; longer ones need a multipart upload (more budget). */
   readonly singleRequestMaxBytes?: number;
-  /** Removes leftovers of uploads a crash cut short (S3 multipart parts); idempotent. */
-  cleanupIncomplete?(): Promise<unknown>;
+  /**
+   * Removes leftovers of uploads a crash cut short (S3 multipart parts, temporary objects) started
+   * more than `olderThanMs` ago (younger ones may belong to a live writer); idempotent.
+   */
+  cleanupIncomplete?(olderThanMs?: number): Promise<unknown>;
 }
 
 /** Metadata key under which the sha256 of the stored bytes is recorded. */

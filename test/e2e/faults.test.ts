@@ -27,7 +27,6 @@ import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd, type LocalEtcd } from '../../src/etcd/local-etcd.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
-import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { createStore } from '../../src/store/factory.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { classifyKeys } from '../../src/store/naming.js';
@@ -36,7 +35,9 @@ import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startFaultProxy, startTestS3, type FaultProxy, type TestS3 } from '../harness/s3.js';
 import { startCli } from '../helpers/cli.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
+import { chainOf, type Chain } from '../helpers/backup-chain.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 
 const exec = promisify(execFile);
 const OUTAGE_MS = 20_000;
@@ -98,28 +99,6 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   }
 }
 
-interface Chain {
-  fulls: number;
-  deltas: number;
-  fullRevision?: number;
-  /** Last revision reachable from the newest full snapshot through contiguous deltas (0 without one). */
-  end: number;
-  keys: string[];
-}
-
-async function chainOf(store: ObjectStore): Promise<Chain> {
-  const keys = (await store.list('')).map((o) => o.key);
-  const listing = classifyKeys(keys);
-  const full = listing.fulls.at(-1);
-  return {
-    fulls: listing.fulls.length,
-    deltas: listing.deltas.length,
-    fullRevision: full?.revision,
-    end: full ? contiguousChainEnd(listing.deltas, full.revision) : 0,
-    keys,
-  };
-}
-
 /** Reads every listed object to its end: each must be a backup name and match its recorded sha256. */
 async function assertAllObjectsSound(store: ObjectStore): Promise<number> {
   const keys = (await store.list('')).map((o) => o.key);
@@ -157,7 +136,7 @@ async function assertRestoreEquals(store: ObjectStore, source: Etcd3, revision: 
   }
 }
 
-function specYaml(name: string, etcdUrl: string, store: string[], delta: string, budget: string): string {
+function specYaml(name: string, etcdUrl: string, store: string[], delta: string, budget: string, fullSnapshot = ''): string {
   return [
     'apiVersion: etcdbackup.io/v1alpha1',
     'kind: EtcdBackup',
@@ -166,7 +145,7 @@ function specYaml(name: string, etcdUrl: string, store: string[], delta: string,
     `  etcd: { endpoints: ["${etcdUrl}"] }`,
     '  store:',
     ...store.map((line) => `    ${line}`),
-    '  fullSnapshot: { schedule: "0 0 1 1 *" }',
+    `  fullSnapshot: { schedule: "0 0 1 1 *"${fullSnapshot ? `, ${fullSnapshot}` : ''} }`,
     `  deltaSnapshot: { ${delta} }`,
     `  memory: { budget: ${budget} }`,
   ].join('\n');
@@ -357,6 +336,90 @@ test('2. kill -9 of run during delta uploads (S3 store)', { timeout: 180_000 }, 
     archivedRevision: chain.end,
     objects,
     outcome: `chain contiguous to head; ${chain.deltas} deltas; ${openUploads} multipart uploads left open; restore equal`,
+    budgetPeak: 'n/a (separate process, budget 128Mi)',
+    recoverSeconds,
+  });
+});
+
+test('2b. kill -9 of run during a multipart full-snapshot upload (S3 store)', { timeout: 240_000 }, async (t) => {
+  const etcd = await newEtcd();
+  const client = etcd.client();
+  // 60 x 1 MiB of incompressible values: with a 128Mi budget the S3 store uploads 8 MiB parts, so the
+  // snapshot is a multipart upload of 8 parts, cut after its first parts are on the wire.
+  for (let i = 0; i < 60; i += 5) {
+    await Promise.all(Array.from({ length: 5 }, (_, j) => client.put(`big/${String(i + j).padStart(4, '0')}`).value(randomBytes(MiB))));
+  }
+  const proxy: FaultProxy = await startFaultProxy(s3.endpoint);
+  cleanups.push(() => proxy.stop());
+  const prefix = 'multipart-crash';
+  // The supervisor aborts uploads older than the snapshot timeout at start (docs/s3.md): a short one
+  // lets the restart clean up the upload the kill cut short.
+  const timeoutSeconds = 20;
+  const file = join(work, 'backup-2b.yaml');
+  await writeFile(
+    file,
+    specYaml(
+      's3-multipart-crash',
+      etcd.clientUrl,
+      [`s3: { bucket: ${s3.bucket}, prefix: ${prefix}, region: ${s3.region}, endpoint: "${proxy.endpoint}", forcePathStyle: true }`],
+      'period: 1s, chunkRevisions: 100, chunkParallelism: 2',
+      '128Mi',
+      `timeout: ${timeoutSeconds}s`,
+    ),
+  );
+  const env = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey };
+  const store = await createStore(s3.storeConfig(prefix));
+  // UploadPart requests (UploadPartCopy carries a copy source instead of a body).
+  const partPuts = (): number =>
+    proxy.requests.filter((r) => r.method === 'PUT' && r.url.searchParams.has('partNumber') && r.copySource === undefined).length;
+  const aborts = (): number => proxy.requests.filter((r) => r.method === 'DELETE' && r.url.searchParams.has('uploadId')).length;
+
+  const first = startCli(['run', '-f', file], env);
+  children.push(first);
+  await waitFor('two part uploads of the full snapshot on the wire', 120_000, () => partPuts() >= 2);
+  first.kill('SIGKILL');
+  await once(first, 'exit');
+  const killedAt = Date.now();
+  const partsAtKill = partPuts();
+  const afterKill = await chainOf(store);
+  assert.equal(afterKill.fulls, 0, `no full snapshot is visible after the kill: ${afterKill.keys.join(', ')}`);
+  const openAtKill = (await s3.listMultipartUploads(prefix)).length;
+  assert.ok(openAtKill >= 1, 'the cut multipart upload is left open by the kill');
+  const headBefore = await headRevision(client);
+
+  // Restart once the cut upload is older than the snapshot timeout, so the start-up sweep may abort it.
+  await sleep(Math.max(0, timeoutSeconds * 1000 + 1000 - (Date.now() - killedAt)));
+  const abortsBefore = aborts();
+  const restarted = Date.now();
+  const second = startCli(['run', '-f', file], env);
+  children.push(second);
+  await waitFor('the restarted run to take a full snapshot', 120_000, async () => (await chainOf(store)).fulls > 0);
+  await writeMixedWorkload(client, 'after/', 300, 22);
+  const head = await headRevision(client);
+  const chain = await waitFor('the chain to reach the head after the restart', 120_000, async () => {
+    const c = await chainOf(store);
+    return c.end >= head ? c : undefined;
+  });
+  const recoverSeconds = (Date.now() - restarted) / 1000;
+  await waitFor('the cut multipart upload to be aborted', 30_000, async () => (await s3.listMultipartUploads(prefix)).length === 0);
+  await stopRun(second);
+
+  assert.equal(chain.fulls, 1, 'the restarted run took exactly one full snapshot');
+  assert.ok(chain.fullRevision! >= headBefore, `the full snapshot was taken by the restarted run (revision ${chain.fullRevision} >= ${headBefore})`);
+  assert.equal(chain.end, head, 'the chain reaches the head with no gap');
+  assert.ok(aborts() > abortsBefore, 'the restarted run sent AbortMultipartUpload for the cut upload');
+  const incomplete = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/.incomplete/` }));
+  assert.deepEqual((incomplete.Contents ?? []).map((o) => o.Key), [], 'no temporary object is left under .incomplete/');
+  const objects = await assertAllObjectsSound(store);
+  await assertRestoreEquals(store, client, head, '2b');
+  figures(t, {
+    case: 'kill -9 during multipart full-snapshot upload (S3)',
+    runs: 2,
+    faults: `1 SIGKILL after ${partsAtKill} UploadPart requests (the restart's snapshot took ${partPuts() - partsAtKill} parts; ${openAtKill} multipart upload left open)`,
+    headRevision: head,
+    archivedRevision: chain.end,
+    objects,
+    outcome: `no full snapshot visible after the kill; restart aborted the cut upload, took 1 full snapshot + ${chain.deltas} deltas; 0 uploads open, nothing under .incomplete/; restore equal`,
     budgetPeak: 'n/a (separate process, budget 128Mi)',
     recoverSeconds,
   });
