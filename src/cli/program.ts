@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { parseQuantity } from '../api/quantity.js';
 import { createEtcdClient, connectCheck, type EtcdConnection } from '../etcd/client.js';
 import { takeFullSnapshot } from '../engine/full-snapshot.js';
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
@@ -37,6 +38,14 @@ function positiveInteger(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
   return n;
+}
+
+function byteQuantity(value: string): number {
+  const bytes = parseQuantity(value);
+  if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new InvalidArgumentError('must be a positive quantity of bytes such as 64Mi or 1Gi');
+  }
+  return bytes;
 }
 
 function rfc3339(value: string): Date {
@@ -186,6 +195,7 @@ export function buildProgram(): Command {
     .option('--to-time <rfc3339>', 'restore what was archived at this time', rfc3339)
     .option('--name <name>', 'member name for the restored data dir (etcd --name)', 'default')
     .option('--initial-advertise-peer-urls <url>', 'peer URL of the restored member', 'http://localhost:2380')
+    .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
     .action(
       async (
@@ -196,6 +206,7 @@ export function buildProgram(): Command {
           toTime?: Date;
           name: string;
           initialAdvertisePeerUrls: string;
+          memory?: number;
           encryptionKeyFile: string[];
         },
         command: Command,
@@ -214,6 +225,7 @@ export function buildProgram(): Command {
           toTime: flags.toTime,
           name: flags.name,
           peerUrl: flags.initialAdvertisePeerUrls,
+          prefetchBytes: flags.memory,
           logger,
         });
         console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);

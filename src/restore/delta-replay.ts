@@ -1,7 +1,9 @@
 /**
  * Replays archived delta revisions into a (temporary) etcd that was restored from a full snapshot,
  * one txn per source revision, so that the restored revision numbers, create revisions and versions
- * equal the source's.
+ * equal the source's. Several txns are in flight at once (TxnPipeline, which keeps each on its own
+ * revision) and the next objects download while the current one is applied (DeltaPrefetcher,
+ * bounded by a byte budget).
  *
  * Leases are NOT restored: keys are written without a lease (the source's lease IDs mean nothing in
  * the restored cluster, and expiring them during the restore would change the data). Deletions
@@ -12,19 +14,21 @@
  * touch many keys; contiguous deletions are sent as one delete-range when that is exact) and
  * --max-request-bytes at least the source's.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import type { Etcd3, IRequestOp } from 'etcd3';
-import { RestoreError, UsageError, errorMessage } from '../errors.js';
+import type { Etcd3 } from 'etcd3';
+import { RestoreError, UsageError } from '../errors.js';
 import { headRevision } from '../etcd/client.js';
-import { decodeDeltaEvents, groupByRevision, type DeltaEvent, type RevisionEvents } from '../engine/delta-format.js';
+import { decodeDeltaEvents, groupByRevision } from '../engine/delta-format.js';
+import { MemoryBudget } from '../engine/memory-budget.js';
 import type { Logger } from '../observability/logger.js';
-import type { DeltaName } from '../store/naming.js';
+import { DELTA_DIR, type DeltaName } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { DEFAULT_PREFETCH_BYTES, DEFAULT_PREFETCH_OBJECTS, DeltaPrefetcher } from './delta-prefetch.js';
+import { DEFAULT_PIPELINE_DEPTH, TxnPipeline, type PipelineStats } from './txn-pipeline.js';
 
 /** The delta archive does not hold some revisions a restore needs. */
 export class DeltaGapError extends RestoreError {
@@ -86,16 +90,32 @@ export interface ReplayOptions {
   decrypt?: (body: Readable, key: string) => Readable;
   /** Where objects are spooled while their checksum is verified; default the OS temp dir. */
   tempDir?: string;
+  /** Stored size per delta key (from the listing the deltas came from); listed again when absent. */
+  objectSizes?: ReadonlyMap<string, number>;
+  /**
+   * Bounds the bytes of delta objects downloaded ahead of the replay (reserved from download start
+   * until applied). Default a budget of DEFAULT_PREFETCH_BYTES (64 MiB).
+   */
+  prefetchBudget?: MemoryBudget;
+  /** Objects downloading or waiting at once; default 8. */
+  prefetchObjects?: number;
+  /** Txns in flight; default DEFAULT_PIPELINE_DEPTH. 1 replays one revision at a time. */
+  pipelineDepth?: number;
 }
 
-const NUL = Buffer.from([0]);
+export interface ReplayResult {
+  revision: number;
+  revisionsApplied: number;
+  pipeline: PipelineStats;
+}
 
 /**
  * Applies the archived revisions (afterRevision, toRevision] to `client`. Each object is downloaded
- * completely (to a temp file) and its sha256 verified before any of it is applied. Returns the
- * restored head revision (= toRevision) and how many revisions were applied.
+ * completely (to a temp file) and its sha256 verified before any of it is applied; later objects
+ * download meanwhile. Returns the restored head revision (= toRevision) and how many revisions were
+ * applied.
  */
-export async function replayDeltas(options: ReplayOptions): Promise<{ revision: number; revisionsApplied: number }> {
+export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult> {
   const { client, store, afterRevision, toRevision, logger } = options;
   if (toRevision < afterRevision) {
     throw new UsageError(`cannot restore to revision ${toRevision}: the full snapshot is already at revision ${afterRevision}`);
@@ -105,18 +125,26 @@ export async function replayDeltas(options: ReplayOptions): Promise<{ revision: 
   if (start !== afterRevision) {
     throw new RestoreError(`the etcd being restored is at revision ${start}, but deltas are to be applied after revision ${afterRevision}`);
   }
-  if (plan.length === 0) return { revision: afterRevision, revisionsApplied: 0 };
+  const pipeline = new TxnPipeline(client, options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH);
+  if (plan.length === 0) return { revision: afterRevision, revisionsApplied: 0, pipeline: pipeline.stats };
+  // Refuse before downloading anything rather than halfway through.
+  const locked = plan.find((delta) => delta.encrypted && !options.decrypt);
+  if (locked) throw new UsageError(`delta object ${locked.key} is encrypted: an encryption key is needed to restore it`);
 
+  const sizes = options.objectSizes ?? new Map((await store.list(DELTA_DIR)).map((o) => [o.key, o.size]));
   const spoolDir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'etcd-backup-delta-'));
-  let applied = afterRevision;
+  const prefetcher = new DeltaPrefetcher(
+    store,
+    plan,
+    sizes,
+    options.prefetchBudget ?? new MemoryBudget(DEFAULT_PREFETCH_BYTES),
+    spoolDir,
+    options.prefetchObjects ?? DEFAULT_PREFETCH_OBJECTS,
+  );
+  let applied = afterRevision; // the last revision queued; confirmed once the pipeline drains
   try {
-    for (const delta of plan) {
-      if (delta.encrypted && !options.decrypt) {
-        throw new UsageError(`delta object ${delta.key} is encrypted: an encryption key is needed to restore it`);
-      }
-      const file = join(spoolDir, 'object');
-      const object = await store.get(delta.key);
-      await pipeline(object.body, createWriteStream(file)); // rejects on a checksum mismatch, at the end
+    for (let i = 0; i < plan.length; i++) {
+      const { delta, file, done } = await prefetcher.next();
       const plain = delta.encrypted ? options.decrypt!(createReadStream(file), delta.key) : createReadStream(file);
       const last = Math.min(delta.toRevision, toRevision);
       const before = applied;
@@ -127,65 +155,21 @@ export async function replayDeltas(options: ReplayOptions): Promise<{ revision: 
           throw new RestoreError(`delta object ${delta.key} holds revision ${revision.rev}, outside its name's range`);
         }
         if (revision.rev !== applied + 1) throw new DeltaGapError(applied + 1, revision.rev - 1, `inside ${delta.key}`);
-        await applyRevision(client, revision);
+        await pipeline.apply(revision);
         applied = revision.rev;
       }
       if (applied < last) throw new DeltaGapError(applied + 1, last, `${delta.key} ends early`);
       logger.debug('Replayed delta object', { object: delta.key, fromRevision: before + 1, toRevision: applied });
-      await rm(file, { force: true });
+      await done();
     }
+    await pipeline.drain();
+  } catch (err) {
+    await pipeline.abandon();
+    throw err;
   } finally {
+    await prefetcher.close();
     await rm(spoolDir, { recursive: true, force: true });
   }
-  logger.info('Replayed delta revisions', { afterRevision, toRevision: applied, objects: plan.length });
-  return { revision: applied, revisionsApplied: applied - afterRevision };
-}
-
-/** The smallest key after `key`: makes an inclusive upper bound exclusive. */
-function keyAfter(key: Buffer): Buffer {
-  return Buffer.concat([key, NUL]);
-}
-
-/**
- * The txn ops for one source revision. A revision made only of deletions (a delete-range, a lease
- * revocation) can hold more events than etcd's --max-txn-ops; when the deleted keys are exactly the
- * keys currently between the first and the last of them, one delete-range reproduces it.
- */
-async function opsFor(client: Etcd3, events: DeltaEvent[]): Promise<IRequestOp[]> {
-  if (events.length > 1 && events.every((e) => e.type === 'DELETE')) {
-    const keys = events.map((e) => e.key).sort(Buffer.compare);
-    const range = { key: keys[0]!, range_end: keyAfter(keys[keys.length - 1]!) };
-    const present = await client.kv.range({ ...range, count_only: true });
-    if (Number(present.count) === keys.length) return [{ request_delete_range: range }];
-  }
-  return events.map((event) =>
-    event.type === 'PUT'
-      ? { request_put: { key: event.key, value: event.value } }
-      : { request_delete_range: { key: event.key } },
-  );
-}
-
-async function applyRevision(client: Etcd3, revision: RevisionEvents): Promise<void> {
-  const ops = await opsFor(client, revision.events);
-  let result;
-  try {
-    result = await client.kv.txn({ success: ops });
-  } catch (err) {
-    const hint = /too many operations/i.test(errorMessage(err))
-      ? '; start the restore etcd with a larger --max-txn-ops'
-      : /too large/i.test(errorMessage(err))
-        ? '; start the restore etcd with a larger --max-request-bytes'
-        : '';
-    throw new RestoreError(
-      `cannot apply source revision ${revision.rev} (${revision.events.length} events): ${errorMessage(err)}${hint}`,
-      err,
-    );
-  }
-  const got = Number(result.header.revision);
-  if (got !== revision.rev) {
-    throw new RestoreError(
-      `applying source revision ${revision.rev} produced revision ${got}: the restored data and the deltas ` +
-        `disagree (a revision is missing or the deltas belong to another base snapshot)`,
-    );
-  }
+  logger.info('Replayed delta revisions', { afterRevision, toRevision: applied, objects: plan.length, ...pipeline.stats });
+  return { revision: applied, revisionsApplied: applied - afterRevision, pipeline: pipeline.stats };
 }

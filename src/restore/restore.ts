@@ -9,6 +9,7 @@ import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
+import { MemoryBudget } from '../engine/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
@@ -34,6 +35,8 @@ export interface RestoreOptions extends RestoreTarget {
    * and the new key after a rotation. Without keys an encrypted object is a UsageError.
    */
   encryptionKeys?: Buffer[];
+  /** Bytes of delta objects downloaded ahead of the replay (--memory); default 64 MiB. */
+  prefetchBytes?: number;
 }
 
 export interface RestoreResult {
@@ -87,6 +90,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             toRevision: target,
             logger: options.logger,
             tempDir: workDir,
+            objectSizes: new Map(objects.map((o) => [o.key, o.size])),
+            prefetchBudget: options.prefetchBytes ? new MemoryBudget(options.prefetchBytes) : undefined,
             decrypt: options.encryptionKeys?.length
               ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
               : undefined,

@@ -1,0 +1,189 @@
+/**
+ * Applies source revisions to the etcd being restored as one txn each, with several txns in flight,
+ * while guaranteeing that every txn lands on exactly its source revision.
+ *
+ * Why in-flight txns cannot simply be trusted to arrive in order: every unary gRPC call is its own
+ * HTTP/2 stream, and etcd serves each stream on its own goroutine before proposing it to raft, so two
+ * txns sent back to back on one connection may be applied in either order. Instead each txn carries a
+ * compare that holds only when its predecessor has been applied:
+ *
+ *   txn for source revision r:  if mod_revision(k) == r-1  then <ops of r>  else (nothing)
+ *
+ * where k is a key PUT by revision r-1. Only this restore writes to the temporary etcd, every
+ * successful txn makes exactly one revision, and a failed compare writes nothing (no revision). By
+ * induction over the revisions applied so far, mod_revision(k) == r-1 means store revision r-1 was
+ * made by the txn for source revision r-1, and no later txn can have been applied yet (each needs its
+ * own predecessor, which is r), so the txn for r lands on store revision r. A txn sent while nothing
+ * else is in flight needs no compare: the state is known. So:
+ * - a txn whose predecessor PUT nothing (a deletion-only revision, or the first one) is sent only
+ *   after the pipeline drained;
+ * - a deletion-only revision that may become one delete-range reads the current keys first (opsFor),
+ *   so it too waits for the pipeline to drain, to read the state after its predecessor;
+ * - when a result says the compare failed (the txn overtook its predecessor), every txn behind it has
+ *   failed too (their predecessors were not applied); they are all resent in order, the first one
+ *   alone.
+ * Every successful result's header revision is still checked against the source revision: anything
+ * else (a revision missing from the archive, a base snapshot that does not match, a txn that a
+ * transport retry applied twice) aborts the restore with an error, never a silent difference.
+ */
+import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
+import { RestoreError, errorMessage } from '../errors.js';
+import type { DeltaEvent, RevisionEvents } from '../engine/delta-format.js';
+
+const NUL = Buffer.from([0]);
+
+/** Default txns in flight; measured with bench/restore.ts (docs/benchmarks.md). */
+export const DEFAULT_PIPELINE_DEPTH = 128;
+
+export interface PipelineStats {
+  /** Txns that overtook their predecessor, failed their compare and were resent. */
+  resent: number;
+  /** Times the pipeline was drained before a revision that needed the exact current state. */
+  drains: number;
+}
+
+interface InFlight {
+  revision: RevisionEvents;
+  result: Promise<ITxnResponse | Error>;
+}
+
+export class TxnPipeline {
+  readonly stats: PipelineStats = { resent: 0, drains: 0 };
+  private readonly inFlight: InFlight[] = [];
+  /** The revision sent last (in flight or confirmed): the predecessor of the next one sent. */
+  private previous: RevisionEvents | undefined;
+
+  constructor(
+    private readonly client: Etcd3,
+    readonly depth = DEFAULT_PIPELINE_DEPTH,
+  ) {
+    if (!Number.isSafeInteger(depth) || depth < 1) throw new RangeError(`pipeline depth must be a positive integer, got ${depth}`);
+  }
+
+  /** Queues the txn for `revision` (the next source revision after the previous call's). */
+  async apply(revision: RevisionEvents): Promise<void> {
+    await this.sendNext(revision);
+    while (this.inFlight.length >= this.depth) await this.settleOldest();
+  }
+
+  /** Waits until every queued txn is applied and checked. */
+  async drain(): Promise<void> {
+    while (this.inFlight.length > 0) await this.settleOldest();
+  }
+
+  /** Sends `revision`, first draining the pipeline when its txn cannot carry a compare or reads state. */
+  private async sendNext(revision: RevisionEvents): Promise<void> {
+    const guard = this.previous ? putKeyOf(this.previous) : undefined;
+    if (this.inFlight.length > 0 && (mayBecomeDeleteRange(revision.events) || !guard)) {
+      this.stats.drains += 1;
+      await this.drain();
+    }
+    await this.send(revision);
+  }
+
+  private async send(revision: RevisionEvents): Promise<void> {
+    const ops = await opsFor(this.client, revision.events, this.inFlight.length === 0);
+    const compare: ICompare[] = [];
+    if (this.inFlight.length > 0) {
+      // sendNext drained when the predecessor PUT nothing, so there is a key here.
+      const key = putKeyOf(this.previous!)!;
+      compare.push({ key, target: 'Mod', result: 'Equal', mod_revision: String(revision.rev - 1) });
+    }
+    const result = this.client.kv.txn({ compare, success: ops }).then(
+      (response) => response,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
+    this.inFlight.push({ revision, result });
+    this.previous = revision;
+  }
+
+  private async settleOldest(): Promise<void> {
+    const oldest = this.inFlight.shift()!;
+    const result = await oldest.result;
+    if (result instanceof Error) {
+      await this.abandon();
+      throw applyError(oldest.revision, result);
+    }
+    if (result.succeeded) {
+      checkRevision(oldest.revision, result);
+      return;
+    }
+    // Overtook its predecessor: nothing behind it can have been applied either. Resend them all in
+    // order once they are back; the first goes alone (no compare needed), the rest pipelined again.
+    const behind = this.inFlight.splice(0);
+    for (const entry of behind) {
+      const later = await entry.result;
+      if (!(later instanceof Error) && later.succeeded) {
+        throw new RestoreError(
+          `source revision ${entry.revision.rev} was applied before revision ${oldest.revision.rev}: replay order broken`,
+        );
+      }
+    }
+    this.stats.resent += 1 + behind.length;
+    this.previous = undefined;
+    // The first resend has nothing in flight, so it needs no compare and cannot fail one: progress.
+    for (const entry of [oldest, ...behind]) await this.sendNext(entry.revision);
+  }
+
+  /** After a failure: lets the txns still in flight finish, unchecked, so none runs on unobserved. */
+  async abandon(): Promise<void> {
+    const rest = this.inFlight.splice(0);
+    await Promise.all(rest.map((entry) => entry.result));
+  }
+}
+
+/** A key the revision PUTs (its mod_revision then equals the revision), if any. */
+function putKeyOf(revision: RevisionEvents): Buffer | undefined {
+  return revision.events.find((e) => e.type === 'PUT')?.key;
+}
+
+function mayBecomeDeleteRange(events: readonly DeltaEvent[]): boolean {
+  return events.length > 1 && events.every((e) => e.type === 'DELETE');
+}
+
+/** The smallest key after `key`: makes an inclusive upper bound exclusive. */
+function keyAfter(key: Buffer): Buffer {
+  return Buffer.concat([key, NUL]);
+}
+
+/**
+ * The txn ops for one source revision. A revision made only of deletions (a delete-range, a lease
+ * revocation) can hold more events than etcd's --max-txn-ops; when the deleted keys are exactly the
+ * keys currently between the first and the last of them, one delete-range reproduces it. That check
+ * reads the current state, so it is only made when nothing is in flight (`stateIsCurrent`).
+ */
+async function opsFor(client: Etcd3, events: DeltaEvent[], stateIsCurrent: boolean): Promise<IRequestOp[]> {
+  if (stateIsCurrent && mayBecomeDeleteRange(events)) {
+    const keys = events.map((e) => e.key).sort(Buffer.compare);
+    const range = { key: keys[0]!, range_end: keyAfter(keys[keys.length - 1]!) };
+    const present = await client.kv.range({ ...range, count_only: true });
+    if (Number(present.count) === keys.length) return [{ request_delete_range: range }];
+  }
+  return events.map((event) =>
+    event.type === 'PUT'
+      ? { request_put: { key: event.key, value: event.value } }
+      : { request_delete_range: { key: event.key } },
+  );
+}
+
+function applyError(revision: RevisionEvents, err: Error): RestoreError {
+  const hint = /too many operations/i.test(errorMessage(err))
+    ? '; start the restore etcd with a larger --max-txn-ops'
+    : /too large/i.test(errorMessage(err))
+      ? '; start the restore etcd with a larger --max-request-bytes'
+      : '';
+  return new RestoreError(
+    `cannot apply source revision ${revision.rev} (${revision.events.length} events): ${errorMessage(err)}${hint}`,
+    err,
+  );
+}
+
+function checkRevision(revision: RevisionEvents, result: ITxnResponse): void {
+  const got = Number(result.header.revision);
+  if (got !== revision.rev) {
+    throw new RestoreError(
+      `applying source revision ${revision.rev} produced revision ${got}: the restored data and the deltas ` +
+        `disagree (a revision is missing or the deltas belong to another base snapshot)`,
+    );
+  }
+}
