@@ -1,0 +1,512 @@
+/**
+ * Many clusters under one operator (issue #7): the operator's memory and CPU per idle and per busy
+ * EtcdBackup, for 1, 10 and 20 local etcds.
+ *
+ * One Kubernetes API test server, one operator process (the compiled CLI, `node
+ * --max-semi-space-size=1 dist/cli/main.js operator`, as the image runs it) with the default runner:
+ * a forked worker process per EtcdBackup. In one run:
+ *
+ *   baseline  the operator with 0 EtcdBackups
+ *   then for each size N (clusters are added to the same operator: 1, then 9 more, then 10 more):
+ *     idle    N EtcdBackups Ready (one full snapshot each at start, a schedule that does not fire
+ *             again, deltas polled every 20 s), no writes
+ *     busy    the same while every etcd takes 100 puts/s of 1 kB
+ *
+ * For each phase it samples, once a second, VmRSS and Pss of the operator process and of its whole
+ * process tree (operator + workers) and takes CPU (utime + stime) over the window. Per-cluster figures
+ * subtract the baseline: (RSS(N) - RSS(0)) / N, (CPU(N) - CPU(0)) / N.
+ * Writes docs/benchmarks.md's "many-clusters" section.
+ *
+ *   node --import tsx bench/many-clusters.ts [--sizes 1,10,20] [--quick] [--no-docs]
+ *
+ * --quick: sizes 1,3 and short windows (for development). Everything it starts (etcds, the API
+ * server, the operator and its workers) is stopped and its temp dir removed, also on failure or Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import type { Etcd3 } from 'etcd3';
+import { parse } from 'yaml';
+import { GROUP, PLURAL, VERSION, type EtcdBackup } from '../src/api/v1alpha1/etcd-backup-types.js';
+import { createEtcdClient } from '../src/etcd/client.js';
+import { startLocalEtcd, type LocalEtcd } from '../src/etcd/local-etcd.js';
+import { startKubeApiServer } from '../test/harness/kube-api-server.js';
+import { kubeConfigFor, writeKubeconfig } from '../test/harness/kubeconfig.js';
+import { buildCli } from './lib/build-cli.js';
+import { writeDocsSection } from './lib/docs-section.js';
+import { sampleTree, type ProcessSample } from './lib/process-tree.js';
+import { median, MiB, mib } from './lib/stats.js';
+import { markdownTable } from './lib/table.js';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const NS = 'default';
+const CR = { group: GROUP, version: VERSION, namespace: NS, plural: PLURAL };
+/** The operator's node flags, as in the Dockerfile and bin/etcd-backup.js. */
+const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=1'];
+/** Never fires during the run (1 January): the only full snapshot is the one taken at start. */
+const QUIET_SCHEDULE = '0 0 1 1 *';
+
+interface Timing {
+  /** Wait after the operator is up / all clusters are Ready, before an idle window. */
+  settleMs: number;
+  idleWindowMs: number;
+  /** Writes run this long; the busy window is the same time. */
+  busyWindowMs: number;
+  putsPerSecond: number;
+  valueBytes: number;
+}
+
+const FULL: Timing = { settleMs: 10_000, idleWindowMs: 20_000, busyWindowMs: 20_000, putsPerSecond: 100, valueBytes: 1000 };
+const QUICK: Timing = { settleMs: 4_000, idleWindowMs: 8_000, busyWindowMs: 8_000, putsPerSecond: 100, valueBytes: 1000 };
+
+function log(message: string): void {
+  console.log(`[many-clusters ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: everything started registers how to stop it; run in reverse, once, also on Ctrl-C.
+
+const cleanups: Array<{ what: string; run: () => Promise<void> }> = [];
+let cleaning: Promise<void> | undefined;
+
+function onCleanup(what: string, run: () => Promise<void>): void {
+  cleanups.push({ what, run });
+}
+
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const { what, run } of cleanups.reverse()) {
+      await run().catch((err: unknown) => console.error(`cleanup of ${what} failed: ${String(err)}`));
+    }
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping everything`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement.
+
+interface Window {
+  seconds: number;
+  /** Median over the window's samples. */
+  operatorRss: number;
+  operatorPss: number;
+  treeRss: number;
+  treePss: number;
+  /** Percent of one core over the window. */
+  operatorCpu: number;
+  treeCpu: number;
+  processes: number;
+}
+
+/** Samples the operator's process tree once a second for `ms`. */
+async function measure(operatorPid: number, ms: number): Promise<Window> {
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  const rows: Array<{ op: ProcessSample | undefined; tree: ProcessSample[] }> = [];
+  const started = performance.now();
+  let ended: number;
+  for (let i = 0; ; i++) {
+    const tree = await sampleTree(operatorPid);
+    const now = performance.now();
+    if (i === 0) for (const s of tree) first.set(s.pid, s.cpuSeconds);
+    for (const s of tree) last.set(s.pid, s.cpuSeconds);
+    rows.push({ op: tree.find((s) => s.pid === operatorPid), tree });
+    ended = now;
+    if (now - started >= ms) break;
+    await sleep(Math.max(0, started + (i + 1) * 1000 - performance.now()));
+  }
+  const seconds = (ended - started) / 1000;
+  // A process that appeared during the window counts from zero (none should: workers start before).
+  let treeCpuSeconds = 0;
+  for (const [pid, cpu] of last) treeCpuSeconds += cpu - (first.get(pid) ?? 0);
+  const operatorCpuSeconds = (last.get(operatorPid) ?? 0) - (first.get(operatorPid) ?? 0);
+  const sum = (tree: ProcessSample[], field: 'rssBytes' | 'pssBytes') => tree.reduce((a, s) => a + s[field], 0);
+  return {
+    seconds,
+    operatorRss: median(rows.map((r) => r.op?.rssBytes ?? 0)),
+    operatorPss: median(rows.map((r) => r.op?.pssBytes ?? 0)),
+    treeRss: median(rows.map((r) => sum(r.tree, 'rssBytes'))),
+    treePss: median(rows.map((r) => sum(r.tree, 'pssBytes'))),
+    operatorCpu: (operatorCpuSeconds / seconds) * 100,
+    treeCpu: (treeCpuSeconds / seconds) * 100,
+    processes: median(rows.map((r) => r.tree.length)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The world: etcds, API server, operator, EtcdBackups, write load.
+
+interface Cluster {
+  name: string;
+  etcd: LocalEtcd;
+  client: Etcd3;
+}
+
+async function startCluster(work: string, index: number): Promise<Cluster> {
+  const dir = join(work, 'etcd', String(index));
+  const etcd = await startLocalEtcd({
+    dataDir: join(dir, 'data'),
+    name: `bench${index}`,
+    // Light: small quota, frequent raft snapshots (less raft log held in etcd's memory).
+    extraArgs: ['--quota-backend-bytes', String(256 * MiB), '--snapshot-count', '5000'],
+    readyTimeoutMs: 60_000,
+  });
+  const client = createEtcdClient({ endpoints: [etcd.clientUrl] });
+  onCleanup(`etcd ${index}`, async () => {
+    client.close();
+    await etcd.stop();
+  });
+  return { name: `bench-${index}`, etcd, client };
+}
+
+interface RunningOperator {
+  child: ChildProcess;
+  pid: number;
+  lines: string[];
+  waitForLine(message: string, timeoutMs: number): Promise<Record<string, unknown>>;
+}
+
+async function startOperator(mainJs: string, kubeconfig: string, work: string): Promise<RunningOperator> {
+  const child = spawn(process.execPath, [...OPERATOR_NODE_FLAGS, mainJs, 'operator', '--kubeconfig', kubeconfig, '--namespace', NS, '--metrics-port', '0'], {
+    cwd: work,
+    env: { ...process.env, POD_NAMESPACE: NS, KUBECONFIG: kubeconfig },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the operator');
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  onCleanup('operator', async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM'); // stops every worker, then exits
+    const grace = new AbortController();
+    const stopped = await Promise.race([exited.then(() => true), sleep(30_000, false, { signal: grace.signal }).catch(() => false)]);
+    grace.abort(); // a pending timer would keep this process alive
+    if (!stopped) {
+      log('operator did not stop within 30 s of SIGTERM; killing it (its workers exit when the IPC channel closes)');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const file = createWriteStream(join(work, 'operator.log'));
+  const lines: string[] = [];
+  const waiters: Array<{ message: string; resolve: (line: Record<string, unknown>) => void }> = [];
+  for (const stream of [child.stdout!, child.stderr!]) {
+    stream.pipe(file, { end: false });
+    createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      if (lines.length > 200) lines.shift();
+      let parsed: Record<string, unknown> | undefined;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      for (const w of [...waiters]) {
+        if (parsed.message === w.message) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(parsed);
+        }
+      }
+    });
+  }
+  return {
+    child,
+    pid,
+    lines,
+    waitForLine: (message, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`operator did not log "${message}" within ${timeoutMs} ms:\n${lines.slice(-10).join('\n')}`)), timeoutMs);
+        waiters.push({ message, resolve: (l) => (clearTimeout(timer), resolve(l)) });
+        void exited.then(() => reject(new Error(`operator exited:\n${lines.slice(-10).join('\n')}`)));
+      }),
+  };
+}
+
+function backupFor(cluster: Cluster, storeDir: string): EtcdBackup {
+  const doc = parse(readFileSync(join(repo, 'config/samples/etcdbackup_v1alpha1_local.yaml'), 'utf8')) as EtcdBackup;
+  doc.metadata = { name: cluster.name, namespace: NS };
+  doc.spec.etcd.endpoints = [cluster.etcd.clientUrl];
+  doc.spec.store.local!.path = storeDir;
+  doc.spec.fullSnapshot.schedule = QUIET_SCHEDULE;
+  return doc;
+}
+
+async function waitAllReady(co: CustomObjectsApi, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = (await co.listNamespacedCustomObject(CR)) as { items: EtcdBackup[] };
+    const ready = list.items.filter((o) => o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    if (ready.length >= count) return;
+    if (Date.now() > deadline) {
+      const notReady = list.items
+        .filter((o) => !ready.includes(o))
+        .map((o) => `${o.metadata.name}: ${o.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? 'no status'}`);
+      throw new Error(`${ready.length}/${count} EtcdBackups Ready after ${timeoutMs / 1000} s: ${notReady.join('; ')}`);
+    }
+    await sleep(1000);
+  }
+}
+
+/** `perSecond` puts of `valueBytes` on each cluster for `ms`, issued on a clock (10 ticks a second). */
+async function writeLoad(clusters: Cluster[], perSecond: number, valueBytes: number, ms: number): Promise<{ puts: number; failed: number }> {
+  const value = randomBytes(valueBytes);
+  const perTick = perSecond / 10;
+  let puts = 0;
+  let failed = 0;
+  const inflight = new Set<Promise<unknown>>();
+  const start = performance.now();
+  for (let tick = 0; performance.now() - start < ms; tick++) {
+    for (const cluster of clusters) {
+      for (let j = 0; j < perTick; j++) {
+        const p = cluster.client
+          .put(`load/${(tick * perTick + j) % 1000}`)
+          .value(value)
+          .exec()
+          .then(() => puts++, () => failed++);
+        inflight.add(p);
+        void p.finally(() => inflight.delete(p));
+      }
+    }
+    await sleep(Math.max(0, start + (tick + 1) * 100 - performance.now()));
+  }
+  await Promise.all(inflight);
+  return { puts, failed };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+interface Phase {
+  clusters: number;
+  kind: 'baseline' | 'idle' | 'busy';
+  window: Window;
+  /** Busy phases: puts that etcd acknowledged, per second over the window, all clusters together. */
+  putsPerSecond?: number;
+  failedPuts?: number;
+}
+
+function pct(value: number): string {
+  return value.toFixed(2);
+}
+
+function perCluster(phase: Phase, base: Phase, field: keyof Window): number {
+  return (phase.window[field] - base.window[field]) / phase.clusters;
+}
+
+function report(phases: Phase[], timing: Timing, meta: { commit: string; warnings?: string }): string {
+  const base = phases.find((p) => p.kind === 'baseline')!;
+  const measured = phases.map((p) => [
+    String(p.clusters),
+    p.kind,
+    mib(p.window.operatorRss),
+    mib(p.window.treeRss),
+    mib(p.window.treePss),
+    String(p.window.processes),
+    pct(p.window.operatorCpu),
+    pct(p.window.treeCpu),
+    p.putsPerSecond === undefined ? '-' : p.putsPerSecond.toFixed(0),
+  ]);
+  const measuredTable = markdownTable(
+    [
+      { title: 'clusters', align: 'right' },
+      { title: 'phase' },
+      { title: 'operator RSS MiB', align: 'right' },
+      { title: 'operator+workers RSS MiB', align: 'right' },
+      { title: 'operator+workers PSS MiB', align: 'right' },
+      { title: 'processes', align: 'right' },
+      { title: 'operator CPU %', align: 'right' },
+      { title: 'operator+workers CPU %', align: 'right' },
+      { title: 'puts/s (all etcds)', align: 'right' },
+    ],
+    measured,
+  );
+  const sizes = [...new Set(phases.filter((p) => p.kind !== 'baseline').map((p) => p.clusters))];
+  const perRows = sizes.map((n) => {
+    const idle = phases.find((p) => p.clusters === n && p.kind === 'idle')!;
+    const busy = phases.find((p) => p.clusters === n && p.kind === 'busy')!;
+    return [
+      String(n),
+      mib(perCluster(idle, base, 'operatorRss')),
+      mib(perCluster(idle, base, 'treeRss')),
+      mib(perCluster(idle, base, 'treePss')),
+      mib(perCluster(busy, base, 'treeRss')),
+      pct(perCluster(idle, base, 'operatorCpu')),
+      pct(perCluster(idle, base, 'treeCpu')),
+      pct(perCluster(busy, base, 'operatorCpu')),
+      pct(perCluster(busy, base, 'treeCpu')),
+    ];
+  });
+  const perTable = markdownTable(
+    [
+      { title: 'clusters', align: 'right' },
+      { title: 'idle: operator RSS MiB', align: 'right' },
+      { title: 'idle: operator+workers RSS MiB', align: 'right' },
+      { title: 'idle: operator+workers PSS MiB', align: 'right' },
+      { title: 'busy: operator+workers RSS MiB', align: 'right' },
+      { title: 'idle: operator CPU %', align: 'right' },
+      { title: 'idle: operator+workers CPU %', align: 'right' },
+      { title: 'busy: operator CPU %', align: 'right' },
+      { title: 'busy: operator+workers CPU %', align: 'right' },
+    ],
+    perRows,
+  );
+  const goal = 5 * MiB;
+  const largest = sizes.at(-1)!;
+  const idleLargest = phases.find((p) => p.clusters === largest && p.kind === 'idle')!;
+  const opPer = perCluster(idleLargest, base, 'operatorRss');
+  const treePer = perCluster(idleLargest, base, 'treeRss');
+  const treePssPer = perCluster(idleLargest, base, 'treePss');
+  const verdict = (value: number) => (value <= goal ? 'meets' : 'misses');
+  return `## Many clusters under one operator (\`bench/many-clusters.ts\`)
+
+Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, ${meta.commit}, on a 2-core VM shared with other work (CPU figures
+are noisy; memory figures less so). One Kubernetes API test server (test/harness, in the bench process) and ONE
+operator process, the compiled CLI as the image runs it (\`node --max-semi-space-size=1 dist/cli/main.js operator\`),
+with the default runner: one forked worker process per EtcdBackup. Clusters are local etcd 3.4 servers on 127.0.0.1
+(256 MiB quota), each backed up to its own local directory (the config/samples local spec: budget 128Mi,
+chunkParallelism 4, gzip; a full-snapshot schedule that does not fire in the run, so the one full snapshot is the
+one taken at start; deltas polled every 20 s, the default).${meta.warnings ? `\n(tsc reported errors in the work tree; the emitted CLI was measured: ${meta.warnings})` : ''}
+
+Phases, all in one run against the same operator: **baseline** with 0 EtcdBackups, then for each size N (clusters
+added: ${sizes.join(', ')}) **idle** (all Ready, ${timing.settleMs / 1000} s settle, no writes, ${timing.idleWindowMs / 1000} s window) and **busy** (every etcd
+takes ${timing.putsPerSecond} puts/s of ${timing.valueBytes} B for ${timing.busyWindowMs / 1000} s; the window is the write time, so each cluster polls
+about once in it). Memory is the median of 1-second samples of VmRSS (and Pss, shared pages split between
+processes) of the operator process, and summed over its process tree (operator + workers). CPU is utime + stime
+over the window, in percent of one core.
+
+Measured per phase:
+
+${measuredTable}
+
+Per cluster, minus the baseline: (X(N) - X(0)) / N:
+
+${perTable}
+
+Goal "<= 5 MiB operator RSS per idle cluster" (at N = ${largest}):
+- **operator process alone: ${mib(opPer)} MiB per idle cluster, ${verdict(opPer)} the goal.** This is what the operator itself holds per
+  EtcdBackup (informer cache entry, work-queue key, status bookkeeping, metrics series, a worker handle and IPC channel).
+- **operator + workers: ${mib(treePer)} MiB RSS (${mib(treePssPer)} MiB PSS) per idle cluster, ${verdict(treePer)} the goal.** Each worker is a whole
+  Node process (V8 heap, the etcd3/gRPC client, the store), so with the default runner an idle cluster costs
+  tens of MiB. PSS is lower than RSS because the workers share the node binary's and libraries' pages.
+- To meet the goal per cluster overall, the per-cluster work has to leave the operator process: \`spec.runner: pod\`
+  (a Deployment per cluster) is the design's way; it is not measured here (not on main when this ran).
+
+No chart: bench/lib/svg-chart.ts did not exist when this ran; the tables above are the result.
+
+Re-run: \`node --import tsx bench/many-clusters.ts\` (about 6 minutes; \`--quick\` for sizes 1 and 3 with short
+windows, \`--sizes 1,5\` for others). It rewrites only this section.`;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      sizes: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      'no-docs': { type: 'boolean', default: false },
+    },
+  });
+  const timing = values.quick ? QUICK : FULL;
+  const sizes = (values.sizes ?? (values.quick ? '1,3' : '1,10,20')).split(',').map(Number);
+  if (sizes.some((n, i) => !Number.isInteger(n) || n < 1 || (i > 0 && n <= sizes[i - 1]!))) {
+    throw new Error('--sizes: increasing positive integers, e.g. 1,10,20');
+  }
+
+  const work = await mkdtemp(join(tmpdir(), 'bench-many-clusters-'));
+  onCleanup('temp dir', () => rm(work, { recursive: true, force: true }));
+  log(`work dir ${work}; sizes ${sizes.join(', ')}`);
+
+  const cli = await buildCli(repo, join(work, 'build'));
+  log(`built the CLI from ${cli.commit}${cli.warnings ? ` (tsc warnings: ${cli.warnings})` : ''}`);
+
+  const api = await startKubeApiServer();
+  onCleanup('API server', () => api.stop());
+  const kubeconfig = await writeKubeconfig(work, api.url);
+  const co = kubeConfigFor(api.url).makeApiClient(CustomObjectsApi);
+  await kubectl(kubeconfig, ['apply', '-f', join(repo, 'crds/')]);
+
+  const operator = await startOperator(cli.mainJs, kubeconfig, work);
+  await operator.waitForLine('Started EtcdBackup controller', 60_000);
+  log(`operator pid ${operator.pid} is leading; settling`);
+  await sleep(timing.settleMs);
+
+  const phases: Phase[] = [];
+  const record = (phase: Phase) => {
+    phases.push(phase);
+    const w = phase.window;
+    log(
+      `N=${phase.clusters} ${phase.kind}: operator RSS ${mib(w.operatorRss)} MiB, tree RSS ${mib(w.treeRss)} MiB ` +
+        `(PSS ${mib(w.treePss)}, ${w.processes} processes), CPU operator ${pct(w.operatorCpu)} %, tree ${pct(w.treeCpu)} %` +
+        (phase.putsPerSecond === undefined ? '' : `, ${phase.putsPerSecond.toFixed(0)} puts/s, ${phase.failedPuts} failed`),
+    );
+  };
+  record({ clusters: 0, kind: 'baseline', window: await measure(operator.pid, timing.idleWindowMs) });
+
+  const clusters: Cluster[] = [];
+  let created = 0;
+  for (const n of sizes) {
+    // Start the missing etcds a few at a time (2 cores), then their EtcdBackups.
+    while (clusters.length < n) {
+      const batch = Array.from({ length: Math.min(5, n - clusters.length) }, (_, i) => startCluster(work, clusters.length + i));
+      clusters.push(...(await Promise.all(batch)));
+    }
+    for (const cluster of clusters.slice(created)) {
+      const storeDir = join(work, 'stores', cluster.name);
+      await mkdir(storeDir, { recursive: true });
+      await co.createNamespacedCustomObject({ ...CR, body: backupFor(cluster, storeDir) });
+      created++;
+    }
+    await waitAllReady(co, n, 60_000 + n * 10_000);
+    log(`${n} EtcdBackups Ready; settling`);
+    await sleep(timing.settleMs);
+    record({ clusters: n, kind: 'idle', window: await measure(operator.pid, timing.idleWindowMs) });
+
+    const [window, load] = await Promise.all([
+      measure(operator.pid, timing.busyWindowMs),
+      writeLoad(clusters, timing.putsPerSecond, timing.valueBytes, timing.busyWindowMs),
+    ]);
+    record({ clusters: n, kind: 'busy', window, putsPerSecond: load.puts / window.seconds, failedPuts: load.failed });
+  }
+
+  const body = report(phases, timing, cli);
+  console.log(`\n${body}\n`);
+  if (!values['no-docs']) {
+    await writeDocsSection(join(repo, 'docs', 'benchmarks.md'), 'many-clusters', body);
+    log('wrote docs/benchmarks.md section many-clusters');
+  }
+}
+
+async function kubectl(kubeconfig: string, args: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`kubectl ${args.join(' ')} failed (${code}): ${err}`))));
+  });
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(`many-clusters failed: ${err instanceof Error ? err.stack : String(err)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanUp();
+}
