@@ -26,7 +26,8 @@ export interface BarChartSpec {
   categories: readonly string[];
   /** One bar per series in each group; values[i] belongs to categories[i]. */
   series: readonly { name: string; values: readonly number[] }[];
-  goal?: Goal;
+  /** Horizontal dashed line(s), e.g. a threshold per budget. */
+  goal?: Goal | readonly Goal[];
 }
 
 export interface LineChartSpec {
@@ -34,7 +35,7 @@ export interface LineChartSpec {
   xLabel: string;
   yLabel: string;
   series: readonly { name: string; points: readonly { x: number; y: number }[] }[];
-  goal?: Goal;
+  goal?: Goal | readonly Goal[];
 }
 
 const WIDTH = 720;
@@ -43,7 +44,13 @@ const HEIGHT = 400;
 const PLOT = { left: 70, top: 40, right: WIDTH - 190, bottom: HEIGHT - 60 };
 /** Colour-blind-safe palette (Okabe-Ito), cycled. */
 const COLOURS = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#F0E442', '#000000'];
-const GOAL_COLOUR = '#C00000';
+/** Goal lines: red, then darker shades when there are several. */
+const GOAL_COLOURS = ['#C00000', '#7A0000', '#FF6060'];
+
+function goals(goal: Goal | readonly Goal[] | undefined): Goal[] {
+  const list: readonly Goal[] = goal === undefined ? [] : Array.isArray(goal) ? goal : [goal as Goal];
+  return list.filter((g) => Number.isFinite(g.value));
+}
 
 export function colour(i: number): string {
   return COLOURS[i % COLOURS.length] as string;
@@ -85,8 +92,8 @@ interface Scale {
   toY(value: number): number;
 }
 
-function yScale(values: readonly number[], goal?: Goal): Scale {
-  const finite = [...values, ...(goal ? [goal.value] : [])].filter(Number.isFinite);
+function yScale(values: readonly number[], goal?: Goal | readonly Goal[]): Scale {
+  const finite = [...values, ...goals(goal).map((g) => g.value)].filter(Number.isFinite);
   const max = finite.length ? Math.max(...finite) : 1;
   const min = Math.min(0, ...finite);
   const ticks = niceTicks(min, max > min ? max : min + 1);
@@ -115,12 +122,11 @@ function frame(title: string, yLabel: string, scale: Scale): string[] {
   return parts;
 }
 
-function goalLine(scale: Scale, goal: Goal | undefined): string[] {
-  if (!goal || !Number.isFinite(goal.value)) return [];
-  const y = n(scale.toY(goal.value));
-  return [
-    `<line x1="${PLOT.left}" y1="${y}" x2="${PLOT.right}" y2="${y}" stroke="${GOAL_COLOUR}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
-  ];
+function goalLine(scale: Scale, goal: Goal | readonly Goal[] | undefined): string[] {
+  return goals(goal).map((g, i) => {
+    const y = n(scale.toY(g.value));
+    return `<line x1="${PLOT.left}" y1="${y}" x2="${PLOT.right}" y2="${y}" stroke="${GOAL_COLOURS[i % GOAL_COLOURS.length]}" stroke-width="1.5" stroke-dasharray="6 4"/>`;
+  });
 }
 
 function legend(entries: readonly { name: string; colour: string; dashed?: boolean }[]): string[] {
@@ -144,8 +150,8 @@ function svg(parts: readonly string[], title: string): string {
   ].join('\n');
 }
 
-function goalLegend(goal: Goal | undefined): { name: string; colour: string; dashed: boolean }[] {
-  return goal && Number.isFinite(goal.value) ? [{ name: goal.label, colour: GOAL_COLOUR, dashed: true }] : [];
+function goalLegend(goal: Goal | readonly Goal[] | undefined): { name: string; colour: string; dashed: boolean }[] {
+  return goals(goal).map((g, i) => ({ name: g.label, colour: GOAL_COLOURS[i % GOAL_COLOURS.length] as string, dashed: true }));
 }
 
 export function barChartSvg(spec: BarChartSpec): string {

@@ -70,9 +70,13 @@ test('line chart: balanced, points ordered by x, goal above the data widens the 
       { name: 'poller', points: [{ x: 20, y: 40 }, { x: 1, y: 10 }, { x: 5, y: Number.NaN }] },
       { name: 'naive', points: [] },
     ],
-    goal: { value: 300, label: 'budget + 64 MiB' },
+    goal: [
+      { value: 300, label: 'budget + 64 MiB' },
+      { value: 100, label: 'other budget + 64 MiB' },
+    ],
   });
   assertBalanced(svg);
+  assert.equal(svg.match(/stroke-dasharray/g)?.length, 4, 'two goal lines and their two legend marks');
   const cx = attrs(svg, 'circle', 'cx');
   assert.equal(cx.length, 2, 'the NaN point is left out');
   assert.ok((cx[0] as number) < (cx[1] as number), 'sorted by x');
