@@ -285,9 +285,12 @@ export function buildProgram(): Command {
     .option('--namespace <ns>', 'watch EtcdBackups in this namespace only (default: all namespaces)')
     .option('--metrics-port <port>', 'port of /healthz, /readyz and /metrics', (v) => Number(v), 8080)
     .option('--no-leader-election', 'do not take the leader Lease (only for a single replica)')
+    .addOption(
+      new Option('--worker-image <image>', 'image of runner: pod workers when spec.pod.image is not set').env('ETCD_BACKUP_WORKER_IMAGE'),
+    )
     .action(
       async (
-        flags: { kubeconfig?: string; namespace?: string; metricsPort: number; leaderElection: boolean },
+        flags: { kubeconfig?: string; namespace?: string; metricsPort: number; leaderElection: boolean; workerImage?: string },
         command: Command,
       ) => {
         if (!Number.isInteger(flags.metricsPort) || flags.metricsPort < 0 || flags.metricsPort > 65535) {
@@ -301,6 +304,7 @@ export function buildProgram(): Command {
           namespace: flags.namespace,
           metricsPort: flags.metricsPort,
           leaderElection: flags.leaderElection,
+          workerImage: flags.workerImage,
           logger: loggerFor(command),
           workerLog: { level: globals.logLevel, format: globals.logFormat },
         });

@@ -1,5 +1,6 @@
 import type { Condition, EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 import type { SupervisorReport, WorkOutcome } from '../engine/supervisor-types.js';
+import type { StoreObservation } from './store-status.js';
 
 /**
  * EtcdBackup status as a PURE function of what the controller observed: the object's generation
@@ -33,6 +34,9 @@ export const Reason = {
   WaitingForFirstSnapshot: 'WaitingForFirstSnapshot',
   SupervisorCrashed: 'SupervisorCrashed',
   Deleting: 'Deleting',
+  /** runner: pod */
+  WorkerUnavailable: 'WorkerUnavailable',
+  StoreUnreachable: 'StoreUnreachable',
   // FullSnapshotSucceeded / DeltaSnapshotSucceeded
   SnapshotTaken: 'SnapshotTaken',
   NoSnapshotYet: 'NoSnapshotYet',
@@ -65,7 +69,12 @@ export type WorkerState =
   | { phase: 'Stopped' }
   | { phase: 'Starting'; report?: SupervisorReport }
   | { phase: 'Running'; report?: SupervisorReport }
-  | { phase: 'CrashLoop'; lastError: string; restarts: number; nextRestartTime?: string; report?: SupervisorReport };
+  | { phase: 'CrashLoop'; lastError: string; restarts: number; nextRestartTime?: string; report?: SupervisorReport }
+  /**
+   * runner: pod. The operator cannot ask the worker, so it knows only the Deployment's availability
+   * and what the store holds (`store` undefined with `storeError` when listing it failed).
+   */
+  | { phase: 'Pod'; available: boolean; message: string; store?: StoreObservation; storeError?: string };
 
 export interface StatusInputs {
   generation: number;
@@ -96,7 +105,9 @@ type ConditionCore = Pick<Condition, 'status' | 'reason' | 'message'>;
 
 export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   const previous = inputs.previous ?? {};
-  const report = inputs.worker.phase === 'Stopped' ? undefined : inputs.worker.report;
+  const report = inputs.worker.phase === 'Stopped' || inputs.worker.phase === 'Pod' ? undefined : inputs.worker.report;
+  const stored = inputs.worker.phase === 'Pod' ? inputs.worker.store : undefined;
+  const lastFull = report?.lastFullSnapshot ?? stored?.lastFullSnapshot;
   const previousCondition = (type: ConditionType) => previous.conditions?.find((c) => c.type === type);
 
   const verificationEnabled = inputs.verificationEnabled === true && inputs.specProblems.length === 0;
@@ -107,9 +118,9 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
         ? { status: 'True', reason: Reason.SpecValid, message: 'The spec is valid' }
         : { status: 'False', reason: Reason.InvalidSpec, message: inputs.specProblems.join('; ') },
     [ConditionType.FullSnapshotSucceeded]: workCondition(
-      report?.fullSnapshot,
-      report?.lastFullSnapshot
-        ? `Stored full snapshot ${report.lastFullSnapshot.object} at revision ${report.lastFullSnapshot.revision}`
+      report?.fullSnapshot ?? storedOutcome(stored?.lastFullSnapshot),
+      lastFull
+        ? `Stored full snapshot ${lastFull.object} at revision ${lastFull.revision}`
         : 'The last full snapshot was stored',
       { taken: Reason.SnapshotTaken, none: Reason.NoSnapshotYet, failed: Reason.FullSnapshotFailed },
       'No full snapshot has been taken yet',
@@ -119,7 +130,7 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
       !inputs.deltasEnabled && inputs.specProblems.length === 0
         ? { status: 'Unknown', reason: Reason.DeltasDisabled, message: 'Deltas are disabled (spec.deltaSnapshot.period is 0)' }
         : workCondition(
-            report?.delta,
+            report?.delta ?? storedOutcome(stored?.lastDeltaSnapshot),
             'Revision history is being archived in deltas',
             { taken: Reason.DeltaUploaded, none: Reason.NoDeltaYet, failed: Reason.DeltaSnapshotFailed },
             'No delta has been stored yet',
@@ -149,11 +160,11 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   const status: EtcdBackupStatus = { observedGeneration: inputs.generation, conditions };
   // What is in the store stays true while workers are stopped; live readings (head, lag, schedule,
   // memory) are dropped, since nobody is watching them.
-  const lastFullSnapshot = report?.lastFullSnapshot ?? previous.lastFullSnapshot;
+  const lastFullSnapshot = lastFull ?? previous.lastFullSnapshot;
   if (lastFullSnapshot) status.lastFullSnapshot = { ...lastFullSnapshot };
-  const lastDeltaSnapshot = report?.lastDeltaSnapshot ?? previous.lastDeltaSnapshot;
+  const lastDeltaSnapshot = report?.lastDeltaSnapshot ?? stored?.lastDeltaSnapshot ?? previous.lastDeltaSnapshot;
   if (lastDeltaSnapshot) status.lastDeltaSnapshot = { ...lastDeltaSnapshot };
-  const archivedRevision = report?.archivedRevision ?? previous.archivedRevision;
+  const archivedRevision = report?.archivedRevision ?? stored?.archivedRevision ?? previous.archivedRevision;
   if (archivedRevision !== undefined) status.archivedRevision = archivedRevision;
   if (report) {
     if (report.etcdRevision !== undefined) status.etcdRevision = report.etcdRevision;
@@ -166,6 +177,11 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
     if (lastVerification) status.lastVerification = { ...lastVerification };
   }
   return status;
+}
+
+/** A backup object in the store is proof that the work succeeded (failures are the worker's to log). */
+function storedOutcome(object: { time: string } | undefined): WorkOutcome | undefined {
+  return object ? { lastSuccessTime: object.time, consecutiveFailures: 0 } : undefined;
 }
 
 function lastVerificationOf(report: SupervisorReport | undefined): EtcdBackupStatus['lastVerification'] {
@@ -216,6 +232,12 @@ function readyCondition(inputs: StatusInputs, report: SupervisorReport | undefin
       Reason.SupervisorCrashed,
       `The backup worker process failed ${worker.restarts} time${worker.restarts === 1 ? '' : 's'}: ${worker.lastError}${next}`,
     );
+  }
+  if (worker.phase === 'Pod') {
+    if (!worker.available) return notReady(Reason.WorkerUnavailable, worker.message);
+    if (worker.storeError !== undefined) return notReady(Reason.StoreUnreachable, `Cannot list the store: ${worker.storeError}`);
+    if (!worker.store?.lastFullSnapshot) return notReady(Reason.WaitingForFirstSnapshot, 'Waiting for the worker pod to store the first full snapshot');
+    return { status: 'True', reason: Reason.BackupsCurrent, message: `Backups are being stored by the worker pod (${worker.message})` };
   }
   if (worker.phase === 'Stopped' || !report) return notReady(Reason.Starting, 'Starting the backup worker');
   const failing = failingOutcome(report);

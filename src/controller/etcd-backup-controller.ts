@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   PatchStrategy,
@@ -7,21 +8,26 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
+  type V1ConfigMap,
+  type V1Deployment,
   type V1Secret,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
-import { validateEtcdBackup } from '../api/validate.js';
+import { validateEtcdBackup, type ResolvedSpec } from '../api/validate.js';
 import type { ResolvedSecrets, SupervisorEvent } from '../engine/supervisor-types.js';
 import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { createStore } from '../store/factory.js';
+import type { ObjectStore } from '../store/object-store.js';
 import { DELTA_DIR, FULL_DIR, parseBackupKey } from '../store/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
 import { ResilientInformer } from './informer.js';
 import { isNotFound, kubeErrorMessage } from './kube-errors.js';
+import { ANNOTATION_APPLIED_HASH, buildPodRunnerObjects, controlledBy, deploymentAvailability, workerName } from './pod-runner.js';
+import { observeStore, type StoreObservation } from './store-status.js';
 import { coreSecretGetter, referencedSecrets, resolveSecrets, type SecretGetter } from './secrets.js';
 import { SupervisorHost, type SupervisorHostOptions } from './supervisor-host.js';
 import { WorkQueue } from './workqueue.js';
@@ -50,6 +56,10 @@ export interface EtcdBackupControllerOptions {
   /** Re-check a missing or incomplete Secret after this, doubling up to max. Default 2 s .. 2 min. */
   secretRetry?: { initialMs: number; maxMs: number };
   host?: Partial<Omit<SupervisorHostOptions, 'logger' | 'listener'>>;
+  /** Image of runner: pod workers when spec.pod.image is not set (the operator's --worker-image). */
+  workerImage?: string;
+  /** runner: pod: how often status is refreshed from the store and the Deployment. Default 30 s. */
+  podStatusIntervalMs?: number;
   now?: () => Date;
 }
 
@@ -62,6 +72,7 @@ export interface EtcdBackupControllerOptions {
 export class EtcdBackupController {
   private readonly co: CustomObjectsApi;
   private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
   private readonly getSecret: SecretGetter;
   private readonly queue = new WorkQueue<string>();
   readonly host: SupervisorHost;
@@ -74,12 +85,17 @@ export class EtcdBackupController {
   private readonly subjects = new Map<string, EventSubject>();
   private readonly lastStatusPatch = new Map<string, number>();
   private readonly secretRetries = new Map<string, number>();
+  /** Keys known to have no worker Deployment (saves API calls when runner is operator). */
+  private readonly podsAbsent = new Set<string>();
+  /** runner: pod: the store each key's status is read from, reused while its config is unchanged. */
+  private readonly stores = new Map<string, { id: string; store: ObjectStore }>();
   private workers: Promise<void>[] = [];
   private running = false;
 
   constructor(private readonly options: EtcdBackupControllerOptions) {
     this.co = options.kc.makeApiClient(CustomObjectsApi);
     this.core = options.kc.makeApiClient(CoreV1Api);
+    this.apps = options.kc.makeApiClient(AppsV1Api);
     this.getSecret = coreSecretGetter(this.core);
     this.now = options.now ?? (() => new Date());
     const { logger, namespace } = options;
@@ -244,7 +260,7 @@ export class EtcdBackupController {
     const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
     if (!validation.ok) {
       // Terminal: a retry cannot fix the spec; the next edit triggers a new reconcile.
-      await this.host.stop(key);
+      await this.stopWorkers(key, obj);
       this.secretIndex.delete(key);
       const status = computeStatus({ ...base, specProblems: validation.problems, worker: { phase: 'Stopped' } });
       if (isTransition(obj.status, status)) {
@@ -261,13 +277,13 @@ export class EtcdBackupController {
 
     if (spec.suspend) {
       if (this.host.hashOf(key) !== undefined) log.info('Suspended backups');
-      await this.host.stop(key);
+      await this.stopWorkers(key, obj);
       return this.writeStatus(key, obj, computeStatus({ ...base, suspended: true, worker: { phase: 'Stopped' } }), {});
     }
 
     const secrets = await resolveSecrets(namespace, spec, this.getSecret);
     if (secrets.problems.length > 0) {
-      await this.host.stop(key);
+      await this.stopWorkers(key, obj);
       const status = computeStatus({ ...base, secretProblems: secrets.problems, worker: { phase: 'Stopped' } });
       if (isTransition(obj.status, status)) {
         const problem = secrets.problems[0]!;
@@ -283,6 +299,12 @@ export class EtcdBackupController {
     }
     this.secretRetries.delete(key);
 
+    if (spec.runner === 'pod') return this.reconcilePod(key, obj, resolved, secrets.versions, base, log);
+    // From pod to operator: the pod must be gone before a local worker may write the same store.
+    if (!(await this.removePodWorker(key, obj, log))) {
+      return this.writeStatus(key, obj, computeStatus({ ...base, worker: { phase: 'Stopped' } }), { requeueAfterMs: 1000 });
+    }
+
     // Restart the worker exactly when what it runs on changes: the spec (generation), the object
     // (recreated under the same name), or a referenced Secret.
     const hash = createHash('sha256')
@@ -297,9 +319,141 @@ export class EtcdBackupController {
     return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.resyncIntervalMs ?? 600_000 });
   }
 
+  /**
+   * runner: pod. The worker runs in a Deployment the operator owns; status comes from the store
+   * and the Deployment's availability, refreshed every podStatusIntervalMs.
+   */
+  private async reconcilePod(
+    key: string,
+    obj: EtcdBackup,
+    resolved: ResolvedSpec,
+    secretVersions: Record<string, string>,
+    base: Omit<StatusInputs, 'worker'>,
+    log: Logger,
+  ): Promise<ReconcileResult> {
+    if (this.host.hashOf(key) !== undefined) log.info('Stopped backup worker process: runner is pod');
+    await this.host.stop(key); // waits for the process to exit: never two workers on one store
+    const image = resolved.spec.pod?.image ?? this.options.workerImage;
+    if (!image) {
+      const problem = 'spec.pod.image: required, since the operator has no default worker image (--worker-image)';
+      return this.writeStatus(key, obj, computeStatus({ ...base, specProblems: [problem], worker: { phase: 'Stopped' } }), {});
+    }
+    this.podsAbsent.delete(key);
+    const uid = obj.metadata.uid ?? '';
+    const desired = buildPodRunnerObjects({
+      backup: { ...obj, spec: resolved.spec },
+      budgetBytes: resolved.budgetBytes,
+      image,
+      secretVersions,
+    });
+    await this.ensureConfigMap(desired.configMap, uid, log);
+    const deployment = await this.ensureDeployment(desired.deployment, uid, log);
+    const { available, message } = deploymentAvailability(deployment);
+
+    let store: StoreObservation | undefined;
+    let storeError: string | undefined;
+    try {
+      store = await this.observeStoreOf(key, resolved, obj);
+    } catch (err) {
+      storeError = errorMessage(err);
+    }
+    const status = computeStatus({ ...base, worker: { phase: 'Pod', available, message, store, storeError } });
+    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.podStatusIntervalMs ?? 30_000 });
+  }
+
+  private async observeStoreOf(key: string, resolved: ResolvedSpec, obj: EtcdBackup): Promise<StoreObservation> {
+    const namespace = obj.metadata.namespace ?? '';
+    let credentials: ResolvedSecrets['s3Credentials'];
+    if (resolved.spec.store.s3?.credentialsSecretRef) {
+      const s3Only = { ...resolved.spec, etcd: { endpoints: resolved.spec.etcd.endpoints }, encryption: undefined };
+      const secrets = await resolveSecrets(namespace, s3Only, this.getSecret);
+      credentials = secrets.secrets.s3Credentials;
+    }
+    const config = storeConfigFromSpec(resolved.spec.store, credentials);
+    const id = createHash('sha256').update(JSON.stringify(config)).digest('hex');
+    let cached = this.stores.get(key);
+    if (cached?.id !== id) {
+      cached = { id, store: await createStore(config) };
+      this.stores.set(key, cached);
+    }
+    const objects = [...(await cached.store.list(FULL_DIR)), ...(await cached.store.list(DELTA_DIR))];
+    return observeStore(objects);
+  }
+
+  private async ensureConfigMap(desired: V1ConfigMap, uid: string, log: Logger): Promise<void> {
+    const namespace = desired.metadata?.namespace ?? '';
+    const name = desired.metadata?.name ?? '';
+    const current = await orUndefined(this.core.readNamespacedConfigMap({ namespace, name }));
+    if (!current) {
+      await this.core.createNamespacedConfigMap({ namespace, body: desired });
+      log.info('Created worker ConfigMap', { configMap: name });
+      return;
+    }
+    assertControlled(current, uid, 'ConfigMap', namespace, name);
+    if (appliedHash(current) === appliedHash(desired)) return;
+    const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } };
+    await this.core.replaceNamespacedConfigMap({ namespace, name, body });
+    log.info('Updated worker ConfigMap', { configMap: name });
+  }
+
+  /** Creates or updates the worker Deployment; returns it as the API has it (with status). */
+  private async ensureDeployment(desired: V1Deployment, uid: string, log: Logger): Promise<V1Deployment> {
+    const namespace = desired.metadata?.namespace ?? '';
+    const name = desired.metadata?.name ?? '';
+    const current = await orUndefined(this.apps.readNamespacedDeployment({ namespace, name }));
+    if (!current) {
+      const created = await this.apps.createNamespacedDeployment({ namespace, body: desired });
+      log.info('Created worker Deployment', { deployment: name });
+      return created;
+    }
+    assertControlled(current, uid, 'Deployment', namespace, name);
+    if (appliedHash(current) === appliedHash(desired)) return current;
+    // PUT with the resourceVersion read: the whole object is ours, and a concurrent change gives 409.
+    const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } };
+    const updated = await this.apps.replaceNamespacedDeployment({ namespace, name, body });
+    log.info('Updated worker Deployment', { deployment: name });
+    return updated;
+  }
+
+  /**
+   * Deletes the worker Deployment and ConfigMap of runner: pod, if this EtcdBackup owns them.
+   * Foreground deletion keeps the Deployment until its pods are gone, so "absent" means no pod
+   * can still be writing. Returns true once both are gone.
+   */
+  private async removePodWorker(key: string, obj: EtcdBackup, log: Logger): Promise<boolean> {
+    if (this.podsAbsent.has(key)) return true;
+    const namespace = obj.metadata.namespace ?? '';
+    const name = workerName(obj.metadata.name ?? '');
+    const uid = obj.metadata.uid ?? '';
+    const deployment = await orUndefined(this.apps.readNamespacedDeployment({ namespace, name }));
+    if (deployment && controlledBy(deployment, uid)) {
+      if (!deployment.metadata?.deletionTimestamp) {
+        await orUndefined(this.apps.deleteNamespacedDeployment({ namespace, name, propagationPolicy: 'Foreground' }));
+        log.info('Deleted worker Deployment', { deployment: name });
+      }
+      if (await orUndefined(this.apps.readNamespacedDeployment({ namespace, name }))) return false;
+    }
+    const configMap = await orUndefined(this.core.readNamespacedConfigMap({ namespace, name }));
+    if (configMap && controlledBy(configMap, uid)) await orUndefined(this.core.deleteNamespacedConfigMap({ namespace, name }));
+    this.podsAbsent.add(key);
+    this.stores.delete(key);
+    return true;
+  }
+
+  /** Stops whichever worker runs: the local process and the pod. */
+  private async stopWorkers(key: string, obj: EtcdBackup): Promise<void> {
+    await this.host.stop(key);
+    const log = this.options.logger.child({ namespace: obj.metadata.namespace, name: obj.metadata.name });
+    await this.removePodWorker(key, obj, log);
+  }
+
   /** Stops the worker, applies deletionPolicy, then lets the object go. */
   private async finalize(key: string, obj: EtcdBackup, log: Logger): Promise<ReconcileResult> {
     await this.host.stop(key);
+    // Without relying on garbage collection: with deletionPolicy Delete no pod may still write.
+    if ((obj.metadata.finalizers ?? []).includes(FINALIZER) && !(await this.removePodWorker(key, obj, log))) {
+      return { requeueAfterMs: 1000 };
+    }
     if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) {
       this.forget(key);
       return {};
@@ -419,6 +573,8 @@ export class EtcdBackupController {
     this.secretIndex.delete(key);
     this.lastStatusPatch.delete(key);
     this.secretRetries.delete(key);
+    this.podsAbsent.delete(key);
+    this.stores.delete(key);
   }
 
   private async recordEvent(key: string, event: EventInfo): Promise<void> {
@@ -429,6 +585,26 @@ export class EtcdBackupController {
 
 export function keyOf(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;
+}
+
+/** The value of a read or delete; undefined on 404. */
+async function orUndefined<T>(request: Promise<T>): Promise<T | undefined> {
+  try {
+    return await request;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+function appliedHash(obj: { metadata?: { annotations?: Record<string, string> } }): string | undefined {
+  return obj.metadata?.annotations?.[ANNOTATION_APPLIED_HASH];
+}
+
+function assertControlled(obj: V1ConfigMap | V1Deployment, uid: string, kind: string, namespace: string, name: string): void {
+  if (controlledBy(obj, uid)) return;
+  // Never take over an object someone else made; retried with backoff until it is renamed or removed.
+  throw new OperatorError('WorkerNameConflict', `${kind} ${namespace}/${name} exists and is not controlled by this EtcdBackup`);
 }
 
 function supervisorEventInfo(event: SupervisorEvent): EventInfo {

@@ -20,6 +20,8 @@ export interface OperatorOptions {
   /** Default 0.0.0.0. */
   metricsHost?: string;
   logger: Logger;
+  /** Default image of runner: pod workers (spec.pod.image overrides it). */
+  workerImage?: string;
   /** Log settings for the per-EtcdBackup worker processes. */
   workerLog?: { level: string; format: 'json' | 'text' };
   /** Default true. Off only for single-replica setups that accept the risk of two operators. */
@@ -92,6 +94,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
     leading = true;
     metrics.leader.set(1);
     const term = new EtcdBackupController({
+      workerImage: options.workerImage,
       ...options.controller,
       host: { log: options.workerLog, ...options.controller?.host },
       kc,

@@ -81,6 +81,9 @@ export function defaultWorker(): { modulePath: string; execArgv: string[] } {
 
 const MiB = 2 ** 20;
 
+/** Heap a worker needs besides its budget (code, etcd and S3 clients, bookkeeping); pod workers use it too. */
+export const DEFAULT_BASE_HEAP_MB = 128;
+
 export class SupervisorHost {
   private readonly entries = new Map<string, Entry>();
   /** Exits of children being stopped; a new child for the key waits for it. */
@@ -161,7 +164,7 @@ export class SupervisorHost {
 
   private spawn(entry: Entry): void {
     const { logger, listener } = this.options;
-    const heapMb = Math.ceil(entry.config.resolved.budgetBytes / MiB) + (this.options.baseHeapMb ?? 128);
+    const heapMb = Math.ceil(entry.config.resolved.budgetBytes / MiB) + (this.options.baseHeapMb ?? DEFAULT_BASE_HEAP_MB);
     const [namespace = '', name = entry.key] = entry.key.split('/');
     entry.phase = entry.restarts > 0 ? 'CrashLoop' : 'Starting';
     entry.startedAt = Date.now();
