@@ -51,6 +51,11 @@ export interface DeltaProgress {
   lastDelta?: { fromRevision: number; toRevision: number; key: string; time: Date };
   /** One-line message of the last failed poll; cleared by the next successful one. */
   lastError?: string;
+  /**
+   * Polls that ended failed (with lastError set) since start, including repeats of the same error.
+   * Progress is also reported mid-poll, so a listener counts failed polls by this number's increase.
+   */
+  failedPolls: number;
   /** The last compaction that cost revisions, and the full snapshot the chain continued after. */
   revisionsLost?: { fromRevision: number; toRevision: number; snapshotRevision: number; time: Date };
   budgetPeakBytes: number;
@@ -119,6 +124,7 @@ export class DeltaPoller {
   private etcdRevision = 0;
   private lastDelta: DeltaProgress['lastDelta'];
   private lastError: string | undefined;
+  private failedPolls = 0;
   private revisionsLost: DeltaProgress['revisionsLost'];
   private control = new AbortController();
   private loop: Promise<void> | undefined;
@@ -165,6 +171,7 @@ export class DeltaPoller {
       waitingForFullSnapshot: this.archived === undefined,
       ...(this.lastDelta ? { lastDelta: { ...this.lastDelta } } : {}),
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      failedPolls: this.failedPolls,
       ...(this.revisionsLost ? { revisionsLost: { ...this.revisionsLost } } : {}),
       budgetPeakBytes: budget.peakBytes,
       budgetUsedBytes: budget.usedBytes,
@@ -182,6 +189,7 @@ export class DeltaPoller {
       await this.recover();
     } catch (err) {
       this.lastError = errorMessage(err);
+      this.failedPolls += 1;
       this.options.logger.warn('Could not read the delta archive position; will retry', { error: this.lastError });
     }
     this.loop = this.runLoop(signal);
@@ -213,12 +221,19 @@ export class DeltaPoller {
   }
 
   private async runLoop(signal: AbortSignal): Promise<void> {
+    // A failure that repeats every period is logged once (and again when it changes); the
+    // progress's failedPolls counts every one.
+    let logged: string | undefined;
     while (!signal.aborted) {
       try {
         await this.enqueue(signal);
+        logged = undefined;
       } catch (err) {
         if (signal.aborted) break;
-        this.options.logger.warn('Delta poll failed', { error: errorMessage(err) });
+        const message = errorMessage(err);
+        if (message !== logged) this.options.logger.warn('Delta poll failed', { error: message });
+        else this.options.logger.debug('Delta poll failed again', { error: message, failedPolls: this.failedPolls });
+        logged = message;
       }
       await sleep(this.options.periodMs, undefined, { signal }).catch(() => undefined);
     }
@@ -256,6 +271,7 @@ export class DeltaPoller {
         }
       }
       this.lastError = warning;
+      if (warning !== undefined) this.failedPolls += 1;
       if (this.archived! > startedAt) {
         // One line per poll that archived something: what an operator reading logs needs to see.
         this.options.logger.info('Archived delta revisions', {
@@ -265,7 +281,10 @@ export class DeltaPoller {
         });
       }
     } catch (err) {
-      if (!signal.aborted) this.lastError = errorMessage(err);
+      if (!signal.aborted) {
+        this.lastError = errorMessage(err);
+        this.failedPolls += 1;
+      }
       this.emit();
       throw err;
     }

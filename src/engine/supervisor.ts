@@ -70,6 +70,8 @@ export class Supervisor implements BackupSupervisor {
   private readonly abort = new AbortController();
   private stopped = false;
   private poller: DeltaPoller | undefined;
+  /** The poller's failedPolls already counted into state.delta. */
+  private deltaFailedPollsSeen = 0;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -180,11 +182,17 @@ export class Supervisor implements BackupSupervisor {
         object: last.key,
       };
     }
+    // Every failed poll counts; an Event only when the message changes (a repeating failure
+    // would otherwise post one per period).
+    const newFailures = progress.failedPolls - this.deltaFailedPollsSeen;
+    this.deltaFailedPollsSeen = progress.failedPolls;
     if (progress.lastError !== undefined) {
-      if (progress.lastError !== outcome.lastError) {
+      if (newFailures > 0) {
+        const changed = progress.lastError !== outcome.lastError;
         this.recordFailure(outcome, undefined, progress.lastError);
+        outcome.consecutiveFailures += newFailures - 1;
         outcome.lastErrorReason = 'DeltaFailed';
-        this.emitEvent({ type: 'Warning', reason: 'DeltaSnapshotFailed', message: progress.lastError });
+        if (changed) this.emitEvent({ type: 'Warning', reason: 'DeltaSnapshotFailed', message: progress.lastError });
       }
     } else if (!progress.waitingForFullSnapshot) {
       this.recordSuccess(outcome);
