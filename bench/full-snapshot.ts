@@ -415,7 +415,7 @@ async function formatReport(input: ReportInput): Promise<{ markdown: string; goa
     );
     notes.push(
       `- ${db}: ${size.keys} keys of ${input.valueBytes / 1024} KiB, db ${mib(size.dbStatusBytes)} MiB (status), bbolt file ` +
-        `${mib(size.dbFileBytes)} MiB; ${size.runs} round${size.runs === 1 ? "" : "s"}. Uncompressed object ${identical ? 'byte-identical to' : 'NOT byte-identical to'} etcdctl's file (sha256, first round).`,
+        `${mib(size.dbFileBytes)} MiB; ${size.runs} round${size.runs === 1 ? '' : 's'}. Uncompressed object ${identical ? 'byte-identical to' : 'NOT byte-identical to'} etcdctl's file (sha256, first round).`,
     );
   }
   const sizeLabels = input.sizes.map(sizeLabel);
