@@ -1,8 +1,11 @@
 /**
- * Compiles src/ with tsconfig.build.json into `<dir>/dist`, next to a package.json (ESM) and a
- * node_modules link, so `node <dir>/dist/cli/main.js` runs as the shipped CLI does (no tsx loader in
- * the measured processes) without touching the shared dist/. The same steps as bench/full-snapshot.ts's
- * own build.
+ * Compiles the CLI into `<dir>/dist`, next to a package.json (ESM) and a node_modules link, so
+ * `node <dir>/dist/cli/main.js` runs as the shipped CLI does (no tsx loader in the measured processes)
+ * without touching the shared dist/.
+ *
+ * `from: 'HEAD'` (default) compiles the committed src/ (exported with `git archive`), so the figures
+ * belong to a commit and not to whatever other engineers have half-edited in the work tree;
+ * `from: 'worktree'` compiles the work tree as it is (bench/full-snapshot.ts's own build does that).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,21 +18,35 @@ const run = promisify(execFile);
 export interface BuiltCli {
   /** `<dir>/dist/cli/main.js`. */
   mainJs: string;
-  /** `git describe --always --dirty` of the work tree that was compiled. */
+  /** The commit compiled (`-dirty` when the work tree was compiled and had changes). */
   commit: string;
-  /** tsc exited non-zero (someone's work in progress elsewhere) but emitted the CLI anyway. */
+  /** tsc exited non-zero but emitted the CLI anyway. */
   warnings?: string;
 }
 
-export async function buildCli(repo: string, dir: string): Promise<BuiltCli> {
+export async function buildCli(repo: string, dir: string, options: { from?: 'HEAD' | 'worktree' } = {}): Promise<BuiltCli> {
+  const from = options.from ?? 'HEAD';
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   await symlink(join(repo, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  let sources = repo;
+  let commit: string;
+  if (from === 'HEAD') {
+    sources = join(dir, 'src-head');
+    await mkdir(sources);
+    const tar = join(dir, 'head.tar');
+    await run('git', ['archive', '--format=tar', '-o', tar, 'HEAD', 'src', 'tsconfig.json', 'tsconfig.build.json'], { cwd: repo });
+    await run('tar', ['-xf', tar, '-C', sources]);
+    await symlink(join(repo, 'node_modules'), join(sources, 'node_modules'), 'dir');
+    commit = (await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: repo })).stdout.trim();
+  } else {
+    commit = (await run('git', ['describe', '--always', '--dirty'], { cwd: repo }).catch(() => ({ stdout: '?' }))).stdout.trim();
+  }
   const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
   let warnings: string | undefined;
   try {
     await run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--sourceMap', 'false'], {
-      cwd: repo,
+      cwd: sources,
       maxBuffer: 16 * 1024 * 1024,
     });
   } catch (err) {
@@ -38,6 +55,5 @@ export async function buildCli(repo: string, dir: string): Promise<BuiltCli> {
   }
   const mainJs = join(dir, 'dist', 'cli', 'main.js');
   if (!existsSync(mainJs)) throw new Error(`tsc did not emit ${mainJs}: ${warnings ?? ''}`);
-  const commit = (await run('git', ['describe', '--always', '--dirty'], { cwd: repo }).catch(() => ({ stdout: '?' }))).stdout.trim();
   return { mainJs, commit, warnings };
 }
