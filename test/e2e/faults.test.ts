@@ -4,8 +4,8 @@
  * lost, nothing partial is visible and that the backup recovers by itself. Every case prints its
  * figures as a `FIGURES {...}` diagnostic line; docs/reliability.md records them from a run.
  *
- * Outages last OUTAGE_MS (20 s, not the issue's minute, to keep CI short: the code paths are the
- * same after the first failed poll, and a minute would only add more identical retries).
+ * Outages last OUTAGE_MS, the issue's minute; the three outage cases run side by side, so the file
+ * waits about one minute for all of them.
  */
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
@@ -40,7 +40,8 @@ import { DelegatingStore } from '../harness/throttled-store.js';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 
 const exec = promisify(execFile);
-const OUTAGE_MS = 20_000;
+/** The issue's "for a minute": etcd down, S3 down, S3 answering 503. */
+const OUTAGE_MS = 60_000;
 const MiB = 1024 * 1024;
 
 let work: string;
@@ -553,9 +554,11 @@ async function s3OutageCase(t: TestContext): Promise<void> {
       (failedReport ? `failure reported (${failedReport.delta?.lastErrorReason})` : 'NO failure reported during the outage') +
       `; ${chain ? 'recovered' : `NOT recovered ${recoverSeconds.toFixed(0)} s after S3 came back (stuck at ${final.end})`}` +
       `; ${openUploads} multipart uploads open; listed objects sound`,
-    budgetPeak: `${mib(report.memory.peakBytes)} of ${mib(report.memory.budgetBytes)}`,
+    budgetPeak: `${mib(atRestart.memory.peakBytes)} during the outage, ${mib(report.memory.peakBytes)} overall, of ${mib(report.memory.budgetBytes)}`,
     recoverSeconds,
   });
+  // Budget-accounted bytes: the peak up to S3's restart covers the whole outage and its backlog.
+  assert.ok(atRestart.memory.peakBytes <= atRestart.memory.budgetBytes, `the budget held during the outage: peak ${atRestart.memory.peakBytes} <= ${atRestart.memory.budgetBytes}`);
   assert.ok(report.memory.peakBytes <= report.memory.budgetBytes, `the budget held: peak ${report.memory.peakBytes} <= ${report.memory.budgetBytes}`);
   assert.ok(failedReport, 'the outage shows in the delta outcome (lastError set)');
   assert.ok(chain, `deltas recover after S3 is back (chain at ${final.end} of ${head})`);
@@ -563,11 +566,92 @@ async function s3OutageCase(t: TestContext): Promise<void> {
   await assertRestoreEquals(store, client, head, '4');
 }
 
-// Cases 3 and 4 mostly wait out their outages; they run side by side to keep the file short.
-test('outages', { concurrency: 2, timeout: 240_000 }, async (t) => {
+/** `run` as its own process while every S3 request it sends is answered 503 SlowDown for OUTAGE_MS. */
+async function s3ErrorsDuringRunCase(t: TestContext): Promise<void> {
+  const etcd = await newEtcd();
+  const client = etcd.client();
+  // Its own S3 server: case 4 takes the shared one down meanwhile.
+  const own = await startTestS3();
+  cleanups.push(() => own.stop());
+  const proxy: FaultProxy = await startFaultProxy(own.endpoint);
+  cleanups.push(() => proxy.stop());
+  let injecting = false;
+  proxy.failNext(Number.MAX_SAFE_INTEGER, { status: 503, code: 'SlowDown', match: () => injecting });
+  const prefix = 'slowdown';
+  const file = join(work, 'backup-4b.yaml');
+  await writeFile(
+    file,
+    specYaml(
+      's3-slowdown',
+      etcd.clientUrl,
+      [`s3: { bucket: ${own.bucket}, prefix: ${prefix}, region: ${own.region}, endpoint: "${proxy.endpoint}", forcePathStyle: true }`],
+      'period: 1s, chunkRevisions: 100, chunkParallelism: 4',
+      '128Mi',
+    ),
+  );
+  const store = await createStore(own.storeConfig(prefix));
+  const run = startCli(['run', '-f', file], { AWS_ACCESS_KEY_ID: own.accessKeyId, AWS_SECRET_ACCESS_KEY: own.secretAccessKey });
+  children.push(run);
+  let log = '';
+  run.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  run.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()));
+  await writeMixedWorkload(client, 'a/', 300, 71);
+  let head = await headRevision(client);
+  await waitFor('the first chain to reach the head', 90_000, async () => (await chainOf(store)).end >= head);
+  const archivedBefore = head;
+
+  // Every request of the run process (through the proxy) gets 503 SlowDown; the test's own store goes direct.
+  injecting = true;
+  const failedBefore = proxy.stats.failed;
+  const logBefore = log.length;
+  const outageStart = Date.now();
+  await writeMixedWorkload(client, 'during/', 1000, 72);
+  await sleep(Math.max(0, OUTAGE_MS - (Date.now() - outageStart)));
+  const archivedDuring = (await chainOf(store)).end;
+  injecting = false;
+  const liftedAt = Date.now();
+  const failed = proxy.stats.failed - failedBefore;
+  const logDuring = log.slice(logBefore);
+
+  await writeMixedWorkload(client, 'b/', 300, 73);
+  head = await headRevision(client);
+  const chain = await waitFor('the chain to reach the head after the 503s stop', 90_000, async () => {
+    const c = await chainOf(store);
+    return c.end >= head ? c : undefined;
+  });
+  const recoverSeconds = (Date.now() - liftedAt) / 1000;
+  await stopRun(run);
+
+  assert.ok(failed > 0, 'requests were answered 503');
+  assert.equal(archivedDuring, archivedBefore, 'nothing was archived while every request failed');
+  assert.match(logDuring, /SlowDown/, 'the run process reported the 503s (SlowDown) in its log');
+  assert.equal(chain.fulls, 1, 'no extra full snapshot was needed');
+  assert.equal(chain.end, head, 'nothing lost: the chain is contiguous to the head');
+  const objects = await assertAllObjectsSound(store);
+  const openUploads = (await own.listMultipartUploads(prefix)).length;
+  assert.equal(openUploads, 0, 'no multipart upload is left open');
+  const loggedError = /"error":"([^"]*SlowDown[^"]*)"/.exec(logDuring)?.[1];
+  t.diagnostic(`a logged error during the 503s: ${loggedError ?? '(not a JSON log line)'}`);
+  await assertRestoreEquals(store, client, head, '4b');
+  figures(t, {
+    case: `S3 answering 503 SlowDown for ${OUTAGE_MS / 1000} s during run (CLI process)`,
+    runs: 1,
+    faults: `${failed} requests answered 503 over ${((liftedAt - outageStart) / 1000).toFixed(1)} s, 1000 etcd changes written meanwhile`,
+    headRevision: head,
+    archivedRevision: chain.end,
+    objects,
+    outcome: `503s retried and logged (archived ${archivedBefore} before, nothing during); recovered; chain contiguous; ${openUploads} multipart uploads open; restore equal`,
+    budgetPeak: 'n/a (separate process, budget 128Mi)',
+    recoverSeconds,
+  });
+}
+
+// Cases 3, 4 and 4b mostly wait out their outages; they run side by side to keep the file short.
+test('outages', { concurrency: 3, timeout: 360_000 }, async (t) => {
   await Promise.all([
     t.test(`3. etcd stopped for ${OUTAGE_MS / 1000} s and restarted on the same ports during deltas`, etcdOutageCase),
     t.test(`4. S3 down for ${OUTAGE_MS / 1000} s during deltas`, s3OutageCase),
+    t.test(`4b. S3 answering 503 for ${OUTAGE_MS / 1000} s during run`, s3ErrorsDuringRunCase),
   ]);
 });
 
