@@ -174,11 +174,14 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
     parallelism! <= MAX_CHUNK_PARALLELISM // beyond it the schema error says it all
   ) {
     const kind = store.s3 ? 's3' : 'local';
-    if (deltaParallelismFor(kind, budgetBytes, parallelism!) < parallelism!) {
-      const minimum = minimumDeltaBudget(kind, parallelism!);
+    // Encrypted uploads each hold an encrypting stream too (ENCRYPT_STREAM_BYTES).
+    const encrypted = spec.encryption !== undefined && spec.encryption !== null;
+    if (deltaParallelismFor(kind, budgetBytes, parallelism!, encrypted) < parallelism!) {
+      const minimum = minimumDeltaBudget(kind, parallelism!, encrypted);
       problems.push(
         `spec.memory.budget: ${formatBytes(budgetBytes)} cannot hold ${parallelism} maximal revisions in parallel` +
           (kind === 's3' ? ' with S3 upload buffers' : '') +
+          (encrypted ? (kind === 's3' ? ' and encryption' : ' with encryption') : '') +
           `; the minimum for chunkParallelism ${parallelism} is ${formatBytes(minimum)}`,
       );
     }

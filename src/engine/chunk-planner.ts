@@ -121,6 +121,8 @@ export interface FetchBudgetInput {
   parallelism: number;
   /** Bytes the store reserves from the same budget per concurrent upload (S3 part buffers); 0 for local. */
   storeBufferBytes?: number;
+  /** Bytes of the encrypting stream per upload (ENCRYPT_STREAM_BYTES) when deltas are encrypted; default 0. */
+  encryptionBytes?: number;
   /**
    * Largest delta object (encoded bytes) to write. A store that needs more budget for bigger objects
    * (S3: a multipart upload reserves further parts while it runs) sets this to what it uploads in one
@@ -130,8 +132,8 @@ export interface FetchBudgetInput {
 }
 
 /** The least budget that runs `parallelism` delta fetches (a spec validator can report it). */
-export function minimumDeltaBudgetBytes(parallelism: number, storeBufferBytes = 0): number {
-  return parallelism * (WATCH_RECEIVE_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes + MIN_SEGMENT_BYTES);
+export function minimumDeltaBudgetBytes(parallelism: number, storeBufferBytes = 0, encryptionBytes = 0): number {
+  return parallelism * (WATCH_RECEIVE_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes + encryptionBytes + MIN_SEGMENT_BYTES);
 }
 
 /**
@@ -142,12 +144,14 @@ export function minimumDeltaBudgetBytes(parallelism: number, storeBufferBytes = 
  */
 export function planFetchBudget(input: FetchBudgetInput): FetchBudgetPlan {
   const storeBufferBytes = input.storeBufferBytes ?? 0;
-  const windowBytes = WATCH_RECEIVE_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes;
+  const encryptionBytes = input.encryptionBytes ?? 0;
+  // The fetch holds its window for its lifetime, so its upload's encoder (and encrypting stream) is accounted.
+  const windowBytes = WATCH_RECEIVE_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes + encryptionBytes;
   const fits = Math.floor(input.budgetBytes / (windowBytes + MIN_SEGMENT_BYTES));
   if (fits < 1) {
     throw new RangeError(
       `memory budget of ${input.budgetBytes} bytes is too small for delta backups: ` +
-        `need at least ${minimumDeltaBudgetBytes(1, storeBufferBytes)} bytes`,
+        `need at least ${minimumDeltaBudgetBytes(1, storeBufferBytes, encryptionBytes)} bytes`,
     );
   }
   const parallelism = Math.max(1, Math.min(Math.floor(input.parallelism), fits));

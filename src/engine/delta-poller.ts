@@ -27,7 +27,7 @@ import { fetchRevisions, type RevisionSegment } from '../etcd/revision-fetch.js'
 import type { Logger } from '../observability/logger.js';
 import { DELTA_DIR, FULL_DIR, classifyKeys, deltaKey, type Compression } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { encryptReadable } from '../crypto/encryption.js';
+import { ENCRYPT_STREAM_BYTES, encryptReadable } from '../crypto/encryption.js';
 import {
   advanceContiguous,
   planChunks,
@@ -144,6 +144,7 @@ export class DeltaPoller {
       budgetBytes: options.budget.limitBytes,
       parallelism: options.parallelism,
       storeBufferBytes: options.storeBufferBytes,
+      encryptionBytes: options.encryptionKey ? ENCRYPT_STREAM_BYTES : 0,
       maxObjectBytes: options.maxObjectBytes,
     });
     if (this.plan.parallelism < options.parallelism) {

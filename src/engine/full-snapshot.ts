@@ -2,12 +2,13 @@ import type { Etcd3 } from 'etcd3';
 import { createGzip } from 'node:zlib';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createEncryptStream } from '../crypto/encryption.js';
+import { createEncryptStream, ENCRYPT_STREAM_BYTES } from '../crypto/encryption.js';
 import { headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
 import { fullSnapshotKey, type Compression } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import type { MemoryBudget, Reservation } from './memory-budget.js';
 
 export interface FullSnapshotOptions {
   client: Etcd3;
@@ -18,6 +19,8 @@ export interface FullSnapshotOptions {
   encryptionKey?: Buffer;
   /** Aborts the snapshot (timeout, shutdown); nothing partial becomes visible. */
   signal?: AbortSignal;
+  /** When encrypting, the encrypting stream's buffers (ENCRYPT_STREAM_BYTES) are reserved from it while the upload runs. */
+  budget?: MemoryBudget;
   now?: () => Date;
 }
 
@@ -50,7 +53,16 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
   }
   const time = (options.now ?? (() => new Date()))();
   const key = fullSnapshotKey(revision, time, { compression, encrypted: encryptionKey !== undefined });
-  const snapshot = await openSnapshotStream(client, endpoints);
+  // Reserved before the snapshot stream opens: etcd does not wait for our budget.
+  const encryptReservation: Reservation | undefined =
+    encryptionKey && options.budget ? await options.budget.reserve(ENCRYPT_STREAM_BYTES, signal) : undefined;
+  let snapshot: Awaited<ReturnType<typeof openSnapshotStream>>;
+  try {
+    snapshot = await openSnapshotStream(client, endpoints);
+  } catch (err) {
+    encryptReservation?.release();
+    throw err;
+  }
   const stages: Transform[] = [];
   // Level 1: snapshots are CPU-bound at level 6 for ~2% smaller output (bench/full-snapshot.ts).
   if (compression === 'gzip') stages.push(createGzip({ level: 1 }));
@@ -80,5 +92,6 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
   } finally {
     signal?.removeEventListener('abort', onAbort);
     snapshot.destroy();
+    encryptReservation?.release();
   }
 }

@@ -415,6 +415,7 @@ export class Supervisor implements BackupSupervisor {
         store: this.store,
         compression: spec.fullSnapshot.compression,
         encryptionKey: this.config.secrets.encryptionKey,
+        budget: this.budget,
         signal,
         now: this.now,
       });

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
+import { ENCRYPT_STREAM_BYTES } from '../../src/crypto/encryption.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
+import { MemoryBudget } from '../../src/engine/memory-budget.js';
 import { ChecksumMismatchError, DataDirNotEmptyError } from '../../src/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
@@ -92,4 +95,15 @@ test('restore refuses a non-empty data dir and leaves it untouched', async () =>
   await writeFile(join(dataDir, 'keep-me'), 'precious');
   await assert.rejects(restoreBackup({ store, dataDir, logger: silentLogger() }), DataDirNotEmptyError);
   assert.deepEqual(await readdir(dataDir), ['keep-me']);
+});
+
+test('an encrypted snapshot reserves its encrypting stream from the budget while it uploads, and gives it back', async () => {
+  const client = etcd.client();
+  const budget = new MemoryBudget(32 * 1024 * 1024);
+  const store = new LocalStore(join(work, 'store-budget'));
+  await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'gzip', budget });
+  assert.equal(budget.peakBytes, 0, 'unencrypted: nothing reserved (the local store holds no budget)');
+  await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'gzip', encryptionKey: randomBytes(32), budget });
+  assert.equal(budget.peakBytes, ENCRYPT_STREAM_BYTES, 'encrypted: the encrypting stream was reserved');
+  assert.equal(budget.usedBytes, 0, 'and released after the upload');
 });

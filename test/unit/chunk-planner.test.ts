@@ -9,6 +9,7 @@ import {
   recoverArchivedRevision,
   type RevisionRange,
 } from '../../src/engine/chunk-planner.js';
+import { ENCRYPT_STREAM_BYTES } from '../../src/crypto/encryption.js';
 import { DeltaGapError, planDeltas } from '../../src/restore/delta-replay.js';
 import { classifyKeys, deltaKey, fullSnapshotKey, type Encoding } from '../../src/store/naming.js';
 
@@ -148,6 +149,15 @@ test('planFetchBudget', async (t) => {
     assert.equal(plan.parallelism, 4);
     assert.equal(plan.windowBytes, 12 * MiB);
     assert.equal(plan.segmentBytes, 20 * MiB);
+  });
+  await t.test('an encrypting stream is part of each window', () => {
+    const plain = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4 });
+    const encrypted = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, encryptionBytes: ENCRYPT_STREAM_BYTES });
+    assert.equal(encrypted.windowBytes, plain.windowBytes + ENCRYPT_STREAM_BYTES);
+    assert.equal(encrypted.windowBytes + encrypted.segmentBytes, plain.windowBytes + plain.segmentBytes, 'the share stays the same');
+    assert.equal(minimumDeltaBudgetBytes(4, 0, ENCRYPT_STREAM_BYTES), 16 * MiB + 4 * ENCRYPT_STREAM_BYTES);
+    // 16 MiB held 4 plain fetches exactly; encrypted, one fewer.
+    assert.equal(planFetchBudget({ budgetBytes: 16 * MiB, parallelism: 4, encryptionBytes: ENCRYPT_STREAM_BYTES }).parallelism, 3);
   });
   await t.test('maxObjectBytes caps the segment so an encoded object fits', () => {
     const plan = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, maxObjectBytes: 8 * MiB });

@@ -537,3 +537,31 @@ for (const c of minimumCases) {
     assert.ok(deltaParallelismFor(c.store, minimum - Mi, c.parallelism) < c.parallelism, 'one MiB less does not');
   });
 }
+
+// Encrypted deltas: each fetch's window also holds an encrypting stream (ENCRYPT_STREAM_BYTES, ~192 KiB),
+// so the minimum moves up by whole MiB where the unencrypted minimum was exact.
+const encryptedMinimumCases: Array<{ store: 'local' | 's3'; parallelism: number; want: number }> = [
+  { store: 'local', parallelism: 1, want: 5 * Mi },
+  { store: 'local', parallelism: 4, want: 17 * Mi },
+  { store: 's3', parallelism: 4, want: 114 * Mi },
+];
+
+for (const c of encryptedMinimumCases) {
+  test(`minimumDeltaBudget(${c.store}, ${c.parallelism}, encrypted) = ${c.want / Mi}Mi`, () => {
+    const minimum = minimumDeltaBudget(c.store, c.parallelism, true);
+    assert.equal(minimum, c.want);
+    assert.equal(deltaParallelismFor(c.store, minimum, c.parallelism, true), c.parallelism, 'the minimum runs every fetch');
+    assert.ok(deltaParallelismFor(c.store, minimum - Mi, c.parallelism, true) < c.parallelism, 'one MiB less does not');
+  });
+}
+
+test('an encrypted spec needs budget for its encrypting streams: 16Mi holds 4 plain fetches, not 4 encrypted ones', () => {
+  const doc = minimal();
+  doc.spec.memory = { budget: '16Mi' };
+  doc.spec.deltaSnapshot = { chunkParallelism: 4 };
+  okOf(validateEtcdBackup(doc));
+  doc.spec.encryption = { keySecretRef: { name: 'backup-key' } };
+  assert.deepEqual(problemsOf(validateEtcdBackup(doc)), [
+    'spec.memory.budget: 16Mi cannot hold 4 maximal revisions in parallel with encryption; the minimum for chunkParallelism 4 is 17Mi',
+  ]);
+});
