@@ -66,10 +66,11 @@ const MAX_SEGMENTS = 2 ** 32;
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024;
 /**
  * Most bytes one encrypting stream holds: its writable buffer (a segment of plaintext), the segment
- * being filled and its readable buffer (a sealed segment and tag), ~192 KiB. Writers reserve this
- * from the memory budget for every upload they encrypt (docs/encryption.md).
+ * being filled plus one input chunk, and its readable buffer (a sealed segment and tag): at most four
+ * segments (the bound test/unit/encryption.test.ts measures), 256 KiB. Writers reserve this from the
+ * memory budget for every upload they encrypt (docs/encryption.md).
  */
-export const ENCRYPT_STREAM_BYTES = 3 * (DEFAULT_SEGMENT_BYTES + TAG_BYTES);
+export const ENCRYPT_STREAM_BYTES = 4 * (DEFAULT_SEGMENT_BYTES + TAG_BYTES);
 /** A header may not make a decoder buffer more than this per segment (the header is only authenticated with segment 0). */
 export const MAX_SEGMENT_BYTES = 16 * 1024 * 1024;
 

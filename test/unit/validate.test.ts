@@ -538,11 +538,11 @@ for (const c of minimumCases) {
   });
 }
 
-// Encrypted deltas: each fetch's window also holds an encrypting stream (ENCRYPT_STREAM_BYTES, ~192 KiB),
+// Encrypted deltas: each fetch's window also holds an encrypting stream (ENCRYPT_STREAM_BYTES, 256 KiB),
 // so the minimum moves up by whole MiB where the unencrypted minimum was exact.
 const encryptedMinimumCases: Array<{ store: 'local' | 's3'; parallelism: number; want: number }> = [
   { store: 'local', parallelism: 1, want: 5 * Mi },
-  { store: 'local', parallelism: 4, want: 17 * Mi },
+  { store: 'local', parallelism: 4, want: 18 * Mi }, // 4 x (4 MiB + 256 KiB + 4 x 16-byte tags)
   { store: 's3', parallelism: 4, want: 114 * Mi },
 ];
 
@@ -562,6 +562,6 @@ test('an encrypted spec needs budget for its encrypting streams: 16Mi holds 4 pl
   okOf(validateEtcdBackup(doc));
   doc.spec.encryption = { keySecretRef: { name: 'backup-key' } };
   assert.deepEqual(problemsOf(validateEtcdBackup(doc)), [
-    'spec.memory.budget: 16Mi cannot hold 4 maximal revisions in parallel with encryption; the minimum for chunkParallelism 4 is 17Mi',
+    'spec.memory.budget: 16Mi cannot hold 4 maximal revisions in parallel with encryption; the minimum for chunkParallelism 4 is 18Mi',
   ]);
 });
