@@ -56,6 +56,10 @@ test('config/default builds and holds CRD, RBAC and the manager', { skip: !hasKu
   assert.equal(container.livenessProbe.httpGet.path, '/healthz');
   assert.equal(container.readinessProbe.httpGet.path, '/readyz');
   assert.deepEqual(container.args.slice(0, 1), ['operator']);
+  // runner: pod workers default to the operator's own image.
+  const env = (container as unknown as { env: Array<{ name: string; value?: string }> }).env;
+  const image = (container as unknown as { image: string }).image;
+  assert.equal(env.find((e) => e.name === 'ETCD_BACKUP_WORKER_IMAGE')?.value, image);
 });
 
 test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl && 'kubectl not installed' }, () => {
@@ -72,6 +76,9 @@ test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl &&
     'etcdbackup.io/etcdbackups/finalizers': ['update'],
     'core/secrets': ['get', 'list', 'watch'],
     'events.k8s.io/events': ['create', 'patch'],
+    // spec.runner: pod (src/controller/etcd-backup-controller.ts reconcilePod / removePodWorker)
+    'apps/deployments': ['create', 'delete', 'get', 'update'],
+    'core/configmaps': ['create', 'delete', 'get', 'update'],
   });
   assert.deepEqual(rules('Role'), { 'coordination.k8s.io/leases': ['create', 'get', 'update'] });
 });
