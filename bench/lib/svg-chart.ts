@@ -38,6 +38,7 @@ export interface LineChartSpec {
   goal?: Goal | readonly Goal[];
 }
 
+/** Minimum width; a chart is wider when its legend labels need it. */
 const WIDTH = 720;
 const HEIGHT = 400;
 /** Plot area inside the margins (left leaves room for tick labels, right for the legend). */
@@ -102,10 +103,16 @@ function yScale(values: readonly number[], goal?: Goal | readonly Goal[]): Scale
   return { ticks, toY: (v) => PLOT.bottom - ((v - lo) / (hi - lo)) * (PLOT.bottom - PLOT.top) };
 }
 
-function frame(title: string, yLabel: string, scale: Scale): string[] {
+/** Total width: the plot, then the legend (swatch, gap, label at ~7 px a character). */
+function chartWidth(labels: readonly string[]): number {
+  const longest = Math.max(0, ...labels.map((l) => l.length));
+  return Math.max(WIDTH, Math.ceil(PLOT.right + 16 + 22 + longest * 7 + 10));
+}
+
+function frame(title: string, yLabel: string, scale: Scale, width: number): string[] {
   const parts = [
-    `<rect x="0" y="0" width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
-    `<text x="${WIDTH / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+    `<rect x="0" y="0" width="${width}" height="${HEIGHT}" fill="#ffffff"/>`,
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
     `<text transform="translate(16 ${n((PLOT.top + PLOT.bottom) / 2)}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(yLabel)}</text>`,
   ];
   for (const tick of scale.ticks) {
@@ -140,9 +147,9 @@ function legend(entries: readonly { name: string; colour: string; dashed?: boole
   });
 }
 
-function svg(parts: readonly string[], title: string): string {
+function svg(parts: readonly string[], title: string, width: number): string {
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" role="img">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${HEIGHT}" viewBox="0 0 ${width} ${HEIGHT}" font-family="sans-serif" role="img">`,
     `<title>${escapeXml(title)}</title>`,
     ...parts,
     '</svg>',
@@ -156,7 +163,9 @@ function goalLegend(goal: Goal | readonly Goal[] | undefined): { name: string; c
 
 export function barChartSvg(spec: BarChartSpec): string {
   const scale = yScale(spec.series.flatMap((s) => s.values), spec.goal);
-  const parts = frame(spec.title, spec.yLabel, scale);
+  const entries = [...spec.series.map((s, i) => ({ name: s.name, colour: colour(i) })), ...goalLegend(spec.goal)];
+  const width = chartWidth(entries.map((e) => e.name));
+  const parts = frame(spec.title, spec.yLabel, scale, width);
   const groups = Math.max(spec.categories.length, 1);
   const groupWidth = (PLOT.right - PLOT.left) / groups;
   const barWidth = (groupWidth * 0.8) / Math.max(spec.series.length, 1);
@@ -178,8 +187,8 @@ export function barChartSvg(spec: BarChartSpec): string {
     );
   });
   parts.push(...goalLine(scale, spec.goal));
-  parts.push(...legend([...spec.series.map((s, i) => ({ name: s.name, colour: colour(i) })), ...goalLegend(spec.goal)]));
-  return svg(parts, spec.title);
+  parts.push(...legend(entries));
+  return svg(parts, spec.title, width);
 }
 
 export function lineChartSvg(spec: LineChartSpec): string {
@@ -193,7 +202,9 @@ export function lineChartSvg(spec: LineChartSpec): string {
   const xLo = xTicks[0] as number;
   const xHi = xTicks[xTicks.length - 1] as number;
   const toX = (x: number): number => PLOT.left + ((x - xLo) / (xHi - xLo)) * (PLOT.right - PLOT.left);
-  const parts = frame(spec.title, spec.yLabel, scale);
+  const entries = [...spec.series.map((s, i) => ({ name: s.name, colour: colour(i) })), ...goalLegend(spec.goal)];
+  const width = chartWidth(entries.map((e) => e.name));
+  const parts = frame(spec.title, spec.yLabel, scale, width);
   for (const tick of xTicks) {
     parts.push(`<text x="${n(toX(tick))}" y="${PLOT.bottom + 18}" text-anchor="middle" font-size="11">${formatTick(tick)}</text>`);
   }
@@ -210,8 +221,8 @@ export function lineChartSvg(spec: LineChartSpec): string {
       );
     }
   });
-  parts.push(...legend([...spec.series.map((s, i) => ({ name: s.name, colour: colour(i) })), ...goalLegend(spec.goal)]));
-  return svg(parts, spec.title);
+  parts.push(...legend(entries));
+  return svg(parts, spec.title, width);
 }
 
 /** docs/benchmarks/, where the charts live (docs/benchmarks.md links them relatively). */

@@ -81,6 +81,9 @@ test('line chart: balanced, points ordered by x, goal above the data widens the 
   assert.equal(cx.length, 2, 'the NaN point is left out');
   assert.ok((cx[0] as number) < (cx[1] as number), 'sorted by x');
   assert.ok(svg.includes('>300<'), 'the y axis reaches the goal');
+  // The longest legend label (21 characters) fits: the chart widens past the 720 px default.
+  const width = Number(/<svg [^>]*width="(\d+)"/.exec(svg)?.[1]);
+  assert.ok(width > 720 && width >= 530 + 38 + 21 * 7, `width ${width}`);
 });
 
 test('writeChart writes the file and returns markdown that embeds it', async () => {
