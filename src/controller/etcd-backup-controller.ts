@@ -299,7 +299,7 @@ export class EtcdBackupController {
     }
     this.secretRetries.delete(key);
 
-    if (spec.runner === 'pod') return this.reconcilePod(key, obj, resolved, secrets.versions, base, log);
+    if (spec.runner === 'pod') return this.reconcilePod(key, obj, resolved, secrets, base, log);
     // From pod to operator: the pod must be gone before a local worker may write the same store.
     if (!(await this.removePodWorker(key, obj, log))) {
       return this.writeStatus(key, obj, computeStatus({ ...base, worker: { phase: 'Stopped' } }), { requeueAfterMs: 1000 });
@@ -327,7 +327,7 @@ export class EtcdBackupController {
     key: string,
     obj: EtcdBackup,
     resolved: ResolvedSpec,
-    secretVersions: Record<string, string>,
+    secrets: { secrets: ResolvedSecrets; versions: Record<string, string> },
     base: Omit<StatusInputs, 'worker'>,
     log: Logger,
   ): Promise<ReconcileResult> {
@@ -344,7 +344,7 @@ export class EtcdBackupController {
       backup: { ...obj, spec: resolved.spec },
       budgetBytes: resolved.budgetBytes,
       image,
-      secretVersions,
+      secretVersions: secrets.versions,
     });
     await this.ensureConfigMap(desired.configMap, uid, log);
     const deployment = await this.ensureDeployment(desired.deployment, uid, log);
@@ -353,7 +353,7 @@ export class EtcdBackupController {
     let store: StoreObservation | undefined;
     let storeError: string | undefined;
     try {
-      store = await this.observeStoreOf(key, resolved, obj);
+      store = await this.observeStoreOf(key, resolved, secrets.secrets.s3Credentials);
     } catch (err) {
       storeError = errorMessage(err);
     }
@@ -361,14 +361,11 @@ export class EtcdBackupController {
     return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.podStatusIntervalMs ?? 30_000 });
   }
 
-  private async observeStoreOf(key: string, resolved: ResolvedSpec, obj: EtcdBackup): Promise<StoreObservation> {
-    const namespace = obj.metadata.namespace ?? '';
-    let credentials: ResolvedSecrets['s3Credentials'];
-    if (resolved.spec.store.s3?.credentialsSecretRef) {
-      const s3Only = { ...resolved.spec, etcd: { endpoints: resolved.spec.etcd.endpoints }, encryption: undefined };
-      const secrets = await resolveSecrets(namespace, s3Only, this.getSecret);
-      credentials = secrets.secrets.s3Credentials;
-    }
+  private async observeStoreOf(
+    key: string,
+    resolved: ResolvedSpec,
+    credentials: ResolvedSecrets['s3Credentials'],
+  ): Promise<StoreObservation> {
     const config = storeConfigFromSpec(resolved.spec.store, credentials);
     const id = createHash('sha256').update(JSON.stringify(config)).digest('hex');
     let cached = this.stores.get(key);
