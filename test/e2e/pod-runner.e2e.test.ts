@@ -306,6 +306,15 @@ describe('runner: pod end to end', { timeout: 120_000 }, () => {
     assert.equal((parse(configMap.data![CONFIG_FILE]!) as EtcdBackup).spec.retention.maxFullSnapshots, 3);
   });
 
+  test('suspend deletes the worker Deployment; resuming creates it again', async () => {
+    await patchSpec({ suspend: true });
+    await waitFor('the Deployment and ConfigMap to be deleted', async () => !(await getDeployment()) && !(await getConfigMap()));
+    await waitFor('Ready=False Suspended', async () => condition(await getBackup(), 'Ready')?.reason === 'Suspended');
+    await patchSpec({ suspend: false });
+    await waitFor('the worker Deployment again', getDeployment);
+    assert.deepEqual(localWorkerStarts(), [], 'still no local worker');
+  });
+
   test('runner back to operator: the Deployment and ConfigMap go, a local worker takes over', async () => {
     await patchSpec({ runner: 'operator' });
     await waitFor('the Deployment and ConfigMap to be deleted', async () => !(await getDeployment()) && !(await getConfigMap()));
