@@ -333,7 +333,8 @@ export class EtcdBackupController {
   ): Promise<ReconcileResult> {
     if (this.host.hashOf(key) !== undefined) log.info('Stopped backup worker process: runner is pod');
     await this.host.stop(key); // waits for the process to exit: never two workers on one store
-    const image = resolved.spec.pod?.image ?? this.options.workerImage;
+    // An empty spec.pod.image means "the default", like an absent one.
+    const image = resolved.spec.pod?.image ? resolved.spec.pod.image : this.options.workerImage;
     if (!image) {
       const problem = 'spec.pod.image: required, since the operator has no default worker image (--worker-image)';
       return this.writeStatus(key, obj, computeStatus({ ...base, specProblems: [problem], worker: { phase: 'Stopped' } }), {});
