@@ -255,9 +255,11 @@ ${charts.join('\n')}
 - Goal "peak RSS growth <= budget + 64 MiB" for every poller row: ${overGrowth.length === 0 ? '**met**' : `**NOT met** in ${describe(overGrowth)}`}.
   Largest growth above the budget in a poller row: ${worst(ours, excess)}.
 - ${comparison} The naive sidecar's memory grows with the backlog (everything etcd sent that the store has not
-  taken yet), so with the rate; the poller's is bounded by its budget: when the budget is full it stops reading
-  etcd, and the backlog stays in etcd as lag. Above what one upload stream takes, the poller's lag grows as
-  the naive sidecar's does, but it pays for it in lag, not memory; P=4 keeps up to ~4x the rate.
+  taken yet): with (ingress - upload rate) x time, so these ${run.seconds} s phases show only its start, and at low rates
+  or short phases it can sit below the poller's (the poller's floor is its budget plus the Buffer slack below); it
+  has no bound. The poller's memory is bounded by its budget whatever the rate or the duration: when the budget
+  is full it stops reading etcd, and the backlog stays in etcd as lag. Above what its upload streams take, the
+  poller lags as the naive sidecar does, but pays in lag, not memory; P=4 keeps up to ~4x the rate of P=1.
 - RSS above the budget peak is Buffer garbage not yet collected ("Buffers at peak" counts live and dead
   Buffers: V8 collects external memory only after it has grown by about 64 MiB since the last GC, and every
   byte archived passes through a gRPC message and an encoder chunk), gRPC/HTTP2 native buffers and allocator
