@@ -220,6 +220,15 @@ ${chart}
     .map((r) => `${r.variant.name} ${mib(r.peak.rss)} MiB (${ratio(r.peak.rss, base.peak.rss)})`)
     .join('; ')}.
 
+Why a watch that lags costs etcd memory (etcd 3.4, \`mvcc/watchable_store.go\`): a watch whose start revision
+is behind the head is *unsynced*. Every 100 ms \`syncWatchers\` reads every revision from the oldest unsynced
+watcher's next revision up to the head in one bbolt range (no limit), decodes them all into events, and sends each
+watcher at most 1000 revisions of them per round; whatever a watcher's channel (128 responses) cannot take makes
+it a *victim* whose batch etcd keeps. The poller's chunk watches start behind the head by design, so while it
+lags etcd decodes the backlog from the oldest chunk to the head on each round: etcd's cost grows with the lag
+(and the 1000-revision cap does not bound the read). A long watch that keeps up is synced and costs etcd only
+the events of each write; once its reader stalls it fills its channel and becomes a victim.
+
 Re-run: \`node --import tsx bench/etcd-server-memory.ts\` (about 2 minutes; \`--quick\` for 5 s of writes). It rewrites
 only this section and its chart; \`npm run bench\` re-measures every bench.`;
   await writeDocsSection(join(fileURLToPath(new URL('..', import.meta.url)), 'docs', 'benchmarks.md'), 'etcd-server-memory', body);
