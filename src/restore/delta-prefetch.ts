@@ -8,6 +8,7 @@
  * reserved in replay order (the budget is FIFO), so a large next object is never starved by small
  * later ones, and at most `maxObjects` objects are downloading or waiting at once.
  */
+import { setMaxListeners } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -58,6 +59,8 @@ export class DeltaPrefetcher {
       ready.catch(() => undefined); // observed by next() or close()
       return { delta, file: join(spoolDir, `object-${index}`), ready, settle };
     });
+    // Each download in progress listens on the shared signal a few times (get, file stream, pipeline).
+    setMaxListeners(4 * maxObjects + 10, this.abort.signal);
     this.filler = this.fill();
   }
 

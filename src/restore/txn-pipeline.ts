@@ -19,9 +19,9 @@
  *   after the pipeline drained;
  * - a deletion-only revision that may become one delete-range reads the current keys first (opsFor),
  *   so it too waits for the pipeline to drain, to read the state after its predecessor;
- * - when a result says the compare failed (the txn overtook its predecessor), every txn behind it has
- *   failed too (their predecessors were not applied); they are all resent in order, the first one
- *   alone.
+ * - when a result says the compare failed (the txn overtook its predecessor), it is sent again, with
+ *   the same compare; the txns behind it fail in turn and are resent in the same order. Only one
+ *   copy of a revision is in flight at a time, so none can be applied twice.
  * Every successful result's header revision is still checked against the source revision: anything
  * else (a revision missing from the archive, a base snapshot that does not match, a txn that a
  * transport retry applied twice) aborts the restore with an error, never a silent difference.
@@ -44,13 +44,20 @@ export interface PipelineStats {
 
 interface InFlight {
   revision: RevisionEvents;
+  ops: IRequestOp[];
+  /** A key its predecessor PUT; undefined when it was sent with nothing in flight (no compare). */
+  guard: Buffer | undefined;
+  attempt: number;
   result: Promise<ITxnResponse | Error>;
 }
+
+/** After this many failed compares a revision is sent once the pipeline has drained (sure to apply). */
+const MAX_PIPELINED_ATTEMPTS = 3;
 
 export class TxnPipeline {
   readonly stats: PipelineStats = { resent: 0, drains: 0 };
   private readonly inFlight: InFlight[] = [];
-  /** The revision sent last (in flight or confirmed): the predecessor of the next one sent. */
+  /** The revision passed to apply() last: the predecessor of the next one. */
   private previous: RevisionEvents | undefined;
 
   constructor(
@@ -62,7 +69,15 @@ export class TxnPipeline {
 
   /** Queues the txn for `revision` (the next source revision after the previous call's). */
   async apply(revision: RevisionEvents): Promise<void> {
-    await this.sendNext(revision);
+    const guard = this.previous ? putKeyOf(this.previous) : undefined;
+    this.previous = revision;
+    if (this.inFlight.length > 0 && (mayBecomeDeleteRange(revision.events) || !guard)) {
+      this.stats.drains += 1;
+      await this.drain();
+    }
+    const alone = this.inFlight.length === 0;
+    const ops = await opsFor(this.client, revision.events, alone);
+    this.send(revision, ops, alone ? undefined : guard, 1);
     while (this.inFlight.length >= this.depth) await this.settleOldest();
   }
 
@@ -71,30 +86,21 @@ export class TxnPipeline {
     while (this.inFlight.length > 0) await this.settleOldest();
   }
 
-  /** Sends `revision`, first draining the pipeline when its txn cannot carry a compare or reads state. */
-  private async sendNext(revision: RevisionEvents): Promise<void> {
-    const guard = this.previous ? putKeyOf(this.previous) : undefined;
-    if (this.inFlight.length > 0 && (mayBecomeDeleteRange(revision.events) || !guard)) {
-      this.stats.drains += 1;
-      await this.drain();
-    }
-    await this.send(revision);
+  /** After a failure: lets the txns still in flight finish, unchecked, so none runs on unobserved. */
+  async abandon(): Promise<void> {
+    const rest = this.inFlight.splice(0);
+    await Promise.all(rest.map((entry) => entry.result));
   }
 
-  private async send(revision: RevisionEvents): Promise<void> {
-    const ops = await opsFor(this.client, revision.events, this.inFlight.length === 0);
-    const compare: ICompare[] = [];
-    if (this.inFlight.length > 0) {
-      // sendNext drained when the predecessor PUT nothing, so there is a key here.
-      const key = putKeyOf(this.previous!)!;
-      compare.push({ key, target: 'Mod', result: 'Equal', mod_revision: String(revision.rev - 1) });
-    }
+  private send(revision: RevisionEvents, ops: IRequestOp[], guard: Buffer | undefined, attempt: number): void {
+    const compare: ICompare[] = guard
+      ? [{ key: guard, target: 'Mod', result: 'Equal', mod_revision: String(revision.rev - 1) }]
+      : [];
     const result = this.client.kv.txn({ compare, success: ops }).then(
       (response) => response,
       (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
     );
-    this.inFlight.push({ revision, result });
-    this.previous = revision;
+    this.inFlight.push({ revision, ops, guard, attempt, result });
   }
 
   private async settleOldest(): Promise<void> {
@@ -108,27 +114,43 @@ export class TxnPipeline {
       checkRevision(oldest.revision, result);
       return;
     }
-    // Overtook its predecessor: nothing behind it can have been applied either. Resend them all in
-    // order once they are back; the first goes alone (no compare needed), the rest pipelined again.
-    const behind = this.inFlight.splice(0);
-    for (const entry of behind) {
-      const later = await entry.result;
-      if (!(later instanceof Error) && later.succeeded) {
-        throw new RestoreError(
-          `source revision ${entry.revision.rev} was applied before revision ${oldest.revision.rev}: replay order broken`,
-        );
-      }
-    }
-    this.stats.resent += 1 + behind.length;
-    this.previous = undefined;
-    // The first resend has nothing in flight, so it needs no compare and cannot fail one: progress.
-    for (const entry of [oldest, ...behind]) await this.sendNext(entry.revision);
+    // It overtook its predecessor and wrote nothing. Send it again, behind the predecessor's own
+    // resend if that failed too: failures are handled in send order, so resends stay in order. Only
+    // one copy of a revision is ever in flight (a resend follows the previous copy's answer), so it
+    // cannot be applied twice. A revision sent alone has no compare and cannot get here.
+    this.stats.resent += 1;
+    if (oldest.attempt >= MAX_PIPELINED_ATTEMPTS) return this.resendOneByOne(oldest);
+    this.send(oldest.revision, oldest.ops, oldest.guard, oldest.attempt + 1);
   }
 
-  /** After a failure: lets the txns still in flight finish, unchecked, so none runs on unobserved. */
-  async abandon(): Promise<void> {
-    const rest = this.inFlight.splice(0);
-    await Promise.all(rest.map((entry) => entry.result));
+  /**
+   * The slow, sure way out of repeated overtaking: wait for every txn in flight, then send the ones
+   * that failed one at a time in revision order, each once the one before it is confirmed.
+   */
+  private async resendOneByOne(first: InFlight): Promise<void> {
+    this.stats.drains += 1;
+    const failed = [first];
+    for (const entry of this.inFlight.splice(0)) {
+      const result = await entry.result;
+      if (result instanceof Error) {
+        await this.abandon();
+        throw applyError(entry.revision, result);
+      }
+      if (result.succeeded) checkRevision(entry.revision, result);
+      else failed.push(entry);
+    }
+    failed.sort((a, b) => a.revision.rev - b.revision.rev);
+    this.stats.resent += failed.length - 1;
+    for (const entry of failed) {
+      this.send(entry.revision, entry.ops, entry.guard, entry.attempt + 1);
+      const sent = this.inFlight.shift()!;
+      const result = await sent.result;
+      if (result instanceof Error) throw applyError(sent.revision, result);
+      if (!result.succeeded) {
+        throw new RestoreError(`source revision ${sent.revision.rev} cannot be applied after revision ${sent.revision.rev - 1}: replay order broken`);
+      }
+      checkRevision(sent.revision, result);
+    }
   }
 }
 

@@ -1,0 +1,248 @@
+/**
+ * The pipelined delta replay against real etcds: revisions stay exact with many txns in flight (also
+ * when txns are made to overtake each other), and the prefetch of delta objects never holds more
+ * than its byte budget.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import type { Etcd3 } from 'etcd3';
+import { encodeDeltaStream, type DeltaEvent } from '../../src/engine/delta-format.js';
+import { DeltaPoller } from '../../src/engine/delta-poller.js';
+import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
+import { ETCDCTL_BINARY, freePort } from '../../src/etcd/local-etcd.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { replayDeltas } from '../../src/restore/delta-replay.js';
+import { startMember } from '../../src/restore/restore.js';
+import { LocalStore } from '../../src/store/local-store.js';
+import { DELTA_DIR, classifyKeys, deltaKey, fullSnapshotKey } from '../../src/store/naming.js';
+import type { GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
+import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
+
+const run = promisify(execFile);
+const logger = silentLogger();
+const MiB = 1024 * 1024;
+
+let source: TestEtcd;
+let writer: Etcd3;
+const cleanups: Array<() => Promise<void>> = [];
+
+before(async () => {
+  source = await startTestEtcd();
+  writer = source.client();
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  await source?.stop();
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** etcdctl snapshot restore of `file` into a fresh dir, started as restore starts its member. */
+async function restoredMember(file: string): Promise<{ client: Etcd3; stop: () => Promise<void> }> {
+  const dir = await tempDir('pipeline-restore-');
+  const peerUrl = `http://127.0.0.1:${await freePort()}`;
+  const dataDir = join(dir, 'data');
+  await run(ETCDCTL_BINARY, [
+    'snapshot', 'restore', file, '--data-dir', dataDir, '--name', 'restored',
+    '--initial-cluster', `restored=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster-token', 'pipeline-test',
+  ]);
+  const member = await startMember(dataDir, 'restored', dir);
+  const client = createEtcdClient({ endpoints: [member.clientUrl] });
+  const stop = async (): Promise<void> => {
+    client.close();
+    await member.stop();
+  };
+  cleanups.push(stop);
+  return { client, stop };
+}
+
+/**
+ * Makes every `every`-th txn wait `delayMs` before it is sent, so the txns sent after it reach etcd
+ * first: their compares fail and the pipeline has to resend them in order.
+ */
+function delayEveryNthTxn(client: Etcd3, every: number, delayMs: number): void {
+  const txn = client.kv.txn.bind(client.kv);
+  let calls = 0;
+  client.kv.txn = async (request, options) => {
+    calls += 1;
+    if (calls % every === 0) await sleep(delayMs);
+    return txn(request, options);
+  };
+}
+
+test('pipelined replay keeps every revision exact: puts, overwrites, deletes, delete-ranges, multi-key txns, lease revocation', async () => {
+  await writer.put('p/seed').value('seed');
+  const snapshotFile = join(await tempDir('pipeline-snap-'), 'base.db');
+  await run(ETCDCTL_BINARY, ['--endpoints', source.clientUrl, 'snapshot', 'save', snapshotFile]);
+  const { stdout } = await run(ETCDCTL_BINARY, ['snapshot', 'status', snapshotFile, '-w', 'json']);
+  const base = (JSON.parse(stdout) as { revision: number }).revision;
+  const store = new LocalStore(await tempDir('pipeline-store-'));
+  await store.put(fullSnapshotKey(base, new Date(), { compression: 'none', encrypted: false }), createReadStream(snapshotFile));
+
+  // Many small revisions of every kind, in stretches so that pipelining meets each kind mid-flight.
+  for (let round = 0; round < 4; round++) {
+    await writeMixedWorkload(writer, `p/r${round}/`, 400, round + 1);
+    await writer.delete().prefix(`p/r${round}/k00000`); // a delete-range: many keys in one revision
+    const lease = writer.lease(600, { autoKeepAlive: false });
+    const id = await lease.grant();
+    await writer.kv.put({ key: Buffer.from(`p/r${round}/a-leased`), value: Buffer.from('a'), lease: id });
+    await writer.kv.put({ key: Buffer.from(`p/r${round}/z-leased`), value: Buffer.from('z'), lease: id });
+    await lease.revoke(); // deletes two non-adjacent keys in one revision
+  }
+  const head = await headRevision(writer);
+  assert.ok(head - base > 1500, `workload made ${head - base} revisions`);
+
+  const poller = new DeltaPoller({
+    client: source.client(),
+    store,
+    budget: new MemoryBudget(16 * MiB),
+    periodMs: 60_000,
+    chunkRevisions: 150,
+    parallelism: 3,
+    compression: 'gzip',
+    logger,
+  });
+  await poller.start();
+  assert.equal((await poller.pollOnce()).archivedRevision, head);
+  await poller.stop();
+  const deltas = classifyKeys((await store.list(DELTA_DIR)).map((o) => o.key)).deltas;
+  const want = await allKeys(writer, head);
+
+  for (const overtaking of [false, true]) {
+    const member = await restoredMember(snapshotFile);
+    if (overtaking) delayEveryNthTxn(member.client, 7, 15);
+    const result = await replayDeltas({
+      client: member.client,
+      store,
+      deltas,
+      afterRevision: base,
+      toRevision: head,
+      logger,
+      pipelineDepth: 64,
+    });
+    assert.equal(result.revision, head);
+    assert.equal(await headRevision(member.client), head, 'restored head revision equals the source');
+    if (overtaking) assert.ok(result.pipeline.resent > 0, 'delayed txns were overtaken and resent');
+    const got = await allKeys(member.client);
+    assert.equal(got.length, want.length, 'key count');
+    for (let i = 0; i < want.length; i++) {
+      const [g, w] = [got[i]!, want[i]!];
+      assert.deepEqual(
+        { key: g.key.toString(), value: g.value.toString('hex'), create: g.createRevision, mod: g.modRevision, version: g.version },
+        { key: w.key.toString(), value: w.value.toString('hex'), create: w.createRevision, mod: w.modRevision, version: w.version },
+        `key ${w.key.toString()} (overtaking: ${overtaking})`,
+      );
+    }
+    await member.stop();
+  }
+});
+
+/** Records, at each get, the bytes of spooled files under `spoolRoot` and the gets in progress. */
+class SpoolWatchingStore implements ObjectStore {
+  maxSpooledBytes = 0;
+  maxConcurrentGets = 0;
+  private gets = 0;
+
+  constructor(
+    private readonly inner: ObjectStore,
+    private readonly spoolRoot: string,
+  ) {}
+
+  async get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
+    this.gets += 1;
+    this.maxConcurrentGets = Math.max(this.maxConcurrentGets, this.gets);
+    this.maxSpooledBytes = Math.max(this.maxSpooledBytes, await spooledBytes(this.spoolRoot));
+    const result = await this.inner.get(key, options);
+    result.body.once('close', () => (this.gets -= 1));
+    return result;
+  }
+
+  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
+    return this.inner.put(key, body, options);
+  }
+
+  list(prefix: string): Promise<ObjectInfo[]> {
+    return this.inner.list(prefix);
+  }
+
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+
+  describe(): string {
+    return this.inner.describe();
+  }
+}
+
+async function spooledBytes(root: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name)).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+test('the prefetch of delta objects never holds more than its byte budget, and frees it all', async () => {
+  // A fresh etcd and objects written with the real encoder: 40 objects of 50 revisions, each put of
+  // a new key with a 2 KiB value (so every object is about 100 KiB uncompressed).
+  const target = await startTestEtcd();
+  cleanups.push(() => target.stop());
+  const client = target.client();
+  const base = await headRevision(client);
+  const storeDir = await tempDir('prefetch-store-');
+  const local = new LocalStore(storeDir);
+  const objects = 40;
+  const perObject = 50;
+  for (let o = 0; o < objects; o++) {
+    const events: DeltaEvent[] = [];
+    for (let r = 0; r < perObject; r++) {
+      const rev = base + 1 + o * perObject + r;
+      events.push({
+        rev, type: 'PUT', key: Buffer.from(`prefetch/${rev}`), value: Buffer.alloc(2048, rev % 251),
+        createRev: rev, modRev: rev, version: 1, lease: '0',
+      });
+    }
+    await local.put(deltaKey(events[0]!.rev, events.at(-1)!.rev, { compression: 'none', encrypted: false }), encodeDeltaStream(events, 'none'));
+  }
+  const listing = await local.list(DELTA_DIR);
+  const largest = Math.max(...listing.map((o) => o.size));
+  const budget = new MemoryBudget(3 * largest); // room for three objects at a time
+  const spoolRoot = await tempDir('prefetch-spool-');
+  const store = new SpoolWatchingStore(local, spoolRoot);
+
+  const head = base + objects * perObject;
+  const result = await replayDeltas({
+    client,
+    store,
+    deltas: classifyKeys(listing.map((o) => o.key)).deltas,
+    afterRevision: base,
+    toRevision: head,
+    logger,
+    tempDir: spoolRoot,
+    prefetchBudget: budget,
+  });
+  assert.equal(result.revision, head);
+  assert.equal(await headRevision(client), head);
+  assert.ok(budget.peakBytes <= budget.limitBytes, `budget peak ${budget.peakBytes} within ${budget.limitBytes}`);
+  assert.ok(budget.peakBytes > largest, 'objects were downloaded ahead of the one being applied');
+  assert.ok(store.maxSpooledBytes <= budget.limitBytes, `spooled ${store.maxSpooledBytes} bytes at most, within the budget`);
+  assert.ok(store.maxConcurrentGets <= 3, `at most three downloads at once, saw ${store.maxConcurrentGets}`);
+  assert.equal(budget.usedBytes, 0, 'every reservation is released');
+  assert.deepEqual(await readdir(spoolRoot), [], 'no spooled file is left behind');
+});
