@@ -161,6 +161,17 @@ function goalLegend(goal: Goal | readonly Goal[] | undefined): { name: string; c
   return goals(goal).map((g, i) => ({ name: g.label, colour: GOAL_COLOURS[i % GOAL_COLOURS.length] as string, dashed: true }));
 }
 
+/** Words of `text` in lines of at most `width` characters (a longer word gets a line of its own), at most 3. */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    const last = lines[lines.length - 1];
+    if (last !== undefined && last.length + 1 + word.length <= width) lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  return lines.length > 3 ? [...lines.slice(0, 2), lines.slice(2).join(' ')] : lines;
+}
+
 export function barChartSvg(spec: BarChartSpec): string {
   const scale = yScale(spec.series.flatMap((s) => s.values), spec.goal);
   const entries = [...spec.series.map((s, i) => ({ name: s.name, colour: colour(i) })), ...goalLegend(spec.goal)];
@@ -182,9 +193,11 @@ export function barChartSvg(spec: BarChartSpec): string {
         `<text x="${n(x + barWidth * 0.46)}" y="${n(Math.min(y, zeroY) - 3)}" text-anchor="middle" font-size="10">${formatTick(value)}</text>`,
       );
     });
-    parts.push(
-      `<text x="${n(PLOT.left + (g + 0.5) * groupWidth)}" y="${PLOT.bottom + 18}" text-anchor="middle" font-size="12">${escapeXml(category)}</text>`,
-    );
+    // Long category names wrap onto up to three lines (~6.5 px a character) rather than overlap.
+    const x = n(PLOT.left + (g + 0.5) * groupWidth);
+    const lines = wrap(category, Math.max(4, Math.floor(groupWidth / 6.5)));
+    const tspans = lines.map((line, i) => `<tspan x="${x}" dy="${i === 0 ? 0 : 13}">${escapeXml(line)}</tspan>`).join('');
+    parts.push(`<text x="${x}" y="${PLOT.bottom + 18}" text-anchor="middle" font-size="12">${tspans}</text>`);
   });
   parts.push(...goalLine(scale, spec.goal));
   parts.push(...legend(entries));

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { barChartSvg, escapeXml, lineChartSvg, niceTicks, writeChart } from '../../bench/lib/svg-chart.js';
+import { barChartSvg, escapeXml, lineChartSvg, niceTicks, wrap, writeChart } from '../../bench/lib/svg-chart.js';
 
 /** Every opened element is closed in order (self-closing ones count as both): XML-ish well-formedness. */
 function assertBalanced(svg: string): void {
@@ -59,6 +59,13 @@ test('bar chart: balanced, bars scaled to the axis, goal line and legend, missin
   assert.equal(attrs(svg, 'rect', 'height').length, 1 + 3 + 2, 'background, 3 bars, 2 legend swatches');
   assert.match(svg, /stroke-dasharray="6 4"/);
   for (const name of ['etcdctl', 'ours', 'goal', '200 MB', '1 GB']) assert.ok(svg.includes(`>${name}<`), name);
+  assert.ok(svg.includes('<tspan'), 'category labels are tspans');
+});
+
+test('wrap: long category names break at spaces, at most three lines', () => {
+  assert.deepEqual(wrap('naive, stalled consumer', 14), ['naive, stalled', 'consumer']);
+  assert.deepEqual(wrap('no backup', 14), ['no backup']);
+  assert.deepEqual(wrap('a b c d e', 1), ['a', 'b', 'c d e']);
 });
 
 test('line chart: balanced, points ordered by x, goal above the data widens the axis', () => {
