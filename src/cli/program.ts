@@ -196,6 +196,7 @@ export function buildProgram(): Command {
     .option('--name <name>', 'member name for the restored data dir (etcd --name)', 'default')
     .option('--initial-advertise-peer-urls <url>', 'peer URL of the restored member', 'http://localhost:2380')
     .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
+    .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
     .action(
       async (
@@ -207,6 +208,7 @@ export function buildProgram(): Command {
           name: string;
           initialAdvertisePeerUrls: string;
           memory?: number;
+          txnsInFlight?: number;
           encryptionKeyFile: string[];
         },
         command: Command,
@@ -226,6 +228,7 @@ export function buildProgram(): Command {
           name: flags.name,
           peerUrl: flags.initialAdvertisePeerUrls,
           prefetchBytes: flags.memory,
+          pipelineDepth: flags.txnsInFlight,
           logger,
         });
         console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);

@@ -37,6 +37,8 @@ export interface RestoreOptions extends RestoreTarget {
   encryptionKeys?: Buffer[];
   /** Bytes of delta objects downloaded ahead of the replay (--memory); default 64 MiB. */
   prefetchBytes?: number;
+  /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
+  pipelineDepth?: number;
 }
 
 export interface RestoreResult {
@@ -92,6 +94,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             tempDir: workDir,
             objectSizes: new Map(objects.map((o) => [o.key, o.size])),
             prefetchBudget: options.prefetchBytes ? new MemoryBudget(options.prefetchBytes) : undefined,
+            pipelineDepth: options.pipelineDepth,
             decrypt: options.encryptionKeys?.length
               ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
               : undefined,

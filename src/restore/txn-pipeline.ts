@@ -32,8 +32,12 @@ import type { DeltaEvent, RevisionEvents } from '../engine/delta-format.js';
 
 const NUL = Buffer.from([0]);
 
-/** Default txns in flight; measured with bench/restore.ts (docs/benchmarks.md). */
-export const DEFAULT_PIPELINE_DEPTH = 128;
+/**
+ * Default txns in flight, chosen with bench/restore.ts's depth sweep (docs/benchmarks.md): against
+ * etcd 3.4 on 2 busy cores so many pipelined txns were overtaken that one at a time was fastest.
+ * Larger depths stay exact (restore --txns-in-flight) for etcds that reorder less.
+ */
+export const DEFAULT_PIPELINE_DEPTH = 1;
 
 export interface PipelineStats {
   /** Txns that overtook their predecessor, failed their compare and were resent. */
