@@ -26,8 +26,9 @@ import type {
 const MAX_TIMER_MS = 3_600_000;
 
 /**
- * A verification cannot be cancelled midway (etcdctl restore, replay into a temp etcd); stop waits
- * this long for it, below the operator's stop timeout. If the process exits first, the temp etcd's
+ * stop() cancels a running verification (its download and etcdctl stop, its trial etcd is killed)
+ * and waits at most this long for it to end, below the operator's stop timeout: a replay blocked on
+ * a store read notices only when that read ends. If the process exits first, the temp etcd's
  * watchdog kills it.
  */
 const VERIFY_STOP_WAIT_MS = 20_000;
@@ -300,6 +301,7 @@ export class Supervisor implements BackupSupervisor {
         // Compared at the restored revision; a compacted (or unreadable) live etcd is reported, not a failure.
         live: this.connection,
         onLiveUnreadable: 'skip',
+        signal: this.abort.signal,
       });
       if (result.comparison && !result.comparison.matches) {
         const { differences } = result.comparison;

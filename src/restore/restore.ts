@@ -39,6 +39,11 @@ export interface RestoreOptions extends RestoreTarget {
   prefetchBytes?: number;
   /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
   pipelineDepth?: number;
+  /**
+   * Cancels the restore: the download and etcdctl stop, and the temporary member is killed, which
+   * fails a replay in progress. Rejects with the signal's reason; nothing is left behind.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -71,10 +76,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     ? listing.deltas.filter((d) => (storedAt.get(d.key) ?? Infinity) <= options.toTime!.getTime())
     : listing.deltas;
   const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
+  const { signal } = options;
   try {
     for (const snapshot of candidates) {
+      signal?.throwIfAborted();
       await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
+      signal?.throwIfAborted();
       const member = await startMember(dataDir, options.name ?? 'default', workDir);
+      const stopOnAbort = killOnAbort(member, signal);
       try {
         const result = await withClient(member, async (client) => {
           const snapshotRevision = await headRevision(client);
@@ -101,8 +110,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
           });
           return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
         });
+        signal?.throwIfAborted();
         if (result) return result;
+      } catch (err) {
+        // Killing the member fails whatever was talking to it: the cancellation is the cause.
+        signal?.throwIfAborted();
+        throw err;
       } finally {
+        stopOnAbort();
         await member.stop();
       }
       // The name's revision was a lower bound; this snapshot is past the target. Try an older one.
@@ -135,7 +150,8 @@ async function restoreSnapshotInto(
     throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
   }
   const file = join(workDir, 'snapshot.db');
-  const object = await store.get(snapshot.key);
+  const { signal } = options;
+  const object = await store.get(snapshot.key, { signal });
   const out = createWriteStream(file, { mode: 0o600 });
   try {
     // The store stream fails at its end on a sha256 mismatch, and decryption on any segment that does
@@ -143,8 +159,9 @@ async function restoreSnapshotInto(
     const stages: Transform[] = [];
     if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
     if (snapshot.compression === 'gzip') stages.push(createGunzip());
-    await pipeline([object.body, ...stages, out]);
+    await pipeline([object.body, ...stages, out], { signal });
   } catch (err) {
+    signal?.throwIfAborted();
     if (err instanceof OperatorError) throw err;
     throw new RestoreError(`cannot read ${snapshot.key}: ${errorMessage(err)}`, err);
   }
@@ -161,9 +178,10 @@ async function restoreSnapshotInto(
         '--initial-advertise-peer-urls', peerUrl,
         '--initial-cluster-token', 'etcd-backup-restore',
       ],
-      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30 * 60_000 },
+      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30 * 60_000, ...(signal ? { signal } : {}) },
     );
   } catch (err) {
+    signal?.throwIfAborted();
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
     throw new RestoreError(`etcdctl snapshot restore of ${snapshot.key} failed: ${stderr || errorMessage(err)}`, err);
   }
@@ -186,6 +204,18 @@ export async function startMember(dataDir: string, name: string, workDir: string
 /** etcd's own ceilings are far above any real cluster's settings; these cover generous sources. */
 const REPLAY_MAX_TXN_OPS = 1_000_000;
 const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Kills `member` when `signal` aborts (the caller still awaits member.stop()). Returns the function
+ * that removes the listener.
+ */
+export function killOnAbort(member: LocalEtcd, signal: AbortSignal | undefined): () => void {
+  if (!signal) return () => undefined;
+  const kill = (): void => void member.stop().catch(() => undefined);
+  if (signal.aborted) kill();
+  else signal.addEventListener('abort', kill, { once: true });
+  return () => signal.removeEventListener('abort', kill);
+}
 
 export async function withClient<T>(member: LocalEtcd, use: (client: Etcd3) => Promise<T>): Promise<T> {
   const client = createEtcdClient({ endpoints: [member.clientUrl] });

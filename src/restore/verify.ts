@@ -7,7 +7,7 @@ import { readAllKeys, recordLine, summarizeKeyspace, type KeyspaceSummary, type 
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { restoreBackup, startMember, withClient } from './restore.js';
+import { killOnAbort, restoreBackup, startMember, withClient } from './restore.js';
 import type { RestoreTarget } from './restore-plan.js';
 
 export interface VerifyOptions extends RestoreTarget {
@@ -23,6 +23,8 @@ export interface VerifyOptions extends RestoreTarget {
    * `liveSkipped` (the trial restore itself succeeded, which is what a scheduled check proves).
    */
   onLiveUnreadable?: 'fail' | 'skip';
+  /** Cancels the verification: the trial etcd is killed and the temp dir removed; rejects with the reason. */
+  signal?: AbortSignal;
 }
 
 export interface VerifyResult extends KeyspaceSummary {
@@ -56,7 +58,9 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyResult
   try {
     const dataDir = join(workDir, 'data');
     const restored = await restoreBackup({ ...options, dataDir, logger: options.logger });
+    options.signal?.throwIfAborted();
     const member = await startMember(dataDir, 'default', workDir);
+    const stopOnAbort = killOnAbort(member, options.signal);
     try {
       return await withClient(member, async (client) => {
         const summary = await summarizeKeyspace(client, restored.revision);
@@ -71,7 +75,11 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyResult
         }
         return result;
       });
+    } catch (err) {
+      options.signal?.throwIfAborted();
+      throw err;
     } finally {
+      stopOnAbort();
       await member.stop();
     }
   } finally {

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,8 +21,10 @@ import { headRevision } from '../../src/etcd/client.js';
 import { summarizeKeyspace } from '../../src/etcd/read-all.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { LocalStore } from '../../src/store/local-store.js';
+import type { GetResult } from '../../src/store/object-store.js';
 import { classifyKeys } from '../../src/store/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { DelegatingStore } from '../harness/throttled-store.js';
 import { writeMixedWorkload } from '../helpers/workload.js';
 
 const logger = silentLogger();
@@ -146,4 +149,82 @@ test('scheduled verification: verified against live etcd, compaction reported, a
   assert.equal(failedEvent.message, failed.lastError);
   assert.ok(!failedEvent.message.includes(KEY.toString('hex')), 'the key never appears');
   await second.supervisor.stop();
+});
+
+/** Holds every delta download until release(): a verification waits there with its trial etcd running. */
+class GatedStore extends DelegatingStore {
+  armed = false;
+  private enter!: () => void;
+  /** Resolves when a delta download reached the gate. */
+  readonly entered = new Promise<void>((resolve) => (this.enter = resolve));
+  release!: () => void;
+  private readonly gate = new Promise<void>((resolve) => (this.release = resolve));
+  override async get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
+    if (this.armed && key.startsWith('delta/')) {
+      this.enter();
+      await this.gate;
+    }
+    return this.inner.get(key, options);
+  }
+}
+
+/** etcd processes this test process started for trial restores (restore's members run with --max-txn-ops). */
+async function trialEtcds(): Promise<Array<{ pid: number; dataDir: string }>> {
+  const found: Array<{ pid: number; dataDir: string }> = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid !== process.pid) continue;
+    const args = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (!args.includes('--max-txn-ops')) continue;
+    found.push({ pid: Number(entry), dataDir: args[args.indexOf('--data-dir') + 1] ?? '' });
+  }
+  return found;
+}
+
+test('stop cancels a running verification: its trial etcd is killed and its temp dir removed', { timeout: 90_000 }, async () => {
+  const storeDir = join(work, 'store-cancel');
+  const store = new GatedStore(new LocalStore(storeDir));
+  const validation = validateEtcdBackup({
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name: 'cancelled' },
+    spec: {
+      etcd: { endpoints: [etcd.clientUrl] },
+      store: { local: { path: storeDir } },
+      fullSnapshot: { schedule: '0 0 1 1 *' },
+      deltaSnapshot: { period: '1s', chunkRevisions: 50, chunkParallelism: 2 },
+      memory: { budget: '32Mi' },
+      verification: { schedule: '0 0 1 1 *' },
+    },
+  });
+  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  const instance = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/cancelled' }, logger, { store });
+  await instance.start();
+  assert.ok(await instance.takeFullSnapshotNow(), 'a full snapshot');
+  await writeMixedWorkload(client, 'c/', 100, 9);
+  const head = await headRevision(client);
+  await until(`revision ${head} archived`, () => instance.report().archivedRevision === head);
+
+  store.armed = true;
+  const verifying = instance.verifyNow();
+  await store.entered;
+  const trial = await trialEtcds();
+  assert.equal(trial.length, 1, 'the trial etcd runs while the replay waits for a delta');
+
+  const stopping = instance.stop();
+  try {
+    // Without cancellation the trial etcd would run until the verification ended, and it cannot end
+    // while the download is held: so this wait only ends if stop() killed it.
+    await until('the trial etcd to be killed', async () => (await trialEtcds()).length === 0, 30_000);
+  } finally {
+    store.release();
+    await stopping;
+  }
+  assert.equal(await verifying, undefined, 'a cancelled verification has no outcome');
+  assert.equal(existsSync(trial[0]!.dataDir), false, 'the trial data dir is removed');
+  const outcome = verificationOf(instance.report());
+  assert.equal(outcome.consecutiveFailures, 0, 'a cancelled verification is not a failure');
+  assert.equal(outcome.lastError, undefined);
 });
