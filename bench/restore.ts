@@ -313,11 +313,14 @@ async function formatReport(
     '',
     'Each row replays the same delta archive (written by the DeltaPoller as gzip objects of 1000 revisions) into ' +
       'a fresh etcd restored from the base snapshot and started as `restore` starts it; only the replay is timed. ' +
-      '"pipelined" is `replayDeltas` (one txn per source revision, several in flight, each guarded by a compare on ' +
-      'its predecessor; delta objects prefetched within 64 MiB); "naive" sends each event as its own request and ' +
-      'awaits it. "exact" = same head revision and every key\'s value, create/mod revision and version as the source. ' +
+      '`replayDeltas` sends one txn per source revision, N in flight (more than one: each guarded by a compare on ' +
+      'its predecessor, see docs/architecture.md), with delta objects prefetched within 64 MiB; "naive" downloads ' +
+      'one object at a time and sends each event as its own request, awaiting it. The workload (puts over 10k keys, ' +
+      'about 10% single-key deletes) has one event per revision, so the naive replay is exact here too. ' +
+      '"exact" = same head revision and every key\'s value, create/mod revision and version as the source. ' +
       '"resent" = txns that overtook their predecessor and were sent again; "drains" = waits for the pipeline ' +
-      'to empty (before a revision after a deletion-only one).',
+      'to empty (before a revision that follows a deletion-only one, or after a txn was overtaken three times). ' +
+      'Why more txns in flight are slower here: docs/architecture.md, Restore.',
     '',
   ];
   const chartCategories: string[] = [];

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeGoalSummary } from './lib/goals.js';
 
-const BENCHES = ['full-snapshot.ts', 's3-upload.ts', 'delta-memory.ts', 'etcd-server-memory.ts', 'many-clusters.ts'];
+const BENCHES = ['full-snapshot.ts', 's3-upload.ts', 'delta-memory.ts', 'etcd-server-memory.ts', 'many-clusters.ts', 'restore.ts'];
 const root = fileURLToPath(new URL('..', import.meta.url));
 let failed = 0;
 for (const bench of BENCHES) {
