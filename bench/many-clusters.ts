@@ -572,9 +572,10 @@ function report(
   const baselineCpu = baselines
     .map((p) => {
       const [a, b] = p.window.operatorCpuHalves.map(pct);
-      return `${pct(p.window.operatorCpu)} % of one core ${p.runner === 'pod' ? 'in the runner: pod series' : 'in the default-runner series'} (${a} % and ${b} % in the two halves of the window)`;
+      return `- ${p.runner === 'pod' ? 'runner: pod series' : 'default-runner series'}: ${pct(p.window.operatorCpu)} % (${a} % and ${b} % in the two halves of the window)`;
     })
-    .join(' and ');
+    .join('\n');
+  const anyNegative = per.some((p) => p.idleOperatorCpu < -0.005 || (p.busy?.operatorCpu ?? 0) < -0.005);
   const podSection = largestPod
     ? `**runner: pod** (a second operator, started fresh on its own namespace with its own 0-cluster baseline; the same
 etcds, each EtcdBackup with \`spec.runner: pod\` and an S3 store on an s3rver in the bench process, since runner: pod
@@ -619,10 +620,11 @@ ${podSection}
 
 ${meta.charts || 'No charts (run without --no-docs to write them).'}
 
-CPU: with 0 EtcdBackups the operator process alone used ${baselineCpu}, and it varies by itself
-by about as much as N clusters add to it (Lease renewals, timers, GC), so the operator's own per-cluster CPU is below
-what this run resolves: its small and negative per-cluster figures are noise. The workers' CPU is the clear part:
-operator+workers per busy cluster against per idle cluster.
+CPU, with 0 EtcdBackups, of the operator process alone (Lease renewals, informers, timers, GC):
+${baselineCpu}
+The operator's own CPU per cluster is a few hundredths of a percent of one core, the same order as its variation
+between windows on this shared machine, so read it as an order of magnitude${anyNegative ? ' (negative figures are that noise)' : ''}.
+The workers' CPU is the clear part: operator+workers per busy cluster against per idle cluster.
 
 Goal "<= 5 MiB operator RSS per idle cluster", read at the largest N (at N = 1 the figure also holds one-off
 costs, such as code the operator loads when its first EtcdBackup arrives; the marginal column leaves them out):
