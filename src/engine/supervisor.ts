@@ -124,8 +124,11 @@ export class Supervisor implements BackupSupervisor {
         this.logger.warn('Failed to clean up incomplete uploads', { error: errorMessage(err) }),
       );
     }
-    await this.scheduleFullSnapshot();
+    // Deltas first: the poller recovers its position from the chain as the last run left it, so a
+    // catch-up full snapshot taken next does not make it jump past the revisions written while no
+    // backup ran (those stay restorable from the older snapshot, as long as etcd still has them).
     if (this.config.resolved.deltaPeriodMs > 0) await this.startDeltas(this.client);
+    await this.scheduleFullSnapshot();
     this.scheduleVerification();
   }
 
