@@ -9,7 +9,6 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -24,8 +23,9 @@ import { replayDeltas } from '../../src/restore/delta-replay.js';
 import { startMember } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { DELTA_DIR, classifyKeys, deltaKey, fullSnapshotKey } from '../../src/store/naming.js';
-import type { GetResult, ObjectInfo, ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
+import type { GetResult, ObjectStore } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { DelegatingStore } from '../harness/throttled-store.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
 
 const run = promisify(execFile);
@@ -154,39 +154,25 @@ test('pipelined replay keeps every revision exact: puts, overwrites, deletes, de
 });
 
 /** Records, at each get, the bytes of spooled files under `spoolRoot` and the gets in progress. */
-class SpoolWatchingStore implements ObjectStore {
+class SpoolWatchingStore extends DelegatingStore {
   maxSpooledBytes = 0;
   maxConcurrentGets = 0;
   private gets = 0;
 
   constructor(
-    private readonly inner: ObjectStore,
+    inner: ObjectStore,
     private readonly spoolRoot: string,
-  ) {}
+  ) {
+    super(inner);
+  }
 
-  async get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
+  override async get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
     this.gets += 1;
     this.maxConcurrentGets = Math.max(this.maxConcurrentGets, this.gets);
     this.maxSpooledBytes = Math.max(this.maxSpooledBytes, await spooledBytes(this.spoolRoot));
     const result = await this.inner.get(key, options);
     result.body.once('close', () => (this.gets -= 1));
     return result;
-  }
-
-  put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
-    return this.inner.put(key, body, options);
-  }
-
-  list(prefix: string): Promise<ObjectInfo[]> {
-    return this.inner.list(prefix);
-  }
-
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
-  }
-
-  describe(): string {
-    return this.inner.describe();
   }
 }
 
