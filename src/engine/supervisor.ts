@@ -71,6 +71,8 @@ export class Supervisor implements BackupSupervisor {
   private readonly abort = new AbortController();
   private stopped = false;
   private poller: DeltaPoller | undefined;
+  /** The last failure recorded in state.fullSnapshot was a failed store listing, not a snapshot. */
+  private fullListingFailed = false;
   /** The poller's failedPolls already counted into state.delta. */
   private deltaFailedPollsSeen = 0;
 
@@ -377,11 +379,25 @@ export class Supervisor implements BackupSupervisor {
         };
       }
     } catch (err) {
-      // The store is unreachable: retry soon, as a failed snapshot would.
+      // The store is unreachable: decide again soon, with backoff. Never snapshot instead: whether
+      // one is due is unknown until the store lists (an S3 hiccup after a snapshot took a second one).
       this.recordFailure(this.state.fullSnapshot, err);
+      this.fullListingFailed = true;
       this.logger.warn('Failed to list the store', { error: errorMessage(err) });
-      this.armFullTimer(retryDelayMs(this.state.fullSnapshot.consecutiveFailures));
+      this.emitReport();
+      if (!this.stopped) {
+        clearTimeout(this.fullTimer);
+        this.fullTimer = setTimeout(() => void this.scheduleFullSnapshot(), retryDelayMs(this.state.fullSnapshot.consecutiveFailures));
+      }
       return;
+    }
+    if (this.fullListingFailed) {
+      // Only the listing had failed, and it works again: no snapshot failed.
+      this.fullListingFailed = false;
+      const outcome = this.state.fullSnapshot;
+      outcome.consecutiveFailures = 0;
+      delete outcome.lastError;
+      delete outcome.lastErrorReason;
     }
     const now = this.now();
     const decision = decideFullSnapshot(schedule, last, now);

@@ -1,7 +1,11 @@
 /**
- * A failure that repeats with the same message is counted on every poll (consecutiveFailures 1, 2,
- * 3, ...), while the Warning Event and the warn log line appear once, not once per period. Real
- * etcd and LocalStore; the store fails delta uploads with one fixed message while `failing` is set.
+ * How the supervisor counts and recovers from store failures, with real etcd and LocalStore behind
+ * fault-injecting wrappers:
+ * - a delta failure repeating with the same message is counted on every poll (consecutiveFailures
+ *   1, 2, 3, ...), while the Warning Event and the warn log line appear once, not once per period;
+ * - a store that cannot be listed delays the schedule decision and never causes an unscheduled
+ *   full snapshot (found by the fault suite's case 4b: a 503 on the listing after a snapshot took a
+ *   second one).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,7 +19,7 @@ import { Supervisor } from '../../src/engine/supervisor.js';
 import type { SupervisorEvent, SupervisorReport } from '../../src/engine/supervisor-types.js';
 import { headRevision } from '../../src/etcd/client.js';
 import { StoreUnreachableError } from '../../src/errors.js';
-import { createLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { PutOptions, PutResult } from '../../src/store/object-store.js';
 import type { Readable } from 'node:stream';
@@ -120,5 +124,64 @@ test('a delta failure repeating with the same message counts every poll, with on
     assert.equal(supervisor.report().delta!.lastError, undefined);
   } finally {
     await supervisor.stop();
+  }
+});
+
+/** Fails every listing while `failing` is set, like an S3 answering 503. */
+class FailingListStore extends DelegatingStore {
+  failing = false;
+  failedLists = 0;
+  override list(prefix: string) {
+    if (this.failing) {
+      this.failedLists += 1;
+      return Promise.reject(new StoreUnreachableError('cannot list (all): the store is down (injected)'));
+    }
+    return this.inner.list(prefix);
+  }
+}
+
+test('a store that cannot be listed at start delays the schedule decision; it never takes an unscheduled snapshot', { timeout: 120_000 }, async () => {
+  const storeDir = join(work, 'store-list');
+  const validation = validateEtcdBackup({
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name: 'listing' },
+    spec: {
+      etcd: { endpoints: [etcd.clientUrl] },
+      store: { local: { path: storeDir } },
+      // Yearly: the snapshot taken at the first start is the only one due.
+      fullSnapshot: { schedule: '0 0 1 1 *' },
+      deltaSnapshot: { period: '0' },
+      memory: { budget: '32Mi' },
+    },
+  });
+  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  const local = new LocalStore(storeDir);
+  const first = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/listing' }, silentLogger(), { store: local });
+  await first.start();
+  await until('the first full snapshot', () => first.report().lastFullSnapshot !== undefined);
+  await first.stop();
+  const fullsBefore = (await local.list('full/')).map((o) => o.key);
+  assert.equal(fullsBefore.length, 1);
+
+  const store = new FailingListStore(local);
+  store.failing = true;
+  const second = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/listing' }, process.env.DBG ? createLogger({ format: 'text', level: 'debug' }) : silentLogger(), { store });
+  await second.start();
+  try {
+    const failed = await until('the listing failure to be reported', () => {
+      const outcome = second.report().fullSnapshot;
+      return outcome.consecutiveFailures > 0 ? outcome : undefined;
+    });
+    assert.match(failed.lastError ?? '', /the store is down/);
+    store.failing = false;
+    // The retry lists again and decides: nothing is due until next year.
+    const decided = await until('the schedule decision after the listing works again', () => second.report().nextFullSnapshotTime);
+    assert.match(decided, /-01-01T00:00:00/);
+    assert.deepEqual((await local.list('full/')).map((o) => o.key), fullsBefore, 'no unscheduled full snapshot');
+    assert.equal(second.report().fullSnapshot.consecutiveFailures, 0, 'the listing failure is cleared once it lists');
+    assert.equal(second.report().fullSnapshot.lastError, undefined);
+  } finally {
+    await second.stop();
   }
 });
