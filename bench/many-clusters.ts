@@ -622,6 +622,7 @@ ${meta.charts || 'No charts (run without --no-docs to write them).'}
 
 CPU, with 0 EtcdBackups, of the operator process alone (Lease renewals, informers, timers, GC):
 ${baselineCpu}
+
 The operator's own CPU per cluster is a few hundredths of a percent of one core, the same order as its variation
 between windows on this shared machine, so read it as an order of magnitude${anyNegative ? ' (negative figures are that noise)' : ''}.
 The workers' CPU is the clear part: operator+workers per busy cluster against per idle cluster.
