@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/full-snapshot.ts [--size-mb 200,1024] [--runs N] [--no-write] [--no-tsx]
  *
- * Starts one etcd (127.0.0.1, free ports, temp dir) and compiles the CLI (tsc -p tsconfig.build.json
+ * Starts one etcd (127.0.0.1, free ports, temp dir) and compiles the committed CLI (tsc -p tsconfig.build.json
  * into the temp dir, so the shared dist/ is untouched). For each size, smallest first, it fills the
  * same etcd up to that size and then, in rounds that alternate the methods, times each as a separate
  * process and records its peak RSS:
@@ -17,8 +17,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,7 @@ import { writeDocsSection } from './lib/docs-section.js';
 import { recordGoals, type GoalRow } from './lib/goals.js';
 import { hasGnuTime, measureProcess, type MeasuredRun } from './lib/measure-process.js';
 import { barChartSvg, writeChart } from './lib/svg-chart.js';
+import { buildCli, type BuiltCli } from './lib/build-cli.js';
 import { markdownTable } from './lib/table.js';
 import { median, mib, MiB } from './lib/stats.js';
 
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
   try {
     log(`temp dir ${root}`);
-    const cli = await buildCli(root);
+    const cli = await buildCommittedCli(root);
     etcd = await startLocalEtcd({
       dataDir: join(root, 'etcd', 'data'),
       extraArgs: ['--quota-backend-bytes', String(8 * 1024 ** 3)],
@@ -162,40 +163,12 @@ async function measureRounds(root: string, methods: Method[], runs: number, size
   return results;
 }
 
-interface BuiltCli {
-  /** Compiled entry point (dist/cli/main.js in the temp dir). */
-  mainJs: string;
-  commit: string;
-  /** tsc exited non-zero (e.g. someone's work in progress) but emitted the CLI anyway. */
-  buildWarnings?: string;
-}
-
-/**
- * Compiles src/ with tsconfig.build.json into `<root>/build/dist` next to a package.json (ESM) and a
- * node_modules link, so `node dist/cli/main.js` resolves as it does from the repo, without touching dist/.
- */
-async function buildCli(root: string): Promise<BuiltCli> {
-  const build = join(root, 'build');
-  await mkdir(build, { recursive: true });
-  await writeFile(join(build, 'package.json'), JSON.stringify({ type: 'module' }));
-  await symlink(join(repo, 'node_modules'), join(build, 'node_modules'), 'dir');
-  const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
-  let buildWarnings: string | undefined;
-  try {
-    await run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', join(build, 'dist'), '--sourceMap', 'false'], {
-      cwd: repo,
-      maxBuffer: 16 * MiB,
-    });
-  } catch (err) {
-    const out = (err as { stdout?: string }).stdout ?? String(err);
-    buildWarnings = out.trim().split('\n').slice(0, 5).join(' | ');
-  }
-  const mainJs = join(build, 'dist', 'cli', 'main.js');
-  if (!existsSync(mainJs)) throw new Error(`tsc did not emit ${mainJs}: ${buildWarnings ?? ''}`);
-  if (buildWarnings) log(`warning: tsc reported errors, measuring what it emitted: ${buildWarnings}`);
-  const commit = (await run('git', ['describe', '--always', '--dirty'], { cwd: repo }).catch(() => ({ stdout: '?' }))).stdout.trim();
-  log(`built the CLI from the work tree at ${commit} into ${join(build, 'dist')}`);
-  return { mainJs, commit, buildWarnings };
+/** Compiles the committed CLI (bench/lib/build-cli.ts) so the figures belong to a commit. */
+async function buildCommittedCli(root: string): Promise<BuiltCli> {
+  const cli = await buildCli(repo, join(root, 'build'));
+  if (cli.warnings) log(`warning: tsc reported errors, measuring what it emitted: ${cli.warnings}`);
+  log(`built the CLI from commit ${cli.commit} into ${join(root, 'build', 'dist')}`);
+  return cli;
 }
 
 /** Puts values until etcd's db reaches `targetBytes`; `firstKey` continues an earlier fill. */
