@@ -3,8 +3,8 @@
  * bench/etcd-server-memory.ts): either our DeltaPoller or the naive single-watch sidecar, against a
  * local store throttled per upload stream (like one S3 connection), so the store is the bottleneck.
  *
- * The parent spawns it with `spawnBackupChild(config)` (node --max-semi-space-size=1, the flags the
- * CLI and the operator's workers run with), waits for `ready`, writes its workload, then calls
+ * The parent spawns it with `spawnBackupChild(config)` (node --max-semi-space-size=1 plus
+ * favourSmallHeap(), as `run` and the operator's workers run), waits for `ready`, writes its workload, then calls
  * `finish(head)`: the child keeps backing up for up to `graceMs` until it has archived `head`, and
  * reports its own memory (VmRSS after start-up, VmHWM at the end) and lag.
  *
@@ -24,6 +24,7 @@ import { DeltaPoller } from '../../src/engine/delta-poller.js';
 import { encodeDeltaStream, type DeltaEvent } from '../../src/engine/delta-format.js';
 import { MemoryBudget } from '../../src/engine/memory-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
+import { favourSmallHeap } from '../../src/engine/heap-mode.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { deltaKey, fullSnapshotKey } from '../../src/store/naming.js';
@@ -248,5 +249,7 @@ export async function spawnBackupChild(config: BackupChildConfig): Promise<Backu
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // As `run` and the operator's workers do (the naive baseline too, so both get the same runtime).
+  favourSmallHeap();
   await runChild(JSON.parse(process.argv[2]!) as BackupChildConfig);
 }

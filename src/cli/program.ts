@@ -163,6 +163,7 @@ export function buildProgram(): Command {
       const { loadEtcdBackupFile } = await import('./load-spec.js');
       const { readSecretsFromDir } = await import('./secrets-dir.js');
       const { Supervisor } = await import('../engine/supervisor.js');
+      (await import('../engine/heap-mode.js')).favourSmallHeap();
       const { backup, resolved } = await loadEtcdBackupFile(flags.file);
       const secrets = await readSecretsFromDir(resolved.spec, flags.secretsDir);
       const name = backup.metadata?.name ?? flags.file;

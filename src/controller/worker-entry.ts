@@ -4,6 +4,7 @@
  * backups only. The process lives as long as its IPC channel: when the operator goes away
  * (disconnect), it stops the supervisor and exits, so no worker outlives its operator.
  */
+import { favourSmallHeap } from '../engine/heap-mode.js';
 import { Supervisor } from '../engine/supervisor.js';
 import { OperatorError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -13,6 +14,8 @@ if (!process.send) {
   console.error('worker-entry: must be started by the operator with an IPC channel');
   process.exit(2);
 }
+
+favourSmallHeap();
 
 let supervisor: Supervisor | undefined;
 let logger: Logger = createLogger({ format: 'json' });
