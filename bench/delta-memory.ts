@@ -10,6 +10,9 @@
  * the goal rows and docs/benchmarks.md's "delta-memory" section. About 8 minutes.
  *
  *   node --import tsx bench/delta-memory.ts [--quick] [--only small|1MB] [--no-docs]
+ *
+ * Plus, in the same run, the pollers with V8 default GC settings at small 10 and 20 MB/s: what
+ * favourSmallHeap() (src/engine/heap-mode.ts) buys.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -49,6 +52,8 @@ interface Backup {
   mode: 'poller' | 'naive';
   budgetBytes?: number;
   parallelism?: number;
+  /** Without favourSmallHeap() (src/engine/heap-mode.ts): the A/B rows. */
+  v8Defaults?: boolean;
 }
 
 const BACKUPS: Backup[] = [
@@ -56,6 +61,13 @@ const BACKUPS: Backup[] = [
   { name: 'poller 64Mi P=4', mode: 'poller', budgetBytes: 64 * MiB, parallelism: 4 },
   { name: 'naive single watch', mode: 'naive' },
 ];
+
+/**
+ * The same pollers with V8's default GC settings, at the rates where garbage dominates (small
+ * values, 10 and 20 MB/s): what favourSmallHeap() buys, measured in the same run.
+ */
+const V8_DEFAULT_BACKUPS: Backup[] = BACKUPS.filter((b) => b.mode === 'poller').map((b) => ({ ...b, name: `${b.name}, V8 defaults`, v8Defaults: true }));
+const V8_DEFAULT_RATES = [10 * MB, 20 * MB];
 
 interface Row {
   shape: ValueShape;
@@ -79,6 +91,7 @@ async function runRow(shape: ValueShape, bytesPerSecond: number, backup: Backup,
       chunkRevisions: shape.chunkRevisions,
       storeBytesPerSecond: STORE_BYTES_PER_SECOND,
       graceMs,
+      v8Defaults: backup.v8Defaults,
     };
     const child = await spawnBackupChild(config);
     const load = await writeAtRate(client, { bytesPerSecond, valueBytes: shape.valueBytes, valuesPerTxn: shape.valuesPerTxn, seconds });
@@ -102,27 +115,73 @@ async function main(): Promise<void> {
   const seconds = quick ? 4 : 10;
   const graceMs = quick ? 2_000 : 3_000;
   const rows: Row[] = [];
+  const abRows: Row[] = [];
+  const plan: Array<{ shape: ValueShape; rate: number; backup: Backup }> = [];
   for (const shape of SHAPES) {
     if (only && shape.name !== only) continue;
-    for (const rate of rates) {
-      for (const backup of BACKUPS) {
-        const row = await runRow(shape, rate, backup, seconds, graceMs);
-        rows.push(row);
-        const r = row.result;
-        console.log(
-          `${shape.name.padEnd(5)} ${String(rate / MB).padStart(2)} MB/s (got ${(row.load.bytesPerSecond / MB).toFixed(1)}) ${backup.name.padEnd(18)}: ` +
-            `RSS ${mib(r.baseRssBytes)} -> ${mib(r.peakRssBytes)} MiB (+${mib(growth(row))}), budget peak ${r.budgetPeakBytes === undefined ? '-' : mib(r.budgetPeakBytes)}, ` +
-            `Buffers ${mib(r.buffersAtPeakBytes)}, lag at end of writes ${r.lagAtWritesEndSeconds.toFixed(1)} s, max ${r.maxLagSeconds.toFixed(1)} s, final ${r.finalLagRevisions} rev, ` +
-            `uploaded ${(r.uploadedBytes / MiB / r.seconds).toFixed(1)} MiB/s`,
-        );
-      }
-    }
+    for (const rate of rates) for (const backup of BACKUPS) plan.push({ shape, rate, backup });
+  }
+  if (!quick && (!only || only === 'small')) {
+    for (const rate of V8_DEFAULT_RATES) for (const backup of V8_DEFAULT_BACKUPS) plan.push({ shape: SHAPES[0]!, rate, backup });
+  }
+  for (const { shape, rate, backup } of plan) {
+    const row = await runRow(shape, rate, backup, seconds, graceMs);
+    (backup.v8Defaults ? abRows : rows).push(row);
+    const r = row.result;
+    console.log(
+      `${shape.name.padEnd(5)} ${String(rate / MB).padStart(2)} MB/s (got ${(row.load.bytesPerSecond / MB).toFixed(1)}) ${backup.name.padEnd(18)}: ` +
+        `RSS ${mib(r.baseRssBytes)} -> ${mib(r.peakRssBytes)} MiB (+${mib(growth(row))}), budget peak ${r.budgetPeakBytes === undefined ? '-' : mib(r.budgetPeakBytes)}, ` +
+        `Buffers ${mib(r.buffersAtPeakBytes)}, lag at end of writes ${r.lagAtWritesEndSeconds.toFixed(1)} s, max ${r.maxLagSeconds.toFixed(1)} s, final ${r.finalLagRevisions} rev, ` +
+        `uploaded ${(r.uploadedBytes / MiB / r.seconds).toFixed(1)} MiB/s`,
+    );
   }
   if (process.argv.includes('--no-docs')) return;
-  await writeDocs(rows, { seconds, graceMs });
+  await writeDocs(rows, abRows, { seconds, graceMs });
 }
 
-async function writeDocs(rows: Row[], run: { seconds: number; graceMs: number }): Promise<void> {
+/** favourSmallHeap() vs V8 defaults, same shape, rate and budget, from one run. */
+function heapModeTable(rows: Row[], abRows: Row[]): string {
+  if (abRows.length === 0) return '';
+  const pairs = abRows.flatMap((ab) => {
+    const base = BACKUPS.find((b) => `${b.name}, V8 defaults` === ab.backup.name);
+    const ours = rows.find((r) => r.backup === base && r.shape === ab.shape && r.targetBytesPerSecond === ab.targetBytesPerSecond);
+    return ours ? [{ ours, ab }] : [];
+  });
+  const uploaded = (r: Row): number => r.result.uploadedBytes / MiB / r.result.seconds;
+  const table = markdownTable(
+    [
+      { title: 'values' },
+      { title: 'target MB/s', align: 'right' },
+      { title: 'poller' },
+      { title: 'RSS growth MiB, favourSmallHeap', align: 'right' },
+      { title: 'RSS growth MiB, V8 defaults', align: 'right' },
+      { title: 'growth ratio', align: 'right' },
+      { title: 'uploaded MiB/s, favourSmallHeap', align: 'right' },
+      { title: 'uploaded MiB/s, V8 defaults', align: 'right' },
+    ],
+    pairs.map(({ ours, ab }) => [
+      ours.shape.name,
+      String(ours.targetBytesPerSecond / MB),
+      ours.backup.name,
+      mib(growth(ours)),
+      mib(growth(ab)),
+      `${(growth(ours) / growth(ab)).toFixed(2)}x`,
+      uploaded(ours).toFixed(1),
+      uploaded(ab).toFixed(1),
+    ]),
+  );
+  return `### What favourSmallHeap() buys (same run)
+
+\`run\` and the operator's workers set V8's \`--optimize-for-size\` at start (src/engine/heap-mode.ts); the rows
+above run that way. These rows repeat the pollers with V8's default GC settings where garbage dominates
+(small values at 10 and 20 MB/s). One-shot commands (snapshot, restore) do not set it: it costs CPU, and a
+snapshot's memory does not grow with the write rate.
+
+${table}
+`;
+}
+
+async function writeDocs(rows: Row[], abRows: Row[], run: { seconds: number; graceMs: number }): Promise<void> {
   const table = markdownTable(
     [
       { title: 'values' },
@@ -229,8 +288,9 @@ async function writeDocs(rows: Row[], run: { seconds: number; graceMs: number })
   const body = `## Delta backups: peak RSS and lag vs write rate (\`bench/delta-memory.ts\`)
 
 Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, etcd 3.4 on 127.0.0.1 (a fresh etcd per row), on a 2-core
-machine shared with other work. Each backup runs in its own process (\`node --max-semi-space-size=1 --import tsx\`,
-the CLI's node flags); this process writes the load. The store is a local directory behind a throttle of
+machine shared with other work. Each backup runs in its own process (\`node --max-semi-space-size=1 --import tsx\`
+plus V8's --optimize-for-size set at start, as \`run\` and the operator's workers run: src/engine/heap-mode.ts);
+this process writes the load. The store is a local directory behind a throttle of
 ${STORE_BYTES_PER_SECOND / MiB} MiB/s per upload stream (like one S3 connection), so the store is the bottleneck on purpose:
 P=1 and the naive sidecar keep up with ~4 MB/s, P=4 with ~16 MB/s.
 
@@ -265,7 +325,9 @@ ${charts.join('\n')}
   byte archived passes through a gRPC message and an encoder chunk), gRPC/HTTP2 native buffers and allocator
   overhead. Earlier tries that did not help: a fixed glibc mmap threshold (\`MALLOC_MMAP_THRESHOLD_\`); forcing a
   GC after every budget/4 bytes uploaded (\`--expose-gc\`) cut growth by only ~15 MiB.
+  What did help: V8's \`--optimize-for-size\` (next table).
 
+${heapModeTable(rows, abRows)}
 Re-run: \`node --import tsx bench/delta-memory.ts\` (about 8 minutes; \`--quick\`: 1 and 10 MB/s, 4 s each). It rewrites
 only this section, its charts and goal rows; \`npm run bench\` re-measures every bench.`;
   await writeDocsSection(join(fileURLToPath(new URL('..', import.meta.url)), 'docs', 'benchmarks.md'), 'delta-memory', body);

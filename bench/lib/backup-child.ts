@@ -43,6 +43,8 @@ export interface BackupChildConfig {
   storeBytesPerSecond: number;
   /** How long the backup may keep catching up after the writes end. */
   graceMs: number;
+  /** Leave V8's GC settings at their defaults instead of favourSmallHeap() (the bench's A/B rows). */
+  v8Defaults?: boolean;
 }
 
 export interface BackupChildResult {
@@ -249,7 +251,8 @@ export async function spawnBackupChild(config: BackupChildConfig): Promise<Backu
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const config = JSON.parse(process.argv[2]!) as BackupChildConfig;
   // As `run` and the operator's workers do (the naive baseline too, so both get the same runtime).
-  favourSmallHeap();
-  await runChild(JSON.parse(process.argv[2]!) as BackupChildConfig);
+  if (!config.v8Defaults) favourSmallHeap();
+  await runChild(config);
 }
