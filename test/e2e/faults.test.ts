@@ -38,6 +38,7 @@ import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
 import { chainOf, type Chain } from '../helpers/backup-chain.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { waitFor as poll } from '../helpers/wait.js';
 
 const exec = promisify(execFile);
 /** The issue's "for a minute": etcd down, S3 down, S3 answering 503. */
@@ -90,15 +91,8 @@ function mib(bytes: number): string {
   return `${(bytes / MiB).toFixed(1)} MiB`;
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(200);
-  }
-}
+const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> =>
+  poll(what, probe, { timeoutMs, intervalMs: 200 });
 
 /** Reads every listed object to its end: each must be a backup name and match its recorded sha256. */
 async function assertAllObjectsSound(store: ObjectStore): Promise<number> {

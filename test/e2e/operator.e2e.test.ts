@@ -24,6 +24,7 @@ import { chainOf } from '../helpers/backup-chain.js';
 import { serverState, startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
+import { waitFor as poll } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
@@ -145,23 +146,8 @@ function conditionOf(obj: EtcdBackup | undefined, type: string): Condition | und
   return obj?.status?.conditions?.find((c) => c.type === type);
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const tail = operatorLog.slice(-15).join('\n');
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}\noperator log tail:\n${tail}`);
-    }
-    await sleep(250);
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> =>
+  poll(what, probe, { timeoutMs, intervalMs: 250, retryErrors: true, context: () => `operator log tail:\n${operatorLog.slice(-15).join('\n')}` });
 
 async function waitCondition(name: string, type: string, match: (c: Condition) => boolean, timeoutMs = 60_000): Promise<EtcdBackup> {
   return waitFor(`${name} ${type}`, async () => {

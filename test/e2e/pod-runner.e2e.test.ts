@@ -16,7 +16,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import {
   AppsV1Api,
@@ -45,6 +44,7 @@ import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-serv
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
 import { REPO_ROOT, startCli } from '../helpers/cli.js';
+import { waitFor as poll } from '../helpers/wait.js';
 
 const NS = 'default';
 const NAME = 'pod-main';
@@ -66,23 +66,8 @@ let operatorDone: Promise<void>;
 let worker: { child: ChildProcess; exited: Promise<number | null>; output: string[] } | undefined;
 const operatorLog: string[] = [];
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const tail = [...operatorLog.slice(-10), ...(worker?.output.slice(-10) ?? [])].join('\n');
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}\nlog tail:\n${tail}`);
-    }
-    await sleep(200);
-  }
-}
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> =>
+  poll(what, probe, { timeoutMs, intervalMs: 200, retryErrors: true, context: () => `log tail:\n${[...operatorLog.slice(-10), ...(worker?.output.slice(-10) ?? [])].join('\n')}` });
 
 /** Operator log lines saying a local (runner: operator) worker process started. */
 function localWorkerStarts(): string[] {

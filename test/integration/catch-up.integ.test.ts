@@ -22,6 +22,7 @@ import type { ObjectInfo } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { writeMixedWorkload } from '../helpers/workload.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Lists late, as a big bucket does: the catch-up snapshot of a small db then lands before the
@@ -47,13 +48,8 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = (what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<true> =>
+  waitFor(what, probe, { timeoutMs });
 
 test('a catch-up full snapshot at start leaves no point-in-time gap over the downtime', { timeout: 120_000 }, async () => {
   const validation = validateEtcdBackup({

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { type KubeApiServer, serverState, startKubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
+import { waitFor as poll } from '../helpers/wait.js';
 
 const GROUP = 'etcdbackup.io';
 const VERSION = 'v1alpha1';
@@ -124,13 +125,8 @@ function apiCode(e: unknown): number | undefined {
   return e instanceof k8s.ApiException ? e.code : undefined;
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitFor = (what: string, cond: () => boolean, timeoutMs = 5000): Promise<true> =>
+  poll(what, () => cond(), { timeoutMs, intervalMs: 20 });
 
 const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 

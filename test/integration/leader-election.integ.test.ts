@@ -6,6 +6,7 @@ import { LeaderElector } from '../../src/controller/leader-election.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { serverState, startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor } from '../harness/kubeconfig.js';
+import { waitFor as poll } from '../helpers/wait.js';
 
 let api: KubeApiServer;
 before(async () => {
@@ -27,13 +28,8 @@ function candidate(identity: string, name: string) {
   return { elector, log, running };
 }
 
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const waitFor = (what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<true> =>
+  poll(what, () => predicate(), { timeoutMs, intervalMs: 20 });
 
 test('one leader at a time; release hands over at once', async () => {
   const a = candidate('a', 'lease-1');

@@ -12,7 +12,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { validateEtcdBackup } from '../../src/api/validate.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
@@ -26,6 +25,7 @@ import type { Readable } from 'node:stream';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { writeMixedWorkload } from '../helpers/workload.js';
+import { waitFor } from '../helpers/wait.js';
 
 const MESSAGE = 'cannot put delta: the store is down (injected)';
 
@@ -54,15 +54,8 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> =>
+  waitFor(what, probe, { timeoutMs });
 
 test('a delta failure repeating with the same message counts every poll, with one Event and one warn line', { timeout: 120_000 }, async () => {
   const validation = validateEtcdBackup({

@@ -11,7 +11,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { validateEtcdBackup } from '../../src/api/validate.js';
@@ -26,6 +25,7 @@ import { classifyKeys } from '../../src/store/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { writeMixedWorkload } from '../helpers/workload.js';
+import { waitFor } from '../helpers/wait.js';
 
 const logger = silentLogger();
 const KEY = randomBytes(32);
@@ -71,13 +71,8 @@ function supervisor(storeDir: string, deltaPeriod: string): { supervisor: Superv
   return { supervisor: instance, events };
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<true> =>
+  waitFor(what, check, { timeoutMs });
 
 function verificationOf(report: SupervisorReport): NonNullable<SupervisorReport['verification']> {
   assert.ok(report.verification, 'the report has a verification outcome');

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { SupervisorConfig, SupervisorEvent } from '../../src/engine/supervisor-types.js';
 import { SupervisorHost } from '../../src/controller/supervisor-host.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { validateEtcdBackup } from '../../src/api/validate.js';
+import { waitFor as poll } from '../helpers/wait.js';
 
 const worker = { modulePath: fileURLToPath(new URL('../fixtures/fake-supervisor-worker.ts', import.meta.url)), execArgv: ['--import', 'tsx'] };
 
@@ -43,13 +43,8 @@ function recordingHost(options: Partial<ConstructorParameters<typeof SupervisorH
   return { host, log };
 }
 
-async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const waitFor = (what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<true> =>
+  poll(what, () => predicate(), { timeoutMs, intervalMs: 20 });
 
 test('runs a worker: config and Buffers over IPC only, heap capped at budget + base, events forwarded', async () => {
   const { host, log } = recordingHost({ baseHeapMb: 100 });
