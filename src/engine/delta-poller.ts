@@ -15,6 +15,9 @@
  * - Objects are named by their revision range and their bytes depend only on those revisions, so a
  *   retry after a crash rewrites identical objects; the store only shows complete objects.
  * - archivedRevision advances only over a contiguous prefix of uploaded objects.
+ * - History: once etcd's head is seen behind the archived revision (restored to an earlier point or
+ *   replaced), the poller archives nothing more for its lifetime, so the new history is never appended
+ *   to the old chain when its head later passes the archived revision.
  * - Compaction: when etcd has compacted revisions not archived yet, `onRevisionsLost` is called with
  *   the lost range; the supervisor takes a full snapshot at once and returns its revision, and the
  *   chain continues after it. Without the hook the poll fails with RevisionCompactedError.
@@ -131,6 +134,12 @@ export class DeltaPoller {
   /** Serialises passes: the loop and direct pollOnce() calls never overlap. */
   private running: Promise<unknown> = Promise.resolve();
   private waitingLogged = false;
+  /**
+   * Set once etcd's head was seen behind the archive (etcd restored to an earlier point, or replaced):
+   * from then on this poller archives nothing, even when the new history's head passes the archived
+   * revision, which would otherwise append the new history's revisions to the old chain.
+   */
+  private historyChanged: { headRevision: number; archivedRevision: number } | undefined;
 
   constructor(private readonly options: DeltaPollerOptions) {
     if (!Number.isSafeInteger(options.chunkRevisions) || options.chunkRevisions < 1) {
@@ -253,12 +262,17 @@ export class DeltaPoller {
       const startedAt = this.archived!;
       for (let round = 1; ; round++) {
         const archived = this.archived!;
-        if (head < archived) {
-          // Not ours to fix: archiving the new revisions would mix two histories under one chain.
-          warning =
-            `etcd's head revision ${head} is behind the archived revision ${archived}: was etcd restored or replaced? ` +
-            `Deltas wait; take a full snapshot of the new history and restart the backup`;
+        if (head < archived && !this.historyChanged) {
+          this.historyChanged = { headRevision: head, archivedRevision: archived };
           this.options.logger.warn('etcd is behind the delta archive', { headRevision: head, archivedRevision: archived });
+        }
+        if (this.historyChanged) {
+          // Not ours to fix: archiving the new revisions would mix two histories under one chain.
+          const seen = this.historyChanged;
+          warning =
+            `etcd's head revision went back to ${seen.headRevision}, behind the archived revision ${seen.archivedRevision}: ` +
+            `was etcd restored or replaced? Deltas stopped so that two histories never share one chain; ` +
+            `back up this etcd to a new store location`;
           break;
         }
         if (head === archived) break;

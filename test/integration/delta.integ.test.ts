@@ -573,3 +573,22 @@ test('a revision larger than the whole budget fails with RevisionTooLargeError',
     (err: unknown) => err instanceof RevisionTooLargeError && err.revision === revision,
   );
 });
+
+test('etcd behind the archive (restored or replaced): deltas stop, and stay stopped when the new history passes the archived revision', async () => {
+  const store = await tempStore();
+  // The store's chain ends ahead of this etcd, as after etcd was restored to an earlier point.
+  const archived = (await headRevision(writer)) + 300;
+  await markFullSnapshot(store, archived);
+  const poller = new DeltaPoller(pollerOptions(etcd.client(), store, { chunkRevisions: 50 }));
+  const behind = await poller.pollOnce();
+  assert.match(behind.lastError ?? '', /went back to \d+, behind the archived revision \d+: was etcd restored or replaced\?/);
+  assert.equal(behind.failedPolls, 1);
+
+  await putMany(writer, 400, 4, (i) => writer.put(`new-history/${i}`).value('x').exec());
+  assert.ok((await headRevision(writer)) > archived, 'the new history passed the archived revision');
+  const after = await poller.pollOnce();
+  assert.match(after.lastError ?? '', /Deltas stopped so that two histories never share one chain/);
+  assert.equal(after.archivedRevision, archived);
+  assert.equal(after.failedPolls, 2);
+  assert.deepEqual(await store.list(DELTA_DIR), [], 'nothing of the new history was appended to the old chain');
+});
