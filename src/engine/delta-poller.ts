@@ -17,7 +17,8 @@
  * - archivedRevision advances only over a contiguous prefix of uploaded objects.
  * - History: once etcd's head is seen behind the archived revision (restored to an earlier point or
  *   replaced), the poller archives nothing more for its lifetime, so the new history is never appended
- *   to the old chain when its head later passes the archived revision.
+ *   to the old chain when its head later passes the archived revision. No false alarm from a lagging
+ *   member: the head is read linearizably (headRevision), so it is never behind an archived revision.
  * - Compaction: when etcd has compacted revisions not archived yet, `onRevisionsLost` is called with
  *   the lost range; the supervisor takes a full snapshot at once and returns its revision, and the
  *   chain continues after it. Without the hook the poll fails with RevisionCompactedError.

@@ -116,7 +116,10 @@ function dropIpServernameWarning(): void {
   } as typeof process.emitWarning;
 }
 
-/** etcd's current head revision, from a cheap count-only range. */
+/**
+ * etcd's head revision, from a cheap count-only range. Linearizable (not `serializable`): a lagging member answers only once it has
+ * caught up, so the result is never behind a revision already seen (the delta poller relies on it).
+ */
 export async function headRevision(client: Etcd3): Promise<number> {
   const response = await client.kv.range({ key: Buffer.from('\0'), count_only: true });
   return Number(response.header.revision);
