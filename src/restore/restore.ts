@@ -82,44 +82,33 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       signal?.throwIfAborted();
       await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
       signal?.throwIfAborted();
-      const member = await startMember(dataDir, options.name ?? 'default', workDir);
-      const stopOnAbort = killOnAbort(member, signal);
-      try {
-        const result = await withClient(member, async (client) => {
-          const snapshotRevision = await headRevision(client);
-          if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
-          options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
-          // Latest = the last archived revision. A gap before it is an error naming the missing
-          // revisions (replayDeltas), never a silent stop short of what the store holds.
-          const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-          if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
-          const replayed = await replayDeltas({
-            client,
-            store: options.store,
-            deltas,
-            afterRevision: snapshotRevision,
-            toRevision: target,
-            logger: options.logger,
-            tempDir: workDir,
-            objectSizes: new Map(objects.map((o) => [o.key, o.size])),
-            prefetchBudget: options.prefetchBytes ? new MemoryBudget(options.prefetchBytes) : undefined,
-            pipelineDepth: options.pipelineDepth,
-            decrypt: options.encryptionKeys?.length
-              ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
-              : undefined,
-          });
-          return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
+      const result = await withTemporaryMember(dataDir, options.name ?? 'default', workDir, signal, async (client) => {
+        const snapshotRevision = await headRevision(client);
+        if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
+        options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
+        // Latest = the last archived revision. A gap before it is an error naming the missing
+        // revisions (replayDeltas), never a silent stop short of what the store holds.
+        const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
+        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
+        const replayed = await replayDeltas({
+          client,
+          store: options.store,
+          deltas,
+          afterRevision: snapshotRevision,
+          toRevision: target,
+          logger: options.logger,
+          tempDir: workDir,
+          objectSizes: new Map(objects.map((o) => [o.key, o.size])),
+          prefetchBudget: options.prefetchBytes ? new MemoryBudget(options.prefetchBytes) : undefined,
+          pipelineDepth: options.pipelineDepth,
+          decrypt: options.encryptionKeys?.length
+            ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
+            : undefined,
         });
-        signal?.throwIfAborted();
-        if (result) return result;
-      } catch (err) {
-        // Killing the member fails whatever was talking to it: the cancellation is the cause.
-        signal?.throwIfAborted();
-        throw err;
-      } finally {
-        stopOnAbort();
-        await member.stop();
-      }
+        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
+      });
+      signal?.throwIfAborted();
+      if (result) return result;
       // The name's revision was a lower bound; this snapshot is past the target. Try an older one.
       options.logger.info('Snapshot holds revisions past the target; trying an older one', {
         object: snapshot.key,
@@ -206,15 +195,30 @@ const REPLAY_MAX_TXN_OPS = 1_000_000;
 const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
 /**
- * Kills `member` when `signal` aborts (the caller still awaits member.stop()). Returns the function
- * that removes the listener.
+ * Starts a temporary member on `dataDir`, runs `use` with a client to it and stops it. `signal`
+ * kills the member at once; the call then rejects with the signal's reason (killing the member
+ * fails whatever was talking to it: the cancellation is the cause).
  */
-export function killOnAbort(member: LocalEtcd, signal: AbortSignal | undefined): () => void {
-  if (!signal) return () => undefined;
+export async function withTemporaryMember<T>(
+  dataDir: string,
+  name: string,
+  workDir: string,
+  signal: AbortSignal | undefined,
+  use: (client: Etcd3) => Promise<T>,
+): Promise<T> {
+  const member = await startMember(dataDir, name, workDir);
   const kill = (): void => void member.stop().catch(() => undefined);
-  if (signal.aborted) kill();
-  else signal.addEventListener('abort', kill, { once: true });
-  return () => signal.removeEventListener('abort', kill);
+  if (signal?.aborted) kill();
+  else signal?.addEventListener('abort', kill, { once: true });
+  try {
+    return await withClient(member, use);
+  } catch (err) {
+    signal?.throwIfAborted();
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', kill);
+    await member.stop();
+  }
 }
 
 export async function withClient<T>(member: LocalEtcd, use: (client: Etcd3) => Promise<T>): Promise<T> {

@@ -7,7 +7,7 @@ import { readAllKeys, recordLine, summarizeKeyspace, type KeyspaceSummary, type 
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { ObjectStore } from '../store/object-store.js';
-import { killOnAbort, restoreBackup, startMember, withClient } from './restore.js';
+import { restoreBackup, withTemporaryMember } from './restore.js';
 import type { RestoreTarget } from './restore-plan.js';
 
 export interface VerifyOptions extends RestoreTarget {
@@ -59,29 +59,19 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyResult
     const dataDir = join(workDir, 'data');
     const restored = await restoreBackup({ ...options, dataDir, logger: options.logger });
     options.signal?.throwIfAborted();
-    const member = await startMember(dataDir, 'default', workDir);
-    const stopOnAbort = killOnAbort(member, options.signal);
-    try {
-      return await withClient(member, async (client) => {
-        const summary = await summarizeKeyspace(client, restored.revision);
-        const result: VerifyResult = { ...summary, snapshot: restored.snapshot.key };
-        if (options.live) {
-          try {
-            result.comparison = await compareWithLive(client, options.live, restored.revision);
-          } catch (err) {
-            if (options.onLiveUnreadable !== 'skip' || !(err instanceof LiveReadError)) throw err;
-            result.liveSkipped = err.message;
-          }
+    return await withTemporaryMember(dataDir, 'default', workDir, options.signal, async (client) => {
+      const summary = await summarizeKeyspace(client, restored.revision);
+      const result: VerifyResult = { ...summary, snapshot: restored.snapshot.key };
+      if (options.live) {
+        try {
+          result.comparison = await compareWithLive(client, options.live, restored.revision);
+        } catch (err) {
+          if (options.onLiveUnreadable !== 'skip' || !(err instanceof LiveReadError)) throw err;
+          result.liveSkipped = err.message;
         }
-        return result;
-      });
-    } catch (err) {
-      options.signal?.throwIfAborted();
-      throw err;
-    } finally {
-      stopOnAbort();
-      await member.stop();
-    }
+      }
+      return result;
+    });
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
