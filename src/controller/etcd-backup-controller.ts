@@ -19,8 +19,8 @@ import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { createStore } from '../store/factory.js';
-import type { ObjectStore } from '../store/object-store.js';
-import { DELTA_DIR, FULL_DIR, parseBackupKey } from '../store/naming.js';
+import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
+import { parseBackupKey } from '../store/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
@@ -374,8 +374,7 @@ export class EtcdBackupController {
       cached = { id, store: await createStore(config) };
       this.stores.set(key, cached);
     }
-    const objects = [...(await cached.store.list(FULL_DIR)), ...(await cached.store.list(DELTA_DIR))];
-    return observeStore(objects);
+    return observeStore(await listBackupObjects(cached.store));
   }
 
   private async ensureConfigMap(desired: V1ConfigMap, uid: string, log: Logger): Promise<void> {
@@ -500,10 +499,7 @@ export class EtcdBackupController {
       credentials = secrets.secrets.s3Credentials;
     }
     const store = await createStore(storeConfigFromSpec(spec.store, credentials));
-    const keys: string[] = [];
-    for (const dir of [FULL_DIR, DELTA_DIR]) {
-      for (const info of await store.list(dir)) if (parseBackupKey(info.key)) keys.push(info.key);
-    }
+    const keys = (await listBackupObjects(store)).map((info) => info.key).filter((key) => parseBackupKey(key) !== undefined);
     // Bounded parallelism: a store with years of deltas has many objects, but hammering it helps nobody.
     const pending = [...keys];
     await Promise.all(

@@ -29,8 +29,8 @@ import { EtcdUnavailableError, RevisionCompactedError, StoreUnreachableError, er
 import { headRevision } from '../etcd/client.js';
 import { fetchRevisions, type RevisionSegment } from '../etcd/revision-fetch.js';
 import type { Logger } from '../observability/logger.js';
-import { DELTA_DIR, FULL_DIR, classifyKeys, deltaKey, type Compression } from '../store/naming.js';
-import type { ObjectStore } from '../store/object-store.js';
+import { classifyKeys, deltaKey, type Compression } from '../store/naming.js';
+import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { ENCRYPT_STREAM_BYTES, encryptReadable } from '../crypto/encryption.js';
 import {
   advanceContiguous,
@@ -320,7 +320,7 @@ export class DeltaPoller {
   /** Reads the archive position from the store listing; false while there is no full snapshot. */
   private async recover(): Promise<boolean> {
     const { store, logger } = this.options;
-    const objects = [...(await store.list(FULL_DIR)), ...(await store.list(DELTA_DIR))];
+    const objects = await listBackupObjects(store);
     const listing = classifyKeys(objects.map((o) => o.key));
     for (const key of listing.unknown) logger.warn('Skipped an object that is not a backup', { object: key });
     const archived = recoverArchivedRevision(listing);

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { DELTA_DIR, FULL_DIR } from './naming.js';
 
 /** What a listing returns for one object. Keys are relative to the store's root (its prefix). */
 export interface ObjectInfo {
@@ -63,3 +64,8 @@ export interface ObjectStore {
 
 /** Metadata key under which the sha256 of the stored bytes is recorded. */
 export const SHA256_METADATA_KEY = 'sha256';
+
+/** The objects under full/ and delta/: what resuming and store-derived status are computed from. */
+export async function listBackupObjects(store: Pick<ObjectStore, 'list'>): Promise<ObjectInfo[]> {
+  return [...(await store.list(FULL_DIR)), ...(await store.list(DELTA_DIR))];
+}

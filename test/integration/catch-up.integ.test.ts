@@ -17,8 +17,8 @@ import { headRevision } from '../../src/etcd/client.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { planDeltas } from '../../src/restore/delta-replay.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { DELTA_DIR, FULL_DIR, classifyKeys } from '../../src/store/naming.js';
-import type { ObjectInfo } from '../../src/store/object-store.js';
+import { classifyKeys } from '../../src/store/naming.js';
+import { listBackupObjects, type ObjectInfo } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { writeMixedWorkload } from '../helpers/workload.js';
@@ -66,7 +66,7 @@ test('a catch-up full snapshot at start leaves no point-in-time gap over the dow
   });
   if (!validation.ok) assert.fail(validation.problems.join('; '));
   const store = new LocalStore(join(work, 'store'));
-  const listing = async () => classifyKeys([...(await store.list(FULL_DIR)), ...(await store.list(DELTA_DIR))].map((o) => o.key));
+  const listing = async () => classifyKeys((await listBackupObjects(store)).map((o) => o.key));
   const client = etcd.client();
   const config = { resolved: validation.resolved, secrets: {}, name: 'test/catch-up' };
 

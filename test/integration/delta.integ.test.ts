@@ -28,8 +28,8 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { replayDeltas } from '../../src/restore/delta-replay.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { sha256Hex } from '../../src/store/checksum.js';
-import { DELTA_DIR, FULL_DIR, classifyKeys, fullSnapshotKey } from '../../src/store/naming.js';
-import type { ObjectStore } from '../../src/store/object-store.js';
+import { DELTA_DIR, classifyKeys, fullSnapshotKey } from '../../src/store/naming.js';
+import { listBackupObjects, type ObjectStore } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { ThrottledStore } from '../harness/throttled-store.js';
 
@@ -164,8 +164,7 @@ async function collectBytes(stream: Readable): Promise<Buffer> {
 }
 
 async function deltaListing(store: ObjectStore) {
-  const objects = [...(await store.list(FULL_DIR)), ...(await store.list(DELTA_DIR))];
-  return classifyKeys(objects.map((o) => o.key));
+  return classifyKeys((await listBackupObjects(store)).map((o) => o.key));
 }
 
 async function putMany(client: Etcd3, count: number, concurrency: number, put: (i: number) => Promise<unknown>): Promise<void> {
