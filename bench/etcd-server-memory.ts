@@ -36,6 +36,7 @@ import { MiB, mib } from './lib/stats.js';
 import { barChartSvg, writeChart } from './lib/svg-chart.js';
 import { markdownTable } from './lib/table.js';
 import { writeAtRate, type WriteLoadResult } from './lib/write-load.js';
+import { procKbField } from './lib/proc-status.js';
 
 const MB = 1_000_000;
 const STORE_BYTES_PER_SECOND = 4 * MiB;
@@ -66,7 +67,7 @@ interface EtcdMemory {
 
 async function etcdMemory(pid: number): Promise<EtcdMemory> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
+  const kb = (field: string): number => procKbField(status, field) ?? Number.NaN;
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), hwm: kb('VmHWM') };
 }
 

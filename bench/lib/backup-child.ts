@@ -30,6 +30,7 @@ import { LocalStore } from '../../src/store/local-store.js';
 import { deltaKey, fullSnapshotKey } from '../../src/store/naming.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 import { ThrottledStore } from '../../test/harness/throttled-store.js';
+import { procKbField } from './proc-status.js';
 
 export interface BackupChildConfig {
   mode: 'poller' | 'naive';
@@ -67,10 +68,6 @@ export interface BackupChildResult {
   seconds: number;
 }
 
-function statusKb(field: string, text: string): number {
-  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
-  return match?.[1] ? Number(match[1]) * 1024 : 0;
-}
 
 /** What watch-based sidecars do: one watch, every event buffered until a single uploader sends it. */
 export async function naiveBackup(client: Etcd3, store: ObjectStore, startRevision: number, stop: AbortSignal): Promise<() => number> {
@@ -138,7 +135,7 @@ async function runChild(config: BackupChildConfig): Promise<void> {
   const store = new ThrottledStore(new LocalStore(dir), config.storeBytesPerSecond);
   await new LocalStore(dir).put(fullSnapshotKey(config.startRevision, new Date(), { compression: 'none', encrypted: false }), Buffer.from('-'));
   await headRevision(client); // connect before measuring the base
-  const baseRssBytes = statusKb('VmRSS', await readFile('/proc/self/status', 'utf8'));
+  const baseRssBytes = procKbField(await readFile('/proc/self/status', 'utf8'), 'VmRSS') ?? 0;
   const stop = new AbortController();
   let archived: () => number;
   let poller: DeltaPoller | undefined;
@@ -199,7 +196,7 @@ async function runChild(config: BackupChildConfig): Promise<void> {
   const finalLag = Math.max(0, finalHead - archived());
   const result: BackupChildResult = {
     baseRssBytes,
-    peakRssBytes: statusKb('VmHWM', await readFile('/proc/self/status', 'utf8')),
+    peakRssBytes: procKbField(await readFile('/proc/self/status', 'utf8'), 'VmHWM') ?? 0,
     buffersAtPeakBytes: peakMemory.arrayBuffers,
     budgetPeakBytes: budget?.peakBytes,
     parallelism: poller?.budgetPlan.parallelism,

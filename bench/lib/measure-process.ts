@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { procKbField } from './proc-status.js';
 
 export const GNU_TIME = '/usr/bin/time';
 
@@ -50,8 +51,7 @@ export function hasGnuTime(): boolean {
 export async function readVmHwm(pid: number): Promise<number | undefined> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
-    return match?.[1] ? Number(match[1]) * 1024 : undefined;
+    return procKbField(status, 'VmHWM');
   } catch {
     return undefined;
   }

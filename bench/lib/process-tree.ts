@@ -8,6 +8,7 @@
  * - CPU is utime + stime from /proc/<pid>/stat, in clock ticks (USER_HZ, 100 on Linux).
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { procKbField } from './proc-status.js';
 
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat; 100 on every Linux this runs on. */
 export const CLOCK_TICKS_PER_SECOND = 100;
@@ -36,10 +37,6 @@ export async function processTree(pid: number): Promise<number[]> {
   return out;
 }
 
-function kbField(text: string, field: string): number {
-  const match = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
-  return match?.[1] ? Number(match[1]) * 1024 : 0;
-}
 
 /** One process's RSS, PSS and CPU time, or undefined if it has gone. */
 export async function sampleProcess(pid: number): Promise<ProcessSample | undefined> {
@@ -55,8 +52,8 @@ export async function sampleProcess(pid: number): Promise<ProcessSample | undefi
     const ticks = Number(fields[11]) + Number(fields[12]);
     return {
       pid,
-      rssBytes: kbField(status, 'VmRSS'),
-      pssBytes: kbField(rollup, 'Pss'),
+      rssBytes: procKbField(status, 'VmRSS') ?? 0,
+      pssBytes: procKbField(rollup, 'Pss') ?? 0,
       cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND,
     };
   } catch {
