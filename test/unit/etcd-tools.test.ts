@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { chooseRestoreTool, parseToolVersion, type Probe } from '../../src/etcd/etcd-tools.js';
 import { RestoreError } from '../../src/errors.js';
+import { ETCD_VERSIONS, REPO_ROOT } from '../harness/test-tools.js';
 
 // Outputs as the real programs print them (Debian's 3.4.23, 3.5.36 and 3.6.17 built from source).
 const versionCases: Array<{ name: string; output: string; version: string | undefined }> = [
@@ -50,3 +53,9 @@ for (const c of choiceCases) {
     }
   });
 }
+
+test("the Docker image's etcd is the 3.6 version the matrix restores with as the image's tools", async () => {
+  const dockerfile = await readFile(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  assert.equal(/^ARG ETCD_VERSION=(\S+)$/m.exec(dockerfile)?.[1], ETCD_VERSIONS['3.6']);
+  assert.match(dockerfile, /^COPY --from=etcd-tools \/out\/etcd \/out\/etcdutl \/usr\/local\/bin\/$/m);
+});
