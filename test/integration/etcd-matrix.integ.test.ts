@@ -10,9 +10,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
@@ -61,14 +62,22 @@ async function readRestored(dataDir: string, tools: EtcdTools): Promise<{ head: 
 async function pathWithOnly(tools: EtcdTools, dir: string): Promise<string> {
   const programs: Array<[string, string]> = [
     ['node', process.execPath],
-    ['sh', '/bin/sh'],
-    ['sleep', '/bin/sleep'],
-    ['etcd', tools.binDir ? tools.etcd : '/usr/bin/etcd'],
-    ['etcdctl', tools.binDir ? tools.etcdctl : '/usr/bin/etcdctl'],
+    ['sh', onPath('sh')],
+    ['sleep', onPath('sleep')],
+    ['etcd', onPath(tools.etcd)],
+    ['etcdctl', onPath(tools.etcdctl)],
   ];
   if (tools.etcdutl) programs.push(['etcdutl', tools.etcdutl]);
   for (const [name, target] of programs) await symlink(target, join(dir, name));
   return dir;
+}
+
+/** `program` itself when it is a path, else where this process's PATH finds it. */
+function onPath(program: string): string {
+  if (program.includes('/')) return program;
+  const found = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, program)).find((file) => existsSync(file));
+  assert.ok(found, `${program} is not on PATH`);
+  return found;
 }
 
 /** The one info line restore logs about the tools it chose. */
