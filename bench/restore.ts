@@ -29,7 +29,7 @@ import { parseArgs, promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { decodeDeltaEvents, groupByRevision } from '../src/engine/delta-format.js';
 import { DeltaPoller } from '../src/engine/delta-poller.js';
-import { MemoryBudget } from '../src/engine/memory-budget.js';
+import { MemoryBudget } from '../src/budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../src/etcd/client.js';
 import { ETCDCTL_BINARY, freePort, startLocalEtcd, type LocalEtcd } from '../src/etcd/local-etcd.js';
 import { silentLogger } from '../src/observability/logger.js';

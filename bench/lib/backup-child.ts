@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { DeltaPoller } from '../../src/engine/delta-poller.js';
 import { encodeDeltaStream, type DeltaEvent } from '../../src/engine/delta-format.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { favourSmallHeap } from '../../src/engine/heap-mode.js';
 import { silentLogger } from '../../src/observability/logger.js';

@@ -32,16 +32,10 @@ import type { Logger } from '../observability/logger.js';
 import { classifyKeys, deltaKey, type Compression } from '../store/naming.js';
 import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { ENCRYPT_STREAM_BYTES, encryptReadable } from '../crypto/encryption.js';
-import {
-  advanceContiguous,
-  planChunks,
-  planFetchBudget,
-  recoverArchivedRevision,
-  type FetchBudgetPlan,
-  type RevisionRange,
-} from './chunk-planner.js';
+import { advanceContiguous, planChunks, recoverArchivedRevision, type RevisionRange } from './chunk-planner.js';
+import { planFetchBudget, type FetchBudgetPlan } from '../budget/fetch-budget.js';
 import { encodeDeltaStream } from './delta-format.js';
-import type { MemoryBudget } from './memory-budget.js';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import { buffer } from 'node:stream/consumers';
 
 export interface DeltaProgress {

@@ -8,7 +8,7 @@ import { openSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
 import { fullSnapshotKey, type Compression } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
-import type { MemoryBudget, Reservation } from './memory-budget.js';
+import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
 
 export interface FullSnapshotOptions {
   client: Etcd3;

@@ -11,7 +11,7 @@ import { planRetention } from '../store/retention.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
-import { MemoryBudget } from './memory-budget.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from './schedule.js';
 import type {
   BackupSupervisor,

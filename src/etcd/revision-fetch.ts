@@ -29,7 +29,7 @@ import {
 } from 'etcd3';
 import { EtcdUnavailableError, OperatorError, RevisionCompactedError, errorMessage } from '../errors.js';
 import { eventCost, type DeltaEvent } from '../engine/delta-format.js';
-import { MemoryBudget, Reservation } from '../engine/memory-budget.js';
+import { MemoryBudget, Reservation } from '../budget/memory-budget.js';
 import type { Logger } from '../observability/logger.js';
 
 /** Complete revisions handed to the caller for upload. */

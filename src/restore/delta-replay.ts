@@ -23,7 +23,7 @@ import type { Etcd3 } from 'etcd3';
 import { RestoreError, UsageError } from '../errors.js';
 import { headRevision } from '../etcd/client.js';
 import { decodeDeltaEvents, groupByRevision } from '../engine/delta-format.js';
-import { MemoryBudget } from '../engine/memory-budget.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import type { Logger } from '../observability/logger.js';
 import { DELTA_DIR, type DeltaName } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';

@@ -9,7 +9,7 @@ import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
-import { MemoryBudget } from '../engine/memory-budget.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';

@@ -1,7 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
-import type { MemoryBudget } from '../engine/memory-budget.js';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import { LocalStore } from './local-store.js';
 import type { ObjectStore } from './object-store.js';
 

@@ -20,7 +20,7 @@ import { ChecksumMismatchError } from '../../src/errors.js';
 import { recoverArchivedRevision, type RevisionRange } from '../../src/engine/chunk-planner.js';
 import { decodeDeltaEvents, encodeDeltaStream } from '../../src/engine/delta-format.js';
 import { DeltaPoller, type DeltaPollerOptions } from '../../src/engine/delta-poller.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { RevisionTooLargeError, fetchRevisions, type RevisionSegment } from '../../src/etcd/revision-fetch.js';
 import { ETCDCTL_BINARY, freePort, startLocalEtcd, type LocalEtcd } from '../../src/etcd/local-etcd.js';

@@ -20,7 +20,7 @@ import { createEtcdClient, headRevision, type EtcdConnection } from '../../src/e
 import { ETCDCTL_BINARY, startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { fetchRevisions } from '../../src/etcd/revision-fetch.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';

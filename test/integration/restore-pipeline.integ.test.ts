@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { encodeDeltaStream, type DeltaEvent } from '../../src/engine/delta-format.js';
 import { DeltaPoller } from '../../src/engine/delta-poller.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { ETCDCTL_BINARY, freePort } from '../../src/etcd/local-etcd.js';
 import { silentLogger } from '../../src/observability/logger.js';

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { DeltaPoller } from '../../src/engine/delta-poller.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { headRevision } from '../../src/etcd/client.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup, startMember, withClient } from '../../src/restore/restore.js';

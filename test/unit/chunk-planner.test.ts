@@ -1,14 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  advanceContiguous,
-  mergeRanges,
-  minimumDeltaBudgetBytes,
-  planChunks,
-  planFetchBudget,
-  recoverArchivedRevision,
-  type RevisionRange,
-} from '../../src/engine/chunk-planner.js';
+import { advanceContiguous, mergeRanges, planChunks, recoverArchivedRevision, type RevisionRange } from '../../src/engine/chunk-planner.js';
+import { minimumDeltaBudgetBytes, planFetchBudget } from '../../src/budget/fetch-budget.js';
 import { ENCRYPT_STREAM_BYTES } from '../../src/crypto/encryption.js';
 import { DeltaGapError, planDeltas } from '../../src/restore/delta-replay.js';
 import { classifyKeys, deltaKey, fullSnapshotKey, type Encoding } from '../../src/store/naming.js';
