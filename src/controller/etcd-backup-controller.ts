@@ -20,7 +20,7 @@ import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { createStore } from '../store/factory.js';
 import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
-import { parseBackupKey } from '../store/naming.js';
+import { parseBackupKey } from '../archive/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';

@@ -1,30 +1,9 @@
 /**
- * Pure planning for delta backups: which revision ranges to fetch, how far the archive reaches. How
- * the memory budget is split between parallel fetches is in src/budget/fetch-budget.ts. No I/O here;
- * the poller does that.
+ * Pure planning for delta backups: which revision ranges to fetch next. How far the archive reaches
+ * is src/archive/revision-ranges.ts; how the memory budget is split between parallel fetches is
+ * src/budget/fetch-budget.ts. No I/O here; the poller does that.
  */
-import type { BackupListing } from '../store/naming.js';
-
-/** An inclusive range of etcd revisions. */
-export interface RevisionRange {
-  fromRevision: number;
-  toRevision: number;
-}
-
-/** Sorts by start and merges overlapping or adjacent ranges. */
-export function mergeRanges(ranges: readonly RevisionRange[]): RevisionRange[] {
-  const sorted = ranges
-    .filter((r) => r.toRevision >= r.fromRevision)
-    .map((r) => ({ ...r }))
-    .sort((a, b) => a.fromRevision - b.fromRevision || a.toRevision - b.toRevision);
-  const merged: RevisionRange[] = [];
-  for (const range of sorted) {
-    const last = merged[merged.length - 1];
-    if (last && range.fromRevision <= last.toRevision + 1) last.toRevision = Math.max(last.toRevision, range.toRevision);
-    else merged.push(range);
-  }
-  return merged;
-}
+import { mergeRanges, type RevisionRange } from '../archive/revision-ranges.js';
 
 /**
  * Chunks of at most `chunkRevisions` revisions over (archivedRevision, headRevision], in order,
@@ -54,42 +33,4 @@ export function planChunks(
   }
   addGap(next, headRevision);
   return chunks;
-}
-
-/**
- * Advances `archivedRevision` over the contiguous prefix of `completed` ranges (uploaded objects,
- * possibly overlapping, in any order). Ranges beyond the first gap stay pending.
- */
-export function advanceContiguous(
-  archivedRevision: number,
-  completed: readonly RevisionRange[],
-): { archivedRevision: number; pending: RevisionRange[] } {
-  let archived = archivedRevision;
-  const pending: RevisionRange[] = [];
-  for (const range of mergeRanges(completed)) {
-    if (range.toRevision <= archived) continue;
-    if (range.fromRevision <= archived + 1) archived = range.toRevision;
-    else pending.push(range);
-  }
-  return { archivedRevision: archived, pending };
-}
-
-/**
- * Where delta backups resume after a restart, from the store listing alone:
- *
- * The chain must be usable with the NEWEST full snapshot F (restores start from a full snapshot and
- * replay deltas after it). Every revision <= F is restorable through F itself, so the chain begins
- * at F: archivedRevision = the end of the run of delta objects that covers F+1, F+2, ... without a
- * gap (objects may start before F and overlap each other, e.g. after a crash-retry that cut a chunk
- * at a different revision). With no delta after F it is F itself: deltas resume right after the
- * snapshot. Without any full snapshot there is nothing to chain to: undefined (deltas wait).
- *
- * Delta objects past a gap are not counted (an object only proves its own range); the poller refetches
- * the gap and skips those objects when planning.
- */
-export function recoverArchivedRevision(listing: Pick<BackupListing, 'fulls' | 'deltas'>): number | undefined {
-  let newest: number | undefined;
-  for (const full of listing.fulls) newest = newest === undefined ? full.revision : Math.max(newest, full.revision);
-  if (newest === undefined) return undefined;
-  return advanceContiguous(newest, listing.deltas).archivedRevision;
 }

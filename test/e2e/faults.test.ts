@@ -29,7 +29,7 @@ import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { createStore } from '../../src/store/factory.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import type { ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startFaultProxy, startTestS3, type FaultProxy, type TestS3 } from '../harness/s3.js';

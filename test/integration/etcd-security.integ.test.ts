@@ -25,7 +25,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { generateTestCerts, type CertPair, type TestCerts } from '../harness/certs.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { runCli, startCli, type CliResult } from '../helpers/cli.js';

@@ -16,7 +16,7 @@ import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { headRevision } from '../../src/etcd/client.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup, startMember, withClient } from '../../src/restore/restore.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
