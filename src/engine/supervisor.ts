@@ -13,14 +13,8 @@ import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from './schedule.js';
-import type {
-  BackupSupervisor,
-  SupervisorConfig,
-  SupervisorEvent,
-  SupervisorReport,
-  VerificationOutcome,
-  WorkOutcome,
-} from './supervisor-types.js';
+import type { SupervisorReport, VerificationOutcome, WorkOutcome } from '../api/supervisor-report.js';
+import type { BackupSupervisor, SupervisorConfig, SupervisorEvent } from './supervisor-types.js';
 
 /** setTimeout cannot wait longer than 2^31-1 ms; re-evaluate the schedule at least hourly anyway. */
 const MAX_TIMER_MS = 3_600_000;

@@ -19,7 +19,7 @@ import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
 import { ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sha256Hex, verifyingStream } from './checksum.js';
-import type { S3StoreConfig } from './factory.js';
+import type { S3StoreConfig } from './store-config.js';
 import {
   formatBytes,
   MIN_PART_SIZE_BYTES,

@@ -22,7 +22,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { validateEtcdBackup } from '../../src/api/validate.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
-import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd, type LocalEtcd } from '../../src/etcd/local-etcd.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
