@@ -20,7 +20,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Etcd3 } from 'etcd3';
 import { DeltaPoller, type DeltaPollerOptions } from '../../src/engine/delta-poller.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
