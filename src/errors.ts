@@ -84,6 +84,28 @@ export class RestoreError extends OperatorError {
   }
 }
 
+/**
+ * Encryption keys were given (or spec.encryption is set) but the store holds objects that are not
+ * encrypted where a restore would read them. Anyone who can write to the store could plant a
+ * plaintext object with a matching sha256, so they are refused unless the user opts in.
+ */
+export class UnencryptedObjectError extends OperatorError {
+  readonly keys: string[];
+  constructor(keys: string[]) {
+    const listed = keys.slice(0, MAX_LISTED_KEYS).join(', ') + (keys.length > MAX_LISTED_KEYS ? ` and ${keys.length - MAX_LISTED_KEYS} more` : '');
+    super(
+      'UnencryptedObject',
+      `refusing ${keys.length === 1 ? 'an object that is' : `${keys.length} objects that are`} not encrypted although encryption keys were given: ${listed} ` +
+        '(anyone who can write to the store could have planted it; --allow-unencrypted accepts unencrypted objects)',
+      { terminal: true },
+    );
+    this.keys = keys;
+  }
+}
+
+/** How many object names one error message lists; the count of the rest is given. */
+const MAX_LISTED_KEYS = 5;
+
 /** The message of any thrown value, for one-line reports. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
-import { RestoreError, UsageError } from '../errors.js';
+import { RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import { headRevision } from '../etcd/client.js';
 import { decodeDeltaEvents, groupByRevision } from '../engine/delta-format.js';
 import { MemoryBudget } from '../engine/memory-budget.js';
@@ -88,6 +88,8 @@ export interface ReplayOptions {
   logger: Logger;
   /** Turns an encrypted object's bytes into plain ones; required when a needed object is `.enc`. */
   decrypt?: (body: Readable, key: string) => Readable;
+  /** Refuse objects that are not encrypted (keys were given without --allow-unencrypted). */
+  requireEncrypted?: boolean;
   /** Where objects are spooled while their checksum is verified; default the OS temp dir. */
   tempDir?: string;
   /** Stored size per delta key (from the listing the deltas came from); listed again when absent. */
@@ -130,6 +132,8 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
   // Refuse before downloading anything rather than halfway through.
   const locked = plan.find((delta) => delta.encrypted && !options.decrypt);
   if (locked) throw new UsageError(`delta object ${locked.key} is encrypted: an encryption key is needed to restore it`);
+  const plain = options.requireEncrypted ? plan.filter((delta) => !delta.encrypted) : [];
+  if (plain.length > 0) throw new UnencryptedObjectError(plain.map((delta) => delta.key));
 
   const sizes = options.objectSizes ?? new Map((await store.list(DELTA_DIR)).map((o) => [o.key, o.size]));
   const spoolDir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'etcd-backup-delta-'));

@@ -12,7 +12,7 @@ import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MemoryBudget } from '../engine/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
-import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
+import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -35,6 +35,12 @@ export interface RestoreOptions extends RestoreTarget {
    * and the new key after a rotation. Without keys an encrypted object is a UsageError.
    */
   encryptionKeys?: Buffer[];
+  /**
+   * With encryption keys given, an object that is not encrypted is refused (a UsageError naming it):
+   * anyone who can write to the store could plant a plaintext snapshot with a matching sha256.
+   * True accepts them (--allow-unencrypted), e.g. for a chain that began before encryption was enabled.
+   */
+  allowUnencrypted?: boolean;
   /** Bytes of delta objects downloaded ahead of the replay (--memory); default 64 MiB. */
   prefetchBytes?: number;
   /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
@@ -104,6 +110,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
           decrypt: options.encryptionKeys?.length
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
+          requireEncrypted: requiresEncryption(options),
         });
         return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
       });
@@ -126,6 +133,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
 }
 
+/** Keys were given and plaintext was not allowed: every object read must be encrypted. */
+function requiresEncryption(options: RestoreOptions): boolean {
+  return (options.encryptionKeys?.length ?? 0) > 0 && options.allowUnencrypted !== true;
+}
+
 /** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdctl build the data dir. */
 async function restoreSnapshotInto(
   store: ObjectStore,
@@ -138,6 +150,7 @@ async function restoreSnapshotInto(
   if (snapshot.encrypted && keys.length === 0) {
     throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
   }
+  if (!snapshot.encrypted && requiresEncryption(options)) throw new UnencryptedObjectError([snapshot.key]);
   const file = join(workDir, 'snapshot.db');
   const { signal } = options;
   const object = await store.get(snapshot.key, { signal });

@@ -17,6 +17,8 @@ export interface VerifyOptions extends RestoreTarget {
   live?: EtcdConnection;
   /** Keys for `.enc` objects (see RestoreOptions.encryptionKeys). */
   encryptionKeys?: Buffer[];
+  /** Accept objects that are not encrypted although keys were given (see RestoreOptions.allowUnencrypted). */
+  allowUnencrypted?: boolean;
   /**
    * What to do when the live cluster cannot be read at the restored revision (compacted, or
    * unreachable): 'fail' (default) throws; 'skip' leaves the comparison out and says why in
