@@ -20,6 +20,7 @@ import { ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../er
 import type { Logger } from '../observability/logger.js';
 import { sha256Hex, verifyingStream } from './checksum.js';
 import type { S3StoreConfig } from './factory.js';
+import { parseBackupKey } from './naming.js';
 import {
   formatBytes,
   MIN_PART_SIZE_BYTES,
@@ -49,6 +50,9 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
 const MAX_LIST_PAGE_SIZE = 1000;
 /** Multipart uploads go to unique keys under here first; list() never shows them. */
 export const INCOMPLETE_DIR = '.incomplete/';
+/** Random bytes in a temporary key's name (hex): the staging names this store writes and sweeps. */
+const TEMP_NAME_BYTES = 12;
+const TEMP_NAME_RE = new RegExp(`^${INCOMPLETE_DIR.replace('.', '\\.')}[0-9a-f]{${TEMP_NAME_BYTES * 2}}$`);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface S3StoreOptions {
@@ -305,7 +309,7 @@ export class S3Store implements ObjectStore {
     metadata: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<PutResult> {
-    const tempKey = `${this.root}${INCOMPLETE_DIR}${randomBytes(12).toString('hex')}`;
+    const tempKey = `${this.root}${INCOMPLETE_DIR}${randomBytes(TEMP_NAME_BYTES).toString('hex')}`;
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: tempKey, Body: body instanceof PartFeeder ? body.readable() : body },
@@ -487,6 +491,8 @@ export class S3Store implements ObjectStore {
         );
         for (const upload of page.Uploads ?? []) {
           if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) > cutoff) continue;
+          // The prefix may be shared (by default it is the whole bucket): never abort another writer's upload.
+          if (!this.isOwnUploadKey(upload.Key)) continue;
           await this.client.send(
             new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
           );
@@ -501,11 +507,21 @@ export class S3Store implements ObjectStore {
     }
     const temps = await this.listRaw(this.root + INCOMPLETE_DIR);
     for (const temp of temps) {
-      if (temp.lastModified.getTime() > cutoff) continue;
+      if (temp.lastModified.getTime() > cutoff || !this.isOwnUploadKey(temp.key)) continue;
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: temp.key }));
       deletedObjects++;
     }
     return { abortedUploads, deletedObjects };
+  }
+
+  /**
+   * A key this store uploads to in parts: a temporary key it names (`.incomplete/<24 hex>`), or a
+   * backup object's key (the UploadPartCopy of an object above the CopyObject limit), under its root.
+   */
+  private isOwnUploadKey(key: string): boolean {
+    if (!key.startsWith(this.root)) return false;
+    const name = key.slice(this.root.length);
+    return TEMP_NAME_RE.test(name) || parseBackupKey(name) !== undefined;
   }
 
   private async listRaw(prefix: string): Promise<ObjectInfo[]> {
