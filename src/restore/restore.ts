@@ -9,6 +9,7 @@ import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
+import { MAX_EVENT_BYTES } from '../engine/delta-format.js';
 import { MemoryBudget } from '../engine/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
@@ -205,7 +206,8 @@ export async function startMember(dataDir: string, name: string, workDir: string
 
 /** etcd's own ceilings are far above any real cluster's settings; these cover generous sources. */
 const REPLAY_MAX_TXN_OPS = 1_000_000;
-const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+/** Also the largest event a delta line may hold (the decoder's line limit follows from it). */
+const REPLAY_MAX_REQUEST_BYTES = MAX_EVENT_BYTES;
 
 /**
  * Starts a temporary member on `dataDir`, runs `use` with a client to it and stops it. `signal`
