@@ -72,6 +72,13 @@ export class ChecksumMismatchError extends OperatorError {
   }
 }
 
+/** A stored object has no recorded sha256, so its content cannot be checked: it is not read. */
+export class ChecksumMissingError extends OperatorError {
+  constructor(readonly key: string, store: string) {
+    super('ChecksumMissing', `${key} in ${store} has no recorded sha256: refusing to read unchecked content`, { terminal: true });
+  }
+}
+
 export class DataDirNotEmptyError extends OperatorError {
   constructor(readonly dir: string) {
     super('DataDirNotEmpty', `data dir ${dir} is not empty; refusing to overwrite it`, { terminal: true });

@@ -12,7 +12,7 @@ import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-ke
 // one-shot command (snapshot in a CronJob, list in a script) should not pay for the others.
 
 const ENCRYPTION_KEYS_HELP =
-  'key for encrypted (.enc) objects: 32 bytes raw, hex or base64; repeat for every key in use (rotation)';
+  'key for encrypted (.enc) objects: 64 hex digits, base64, or 32 raw bytes not all printable; repeat for every key in use (rotation)';
 const ALLOW_UNENCRYPTED_HELP =
   'with --encryption-key-file, also accept objects that are not encrypted (refused by default: anyone who can write to the store could plant one)';
 
@@ -129,7 +129,7 @@ export function buildProgram(): Command {
   addEtcdFlags(program.command('snapshot').description('take one full snapshot now'), true)
     .requiredOption('--store <url>', 'store URL: file:///abs/path or s3://bucket/prefix?...')
     .addOption(new Option('--compression <kind>', 'compression').choices(['gzip', 'none']).default('gzip'))
-    .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (raw, hex or base64)'))
+    .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (hex, base64, or raw bytes not all printable)'))
     .action(async (flags: EtcdFlags & { store: string; compression: 'gzip' | 'none'; encryptionKeyFile: string[] }, command: Command) => {
       const logger = loggerFor(command);
       if (flags.encryptionKeyFile.length > 1) throw new UsageError('snapshot encrypts with one key: give --encryption-key-file once');
