@@ -22,7 +22,16 @@ import { createStore } from '../store/factory.js';
 import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { parseBackupKey } from '../store/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
-import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
+import {
+  computeStatus,
+  freshnessOf,
+  isTransition,
+  jsonEqual,
+  mergePatch,
+  Reason,
+  type StatusInputs,
+  type WorkerState,
+} from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
 import { ResilientInformer } from './informer.js';
 import { isNotFound, kubeErrorMessage } from './kube-errors.js';
@@ -272,6 +281,7 @@ export class EtcdBackupController {
     const { resolved } = validation;
     const spec = resolved.spec;
     base.deltasEnabled = resolved.deltaPeriodMs !== 0;
+    base.freshness = { schedule: spec.fullSnapshot.schedule, deltaPeriodMs: resolved.deltaPeriodMs };
     base.verificationEnabled = spec.verification !== undefined;
     this.secretIndex.set(key, { namespace, names: new Set(referencedSecrets(spec).map((ref) => ref.name)) });
 
@@ -315,8 +325,8 @@ export class EtcdBackupController {
     await this.host.ensure(key, { resolved, secrets: secrets.secrets, name: key }, hash);
     if (previousHash !== hash) log.info(previousHash ? 'Restarted backup worker' : 'Started backup worker', { generation, configHash: hash });
 
-    const status = computeStatus({ ...base, worker: this.host.state(key) });
-    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.resyncIntervalMs ?? 600_000 });
+    const inputs: StatusInputs = { ...base, worker: this.host.state(key) };
+    return this.writeStatus(key, obj, computeStatus(inputs), { requeueAfterMs: untilStale(inputs, this.options.resyncIntervalMs ?? 600_000) });
   }
 
   /**
@@ -358,8 +368,8 @@ export class EtcdBackupController {
     } catch (err) {
       storeError = errorMessage(err);
     }
-    const status = computeStatus({ ...base, worker: { phase: 'Pod', available, message, store, storeError } });
-    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.podStatusIntervalMs ?? 30_000 });
+    const inputs: StatusInputs = { ...base, worker: { phase: 'Pod', available, message, store, storeError } };
+    return this.writeStatus(key, obj, computeStatus(inputs), { requeueAfterMs: untilStale(inputs, this.options.podStatusIntervalMs ?? 30_000) });
   }
 
   private async observeStoreOf(
@@ -523,6 +533,7 @@ export class EtcdBackupController {
    */
   private async writeStatus(key: string, obj: EtcdBackup, status: EtcdBackupStatus, result: ReconcileResult): Promise<ReconcileResult> {
     const previous = obj.status ?? {};
+    this.options.metrics.observeFreshness(obj.metadata.namespace ?? '', obj.metadata.name ?? '', status);
     if (jsonEqual(previous, status)) return result;
     const minInterval = this.options.statusMinIntervalMs ?? 5000;
     const sinceLast = Date.now() - (this.lastStatusPatch.get(key) ?? 0);
@@ -607,3 +618,14 @@ function supervisorEventInfo(event: SupervisorEvent): EventInfo {
 }
 
 export type { WorkerState };
+
+/**
+ * The requeue delay: `fallbackMs`, or sooner when the backups would turn stale with nothing new
+ * stored, so that BackupFresh and Ready turn False on time even if the worker reports nothing.
+ */
+function untilStale(inputs: StatusInputs, fallbackMs: number): number {
+  const staleAt = freshnessOf(inputs)?.staleAt;
+  if (!staleAt) return fallbackMs;
+  // One second past the deadline: the verdict is "stale" only once the deadline has passed.
+  return Math.max(1000, Math.min(fallbackMs, staleAt.getTime() - inputs.now.getTime() + 1000));
+}

@@ -112,6 +112,7 @@ export class Supervisor implements BackupSupervisor {
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
+      startTime: this.now().toISOString(),
     };
   }
 
@@ -205,6 +206,7 @@ export class Supervisor implements BackupSupervisor {
         time: last.time.toISOString(),
         object: last.key,
       };
+      this.state.deltasCurrentTime = last.time.toISOString();
     }
     // Every failed poll counts; an Event only when the message changes (a repeating failure
     // would otherwise post one per period).
@@ -220,6 +222,7 @@ export class Supervisor implements BackupSupervisor {
       }
     } else if (!progress.waitingForFullSnapshot) {
       this.recordSuccess(outcome);
+      if (progress.archivedRevision >= progress.etcdRevision) this.state.deltasCurrentTime = this.now().toISOString();
     }
     this.emitReport();
   }

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { validateEtcdBackup } from '../../src/api/validate.js';
+import { computeStatus } from '../../src/controller/conditions.js';
+import { OperatorMetrics } from '../../src/observability/metrics.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { LocalStore } from '../../src/store/local-store.js';
@@ -34,25 +36,30 @@ after(async () => {
 
 const at = (iso: string): Date => new Date(iso);
 
-test('scheduled full snapshots continue after a tick crossed during a snapshot, with retention after each', { timeout: 120_000 }, async () => {
+function validSpec(name: string, retention = 2) {
   const validation = validateEtcdBackup({
     apiVersion: 'etcdbackup.io/v1alpha1',
     kind: 'EtcdBackup',
-    metadata: { name: 'schedule' },
+    metadata: { name },
     spec: {
       etcd: { endpoints: [etcd.clientUrl] },
-      store: { local: { path: join(work, 'store') } },
+      store: { local: { path: join(work, name) } },
       fullSnapshot: { schedule: '* * * * *', compression: 'none' },
       deltaSnapshot: { period: '0' }, // no deltas: full snapshots are the whole backup
-      retention: { policy: 'LimitBased', maxFullSnapshots: 2 },
+      retention: { policy: 'LimitBased', maxFullSnapshots: retention },
       memory: { budget: '32Mi' },
     },
   });
   if (!validation.ok) assert.fail(validation.problems.join('; '));
-  const local = new LocalStore(join(work, 'store'));
+  return validation.resolved;
+}
+
+test('scheduled full snapshots continue after a tick crossed during a snapshot, with retention after each', { timeout: 120_000 }, async () => {
+  const resolved = validSpec('schedule');
+  const local = new LocalStore(join(work, 'schedule'));
   const store = new GatedStore(local);
   const clock = new FakeClock(at('2026-01-01T00:00:30Z'));
-  const supervisor = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/schedule' }, silentLogger(), {
+  const supervisor = new Supervisor({ resolved, secrets: {}, name: 'test/schedule' }, silentLogger(), {
     store,
     now: clock.now,
     timers: clock,
@@ -107,6 +114,55 @@ test('scheduled full snapshots continue after a tick crossed during a snapshot, 
     await settled(7, '2026-01-01T00:08:00Z');
     assert.ok(Date.parse(supervisor.report().nextFullSnapshotTime!) > clock.now().getTime(), 'the next snapshot time is in the future');
     assert.equal(supervisor.report().fullSnapshot.consecutiveFailures, 0);
+  } finally {
+    store.release();
+    await supervisor.stop();
+  }
+});
+
+test('a full snapshot stuck past two schedule intervals turns BackupFresh and Ready False and the metric 0', { timeout: 120_000 }, async () => {
+  const resolved = validSpec('stuck');
+  const store = new GatedStore(new LocalStore(join(work, 'stuck')));
+  const clock = new FakeClock(at('2026-01-01T00:00:30Z'));
+  const supervisor = new Supervisor({ resolved, secrets: {}, name: 'test/stuck' }, silentLogger(), { store, now: clock.now, timers: clock });
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  /** The status and metric the controller would publish now, from the supervisor's own report. */
+  const observe = async (): Promise<{ fresh: string; ready: string; reason: string; metric: string | undefined }> => {
+    const status = computeStatus({
+      generation: 1,
+      previous: undefined,
+      now: clock.now(),
+      specProblems: [],
+      secretProblems: [],
+      suspended: false,
+      deltasEnabled: false,
+      worker: { phase: 'Running', report: supervisor.report() },
+      freshness: { schedule: resolved.spec.fullSnapshot.schedule, deltaPeriodMs: resolved.deltaPeriodMs },
+    });
+    metrics.observeFreshness('ns', 'stuck', status);
+    const fresh = status.conditions!.find((c) => c.type === 'BackupFresh')!;
+    const ready = status.conditions!.find((c) => c.type === 'Ready')!;
+    const metric = (await metrics.registry.metrics()).match(/^etcdbackup_backup_fresh\{namespace="ns",name="stuck"\} (\d)$/m)?.[1];
+    return { fresh: fresh.status, ready: ready.status, reason: ready.reason, metric };
+  };
+  try {
+    await supervisor.start();
+    await waitFor('the first snapshot and the 00:01 timer', () => supervisor.report().lastFullSnapshot !== undefined && clock.pending().length === 1);
+    assert.deepEqual(await observe(), { fresh: 'True', ready: 'True', reason: 'BackupsCurrent', metric: '1' });
+
+    // The 00:01 snapshot hangs in its upload: nothing fails, nothing reports.
+    store.hold();
+    clock.advanceTo(at('2026-01-01T00:01:00Z'));
+    await waitFor('the 00:01 snapshot to upload', () => store.waiting === 1);
+    clock.advanceTo(at('2026-01-01T00:01:59Z'));
+    assert.equal((await observe()).fresh, 'True', 'one missed tick is not stale yet');
+    clock.advanceTo(at('2026-01-01T00:02:00Z'));
+    assert.deepEqual(await observe(), { fresh: 'False', ready: 'False', reason: 'FullSnapshotStale', metric: '0' });
+    assert.equal(supervisor.report().fullSnapshot.consecutiveFailures, 0, 'no failure was reported: only freshness shows it');
+
+    store.release();
+    await waitFor('the stuck snapshot and its catch-up', () => supervisor.report().lastFullSnapshot?.time === '2026-01-01T00:02:00.000Z');
+    assert.deepEqual(await observe(), { fresh: 'True', ready: 'True', reason: 'BackupsCurrent', metric: '1' });
   } finally {
     store.release();
     await supervisor.stop();
