@@ -244,16 +244,34 @@ function lineTooLong(where: string, lineNumber: number, limit: number): DeltaFor
   );
 }
 
-/** Groups a revision-ordered event stream into whole revisions. */
-export async function* groupByRevision(events: AsyncIterable<DeltaEvent>): AsyncGenerator<RevisionEvents> {
+/**
+ * Groups a revision-ordered event stream into whole revisions. A revision is held whole, so its
+ * events' cost (eventCost) may be at most `maxRevisionBytes`: past it a DeltaFormatError names the
+ * revision (`where` names the object), before more of it is read. Without a limit, a compressed
+ * object of endless events of one revision would be held whole.
+ */
+export async function* groupByRevision(
+  events: AsyncIterable<DeltaEvent>,
+  maxRevisionBytes = Number.POSITIVE_INFINITY,
+  where = 'delta object',
+): AsyncGenerator<RevisionEvents> {
   let current: RevisionEvents | undefined;
+  let currentBytes = 0;
   for await (const event of events) {
     if (current && event.rev === current.rev) {
+      currentBytes += eventCost(event);
+      if (currentBytes > maxRevisionBytes) {
+        throw new DeltaFormatError(
+          `${where}: revision ${event.rev} holds more than ${maxRevisionBytes} bytes of events (${current.events.length + 1} events so far); ` +
+            'it cannot be held whole for its txn (a corrupt or malicious object, or raise --memory)',
+        );
+      }
       current.events.push(event);
       continue;
     }
     if (current) yield current;
     current = { rev: event.rev, events: [event] };
+    currentBytes = eventCost(event);
   }
   if (current) yield current;
 }

@@ -138,9 +138,11 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
   const sizes = options.objectSizes ?? new Map((await store.list(DELTA_DIR)).map((o) => [o.key, o.size]));
   const spoolDir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'etcd-backup-delta-'));
   const prefetchBudget = options.prefetchBudget ?? new MemoryBudget(DEFAULT_PREFETCH_BYTES);
-  // The budget counts stored (compressed) bytes; the one line the decoder holds decompressed is
-  // bounded by the same figure, so a gzip bomb cannot take memory past what --memory allows.
+  // The budget counts stored (compressed) bytes; what is held decompressed, the decoder's line and
+  // the revision being grouped for its txn, is bounded by the same figure each, so a gzip bomb
+  // cannot take memory past what --memory allows.
   const maxLineBytes = prefetchBudget.limitBytes;
+  const maxRevisionBytes = prefetchBudget.limitBytes;
   const prefetcher = new DeltaPrefetcher(
     store,
     plan,
@@ -156,7 +158,7 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
       const plain = delta.encrypted ? options.decrypt!(createReadStream(file), delta.key) : createReadStream(file);
       const last = Math.min(delta.toRevision, toRevision);
       const before = applied;
-      for await (const revision of groupByRevision(decodeDeltaEvents(plain, delta.compression, delta.key, maxLineBytes))) {
+      for await (const revision of groupByRevision(decodeDeltaEvents(plain, delta.compression, delta.key, maxLineBytes), maxRevisionBytes, delta.key)) {
         if (revision.rev <= applied) continue;
         if (revision.rev > last) break;
         if (revision.rev < delta.fromRevision) {

@@ -173,6 +173,22 @@ test('a line is limited: up to maxLineBytes decodes, one byte more fails as soon
   assert.ok(MAX_LINE_BYTES >= (MAX_EVENT_BYTES / 3) * 4);
 });
 
+test('groupByRevision refuses a revision whose events cost more than the limit, naming it', async () => {
+  const events = async function* (): AsyncGenerator<DeltaEvent> {
+    yield put(5, 'a', 'x');
+    for (let i = 0; ; i++) yield put(6, `k${i}`, Buffer.alloc(100)); // endless: one revision never ends
+  };
+  const limit = 10 * eventCost(put(6, 'k0', Buffer.alloc(100)));
+  const groups: number[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const group of groupByRevision(events(), limit, 'delta/x')) groups.push(group.rev);
+    })(),
+    (err: unknown) => err instanceof DeltaFormatError && /^delta\/x: revision 6 holds more than \d+ bytes of events \(11 events so far\)/.test(err.message),
+  );
+  assert.deepEqual(groups, [5], 'the revisions before it are handed out');
+});
+
 test('an encoded object is at most 4/3 of its events budget charge (maxObjectBytes relies on it)', async () => {
   for (const size of [0, 1, 2, 3, 100, 4096, 1_000_000]) {
     const events = [put(99_999_999_999, 'k'.repeat(1 + (size % 200)), randomBytes(size), { lease: '7587868449925235201', version: 123456 }), del(99_999_999_999, 'x')];
