@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { MemoryBudget, Reservation } from '../engine/memory-budget.js';
-import { ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
+import { ChecksumMissingError, ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sha256Hex, verifyingStream } from './checksum.js';
 import type { S3StoreConfig } from './factory.js';
@@ -421,7 +421,13 @@ export class S3Store implements ObjectStore {
     const body = out.Body;
     if (!(body instanceof Readable)) throw new StoreUnreachableError(`cannot get ${key}: S3 returned no body stream`);
     const metadata = out.Metadata ?? {};
-    const verify = verifyingStream(key, metadata[SHA256_METADATA_KEY]);
+    const sha256 = metadata[SHA256_METADATA_KEY];
+    if (!sha256) {
+      // Every put records one: an object without it was written by someone else; never read it unchecked.
+      body.destroy();
+      throw new ChecksumMissingError(key, this.describe());
+    }
+    const verify = verifyingStream(key, sha256);
     body.on('error', (err) => verify.destroy(this.mapError(err, `cannot read ${key}`)));
     // A consumer that stops early must free the connection.
     verify.on('close', () => body.destroy());
