@@ -1,6 +1,6 @@
 import type { Condition, EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
+import type { SupervisorReport, WorkOutcome } from '../api/supervisor-report.js';
 import { assessFreshness, type Freshness } from '../engine/freshness.js';
-import type { SupervisorReport, WorkOutcome } from '../engine/supervisor-types.js';
 import type { StoreObservation } from './store-status.js';
 
 /**
@@ -286,6 +286,17 @@ export function freshnessOf(inputs: StatusInputs): Freshness | undefined {
     since: date(report?.startTime),
     now: inputs.now,
   });
+}
+
+/**
+ * The requeue delay: `fallbackMs`, or sooner when the backups would turn stale with nothing new
+ * stored, so that BackupFresh and Ready turn False on time even if the worker reports nothing.
+ */
+export function untilStale(inputs: StatusInputs, fallbackMs: number): number {
+  const staleAt = freshnessOf(inputs)?.staleAt;
+  if (!staleAt) return fallbackMs;
+  // One second past the deadline: the verdict is "stale" only once the deadline has passed.
+  return Math.max(1000, Math.min(fallbackMs, staleAt.getTime() - inputs.now.getTime() + 1000));
 }
 
 function freshnessCondition(inputs: StatusInputs): ConditionCore {

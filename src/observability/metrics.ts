@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { SupervisorReport } from '../api/supervisor-report.js';
 import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
-import type { SupervisorReport } from '../engine/supervisor-types.js';
 
 /**
  * Prometheus metrics of the operator, in their own registry (not prom-client's global one, so tests

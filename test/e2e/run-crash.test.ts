@@ -11,7 +11,7 @@ import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startCli } from '../helpers/cli.js';

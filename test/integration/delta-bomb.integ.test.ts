@@ -16,10 +16,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { procKbField } from '../../bench/lib/proc-status.js';
-import { encodeDeltaLine } from '../../src/engine/delta-format.js';
+import { encodeDeltaLine } from '../../src/archive/delta-format.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { deltaKey } from '../../src/store/naming.js';
+import { deltaKey } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startCli } from '../helpers/cli.js';
 

@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { headRevision } from '../../src/etcd/client.js';
-import { encodeDeltaStream, type DeltaEvent } from '../../src/engine/delta-format.js';
+import { encodeDeltaStream, type DeltaEvent } from '../../src/archive/delta-format.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { deltaKey } from '../../src/store/naming.js';
+import { deltaKey } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 

@@ -15,7 +15,7 @@ import { OperatorMetrics } from '../../src/observability/metrics.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { FakeClock } from '../harness/fake-clock.js';
 import { GatedStore } from '../harness/throttled-store.js';

@@ -13,8 +13,8 @@ import {
   MAX_EVENT_BYTES,
   MAX_LINE_BYTES,
   type DeltaEvent,
-} from '../../src/engine/delta-format.js';
-import type { Compression } from '../../src/store/naming.js';
+} from '../../src/archive/delta-format.js';
+import type { Compression } from '../../src/archive/naming.js';
 
 function put(rev: number, key: string, value: Buffer | string, extra: Partial<DeltaEvent> = {}): DeltaEvent {
   return {
