@@ -12,7 +12,9 @@ import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-ke
 // one-shot command (snapshot in a CronJob, list in a script) should not pay for the others.
 
 const ENCRYPTION_KEYS_HELP =
-  'key for encrypted (.enc) objects: 32 bytes raw, hex or base64; repeat for every key in use (rotation)';
+  'key for encrypted (.enc) objects: 64 hex digits, base64, or 32 raw bytes not all printable; repeat for every key in use (rotation)';
+const ALLOW_UNENCRYPTED_HELP =
+  'with --encryption-key-file, also accept objects that are not encrypted (refused by default: anyone who can write to the store could plant one)';
 
 /** Exit codes scripts can rely on. */
 export const EXIT_OK = 0;
@@ -127,7 +129,7 @@ export function buildProgram(): Command {
   addEtcdFlags(program.command('snapshot').description('take one full snapshot now'), true)
     .requiredOption('--store <url>', 'store URL: file:///abs/path or s3://bucket/prefix?...')
     .addOption(new Option('--compression <kind>', 'compression').choices(['gzip', 'none']).default('gzip'))
-    .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (raw, hex or base64)'))
+    .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (hex, base64, or raw bytes not all printable)'))
     .action(async (flags: EtcdFlags & { store: string; compression: 'gzip' | 'none'; encryptionKeyFile: string[] }, command: Command) => {
       const logger = loggerFor(command);
       if (flags.encryptionKeyFile.length > 1) throw new UsageError('snapshot encrypts with one key: give --encryption-key-file once');
@@ -199,6 +201,7 @@ export function buildProgram(): Command {
     .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
     .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
+    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
     .action(
       async (
         flags: {
@@ -211,6 +214,7 @@ export function buildProgram(): Command {
           memory?: number;
           txnsInFlight?: number;
           encryptionKeyFile: string[];
+          allowUnencrypted?: boolean;
         },
         command: Command,
       ) => {
@@ -222,6 +226,7 @@ export function buildProgram(): Command {
         const { restoreBackup } = await import('../restore/restore.js');
         const result = await restoreBackup({
           encryptionKeys,
+          allowUnencrypted: flags.allowUnencrypted,
           store: await openStoreUrl(flags.store),
           dataDir: flags.dataDir,
           toRevision: flags.toRevision,
@@ -245,16 +250,30 @@ export function buildProgram(): Command {
     .option('--to-revision <n>', 'verify this revision', positiveInteger)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
+    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
     .action(
       async (
-        flags: Partial<EtcdFlags> & { store: string; toRevision?: number; output: 'text' | 'json'; encryptionKeyFile: string[] },
+        flags: Partial<EtcdFlags> & {
+          store: string;
+          toRevision?: number;
+          output: 'text' | 'json';
+          encryptionKeyFile: string[];
+          allowUnencrypted?: boolean;
+        },
         command: Command,
       ) => {
         const logger = loggerFor(command);
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const live = flags.endpoints ? await etcdConnection(flags as EtcdFlags) : undefined;
         const { verifyBackup } = await import('../restore/verify.js');
-        const result = await verifyBackup({ store: await openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger, encryptionKeys });
+        const result = await verifyBackup({
+          store: await openStoreUrl(flags.store),
+          toRevision: flags.toRevision,
+          live,
+          logger,
+          encryptionKeys,
+          allowUnencrypted: flags.allowUnencrypted,
+        });
         if (flags.output === 'json') {
           console.log(JSON.stringify(result, null, 2));
         } else {

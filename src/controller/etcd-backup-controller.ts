@@ -16,7 +16,16 @@ import type { SupervisorEvent } from '../engine/supervisor-types.js';
 import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
-import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
+import {
+  computeStatus,
+  isTransition,
+  jsonEqual,
+  mergePatch,
+  Reason,
+  type StatusInputs,
+  type WorkerState,
+  untilStale,
+} from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
 import { EtcdBackupFinalizer, FINALIZER, hasFinalizer } from './finalizer.js';
 import { ResilientInformer } from './informer.js';
@@ -277,6 +286,7 @@ export class EtcdBackupController {
     const { resolved } = validation;
     const spec = resolved.spec;
     base.deltasEnabled = resolved.deltaPeriodMs !== 0;
+    base.freshness = { schedule: spec.fullSnapshot.schedule, deltaPeriodMs: resolved.deltaPeriodMs };
     base.verificationEnabled = spec.verification !== undefined;
     this.secretIndex.set(key, { namespace, names: new Set(referencedSecrets(spec).map((ref) => ref.name)) });
 
@@ -324,8 +334,8 @@ export class EtcdBackupController {
     await this.host.ensure(key, { resolved, secrets: secrets.secrets, name: key }, hash);
     if (previousHash !== hash) log.info(previousHash ? 'Restarted backup worker' : 'Started backup worker', { generation, configHash: hash });
 
-    const status = computeStatus({ ...base, worker: this.host.state(key) });
-    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.resyncIntervalMs ?? 600_000 });
+    const inputs: StatusInputs = { ...base, worker: this.host.state(key) };
+    return this.writeStatus(key, obj, computeStatus(inputs), { requeueAfterMs: untilStale(inputs, this.options.resyncIntervalMs ?? 600_000) });
   }
 
   /** Stops whichever worker runs: the local process and the pod. */
@@ -348,6 +358,7 @@ export class EtcdBackupController {
    */
   private async writeStatus(key: string, obj: EtcdBackup, status: EtcdBackupStatus, result: ReconcileResult): Promise<ReconcileResult> {
     const previous = obj.status ?? {};
+    this.options.metrics.observeFreshness(obj.metadata.namespace ?? '', obj.metadata.name ?? '', status);
     if (jsonEqual(previous, status)) return result;
     const minInterval = this.options.statusMinIntervalMs ?? 5000;
     const sinceLast = Date.now() - (this.lastStatusPatch.get(key) ?? 0);

@@ -37,8 +37,24 @@ export class VerificationMismatchError extends OperatorError {
   }
 }
 
+/**
+ * The timers the supervisor arms for its schedules. Injected with `now` so that a test can drive the
+ * cron lifecycle with a fake clock: a timer fires when the test moves the clock past it.
+ */
+export interface SupervisorTimers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const REAL_TIMERS: SupervisorTimers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
+};
+
 export interface SupervisorDependencies {
   now?: () => Date;
+  /** Default: Node's setTimeout/clearTimeout. Use together with `now`. */
+  timers?: SupervisorTimers;
   /** Injected store (tests wrap the real one to throttle or fail it). */
   store?: ObjectStore;
 }
@@ -58,9 +74,10 @@ export class Supervisor implements BackupSupervisor {
   private readonly reportListeners: Array<(report: SupervisorReport) => void> = [];
   private readonly eventListeners: Array<(event: SupervisorEvent) => void> = [];
   private readonly state: SupervisorReport;
-  private fullTimer: NodeJS.Timeout | undefined;
+  private readonly timers: SupervisorTimers;
+  private fullTimer: unknown;
   private fullInFlight: Promise<FullSnapshotResult | undefined> | undefined;
-  private verifyTimer: NodeJS.Timeout | undefined;
+  private verifyTimer: unknown;
   private verifyInFlight: Promise<VerificationOutcome | undefined> | undefined;
   private readonly abort = new AbortController();
   private stopped = false;
@@ -80,6 +97,7 @@ export class Supervisor implements BackupSupervisor {
       throw new UsageError(`spec.encryption is set but no encryption key was given (Secret ${config.resolved.spec.encryption.keySecretRef.name}, data key "key")`);
     }
     this.now = deps.now ?? (() => new Date());
+    this.timers = deps.timers ?? REAL_TIMERS;
     this.budget = new MemoryBudget(config.resolved.budgetBytes);
     this.injectedStore = deps.store;
     this.state = {
@@ -88,6 +106,7 @@ export class Supervisor implements BackupSupervisor {
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
+      startTime: this.now().toISOString(),
     };
   }
 
@@ -181,6 +200,7 @@ export class Supervisor implements BackupSupervisor {
         time: last.time.toISOString(),
         object: last.key,
       };
+      this.state.deltasCurrentTime = last.time.toISOString();
     }
     // Every failed poll counts; an Event only when the message changes (a repeating failure
     // would otherwise post one per period).
@@ -196,6 +216,7 @@ export class Supervisor implements BackupSupervisor {
       }
     } else if (!progress.waitingForFullSnapshot) {
       this.recordSuccess(outcome);
+      if (progress.archivedRevision >= progress.etcdRevision) this.state.deltasCurrentTime = this.now().toISOString();
     }
     this.emitReport();
   }
@@ -203,8 +224,8 @@ export class Supervisor implements BackupSupervisor {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.fullTimer);
-    clearTimeout(this.verifyTimer);
+    this.timers.clearTimeout(this.fullTimer);
+    this.timers.clearTimeout(this.verifyTimer);
     this.abort.abort(new OperatorError('Stopped', 'supervisor stopped'));
     await this.poller?.stop().catch((err: unknown) => this.logger.warn('Delta poller stopped with an error', { error: errorMessage(err) }));
     await this.fullInFlight?.catch(() => undefined);
@@ -229,10 +250,22 @@ export class Supervisor implements BackupSupervisor {
     this.eventListeners.push(listener);
   }
 
-  /** Takes a full snapshot now, or joins the one already running. */
+  /**
+   * Takes a full snapshot now, or joins the one already running. After a successful one (and its
+   * retention) the schedule decides again, once this one no longer counts as running: a tick that
+   * passed meanwhile is then due at once instead of being joined to the snapshot that just ended,
+   * which left no timer armed and stopped the schedule for good. A failed one arms its own retry.
+   */
   async takeFullSnapshotNow(): Promise<FullSnapshotResult | undefined> {
     if (!this.fullInFlight) {
-      this.fullInFlight = this.runFullSnapshot().finally(() => (this.fullInFlight = undefined));
+      const running = this.runFullSnapshot().finally(() => (this.fullInFlight = undefined));
+      this.fullInFlight = running;
+      running.then(
+        (result) => {
+          if (result) void this.scheduleFullSnapshot();
+        },
+        () => undefined,
+      );
     }
     return this.fullInFlight;
   }
@@ -255,11 +288,11 @@ export class Supervisor implements BackupSupervisor {
   private scheduleVerification(): void {
     const schedule = this.config.resolved.spec.verification?.schedule;
     if (!schedule || this.stopped) return;
-    clearTimeout(this.verifyTimer);
+    this.timers.clearTimeout(this.verifyTimer);
     const now = this.now();
     // One at a time: the next run is computed when the last ended, so a slow one skips ticks.
     const delayMs = nextScheduledRun(schedule, now).getTime() - now.getTime();
-    this.verifyTimer = setTimeout(
+    this.verifyTimer = this.timers.setTimeout(
       () => {
         if (delayMs <= MAX_TIMER_MS) this.verifyNow().catch(() => undefined);
         else this.scheduleVerification();
@@ -380,8 +413,11 @@ export class Supervisor implements BackupSupervisor {
       this.logger.warn('Failed to list the store', { error: errorMessage(err) });
       this.emitReport();
       if (!this.stopped) {
-        clearTimeout(this.fullTimer);
-        this.fullTimer = setTimeout(() => void this.scheduleFullSnapshot(), retryDelayMs(this.state.fullSnapshot.consecutiveFailures));
+        this.timers.clearTimeout(this.fullTimer);
+        this.fullTimer = this.timers.setTimeout(
+          () => void this.scheduleFullSnapshot(),
+          retryDelayMs(this.state.fullSnapshot.consecutiveFailures),
+        );
       }
       return;
     }
@@ -406,10 +442,10 @@ export class Supervisor implements BackupSupervisor {
 
   private armFullTimer(delayMs: number): void {
     if (this.stopped) return;
-    clearTimeout(this.fullTimer);
+    this.timers.clearTimeout(this.fullTimer);
     const wait = Math.max(0, Math.min(delayMs, MAX_TIMER_MS));
     const fire = delayMs <= MAX_TIMER_MS;
-    this.fullTimer = setTimeout(() => {
+    this.fullTimer = this.timers.setTimeout(() => {
       if (fire) this.takeFullSnapshotNow().catch(() => undefined);
       else void this.scheduleFullSnapshot();
     }, wait);
@@ -469,7 +505,6 @@ export class Supervisor implements BackupSupervisor {
       message: `Took full snapshot ${result.key} at revision ${result.revision} (${result.sizeBytes} bytes)`,
     });
     await this.applyRetention();
-    await this.scheduleFullSnapshot();
     return result;
   }
 

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SupervisorReport } from '../api/supervisor-report.js';
+import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 
 /**
  * Prometheus metrics of the operator, in their own registry (not prom-client's global one, so tests
@@ -18,6 +19,7 @@ export class OperatorMetrics {
   private readonly memoryBudget: Gauge<'namespace' | 'name'>;
   private readonly restarts: Counter<'namespace' | 'name'>;
   private readonly lastVerification: Gauge<'namespace' | 'name'>;
+  private readonly backupFresh: Gauge<'namespace' | 'name'>;
   private readonly verificationFailures: Counter<'namespace' | 'name'>;
   readonly reconciles: Counter<'result'>;
   readonly leader: Gauge;
@@ -87,6 +89,12 @@ export class OperatorMetrics {
       labelNames: ['namespace', 'name'],
       registers,
     });
+    this.backupFresh = new Gauge({
+      name: 'etcdbackup_backup_fresh',
+      help: '1 while the BackupFresh condition is True, 0 while False (newest full snapshot older than two schedule intervals, or deltas not current for three periods); absent when unknown',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
     this.verificationFailures = new Counter({
       name: 'etcdbackup_verification_failures_total',
       help: 'Failed scheduled verifications of the latest backup',
@@ -146,6 +154,14 @@ export class OperatorMetrics {
     this.memoryBudget.set(labels, report.memory.budgetBytes);
   }
 
+  /** The BackupFresh condition of a computed status as 1/0; the series is removed while it is Unknown. */
+  observeFreshness(namespace: string, name: string, status: EtcdBackupStatus): void {
+    const condition = status.conditions?.find((c) => c.type === 'BackupFresh');
+    if (condition?.status === 'True') this.backupFresh.set({ namespace, name }, 1);
+    else if (condition?.status === 'False') this.backupFresh.set({ namespace, name }, 0);
+    else this.backupFresh.remove({ namespace, name });
+  }
+
   /** Drops the EtcdBackup's series (it was deleted or this replica stopped leading). */
   forget(namespace: string, name: string): void {
     const labels = { namespace, name };
@@ -160,6 +176,7 @@ export class OperatorMetrics {
       this.restarts,
       this.lastVerification,
       this.verificationFailures,
+      this.backupFresh,
     ]) {
       metric.remove(labels);
     }

@@ -16,7 +16,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
-import { ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
+import { parseBackupKey } from '../archive/naming.js';
+import { ChecksumMissingError, ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sha256Hex, verifyingStream } from './checksum.js';
 import type { S3StoreConfig } from './store-config.js';
@@ -49,6 +50,9 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
 const MAX_LIST_PAGE_SIZE = 1000;
 /** Multipart uploads go to unique keys under here first; list() never shows them. */
 export const INCOMPLETE_DIR = '.incomplete/';
+/** Random bytes in a temporary key's name (hex): the staging names this store writes and sweeps. */
+const TEMP_NAME_BYTES = 12;
+const TEMP_NAME_RE = new RegExp(`^${INCOMPLETE_DIR.replace('.', '\\.')}[0-9a-f]{${TEMP_NAME_BYTES * 2}}$`);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface S3StoreOptions {
@@ -305,7 +309,7 @@ export class S3Store implements ObjectStore {
     metadata: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<PutResult> {
-    const tempKey = `${this.root}${INCOMPLETE_DIR}${randomBytes(12).toString('hex')}`;
+    const tempKey = `${this.root}${INCOMPLETE_DIR}${randomBytes(TEMP_NAME_BYTES).toString('hex')}`;
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: tempKey, Body: body instanceof PartFeeder ? body.readable() : body },
@@ -417,7 +421,13 @@ export class S3Store implements ObjectStore {
     const body = out.Body;
     if (!(body instanceof Readable)) throw new StoreUnreachableError(`cannot get ${key}: S3 returned no body stream`);
     const metadata = out.Metadata ?? {};
-    const verify = verifyingStream(key, metadata[SHA256_METADATA_KEY]);
+    const sha256 = metadata[SHA256_METADATA_KEY];
+    if (!sha256) {
+      // Every put records one: an object without it was written by someone else; never read it unchecked.
+      body.destroy();
+      throw new ChecksumMissingError(key, this.describe());
+    }
+    const verify = verifyingStream(key, sha256);
     body.on('error', (err) => verify.destroy(this.mapError(err, `cannot read ${key}`)));
     // A consumer that stops early must free the connection.
     verify.on('close', () => body.destroy());
@@ -487,6 +497,8 @@ export class S3Store implements ObjectStore {
         );
         for (const upload of page.Uploads ?? []) {
           if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) > cutoff) continue;
+          // The prefix may be shared (by default it is the whole bucket): never abort another writer's upload.
+          if (!this.isOwnUploadKey(upload.Key)) continue;
           await this.client.send(
             new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
           );
@@ -501,11 +513,21 @@ export class S3Store implements ObjectStore {
     }
     const temps = await this.listRaw(this.root + INCOMPLETE_DIR);
     for (const temp of temps) {
-      if (temp.lastModified.getTime() > cutoff) continue;
+      if (temp.lastModified.getTime() > cutoff || !this.isOwnUploadKey(temp.key)) continue;
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: temp.key }));
       deletedObjects++;
     }
     return { abortedUploads, deletedObjects };
+  }
+
+  /**
+   * A key this store uploads to in parts: a temporary key it names (`.incomplete/<24 hex>`), or a
+   * backup object's key (the UploadPartCopy of an object above the CopyObject limit), under its root.
+   */
+  private isOwnUploadKey(key: string): boolean {
+    if (!key.startsWith(this.root)) return false;
+    const name = key.slice(this.root.length);
+    return TEMP_NAME_RE.test(name) || parseBackupKey(name) !== undefined;
   }
 
   private async listRaw(prefix: string): Promise<ObjectInfo[]> {

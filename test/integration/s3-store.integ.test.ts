@@ -68,10 +68,11 @@ describe('S3 store specifics', { timeout: 60_000 }, () => {
 
   test('cleanupIncomplete aborts stale uploads and deletes stale temporary objects under the prefix only', async () => {
     const client = s3.client();
-    await client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: 'sweep/.incomplete/crashed' }));
-    await client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: 'elsewhere/.incomplete/x' }));
+    // Staging names as the store writes them: .incomplete/<24 hex>.
+    await client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: `sweep/.incomplete/${'a1'.repeat(12)}` }));
+    await client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: `elsewhere/.incomplete/${'b2'.repeat(12)}` }));
     await client.send(
-      new PutObjectCommand({ Bucket: s3.bucket, Key: 'sweep/.incomplete/copied-not-deleted', Body: 'x' }),
+      new PutObjectCommand({ Bucket: s3.bucket, Key: `sweep/.incomplete/${'c3'.repeat(12)}`, Body: 'x' }),
     );
     const store = S3Store.fromConfig(s3.storeConfig('sweep'));
     stores.push(store);
@@ -82,6 +83,25 @@ describe('S3 store specifics', { timeout: 60_000 }, () => {
     assert.equal((await s3.listMultipartUploads('elsewhere/')).length, 1, 'other prefixes are left alone');
     const left = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'sweep/' }));
     assert.equal(left.KeyCount ?? 0, 0);
+  });
+
+  test('cleanupIncomplete leaves multipart uploads it did not start alone, under its prefix and in a whole-bucket store', async () => {
+    const client = s3.client();
+    const start = async (key: string): Promise<void> => {
+      await client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: key }));
+    };
+    const ours = [`shared/.incomplete/${'d4'.repeat(12)}`, 'shared/full/00000000000000000042-1700000000.db.gz', `.incomplete/${'e5'.repeat(12)}`];
+    // Another tool writing into the same prefix, or anywhere in a bucket whose store has no prefix.
+    const foreign = ['shared/other-tool/archive.tar', 'shared/.incomplete/not-a-staging-name', 'shared/full/notes.txt', 'team-b/video.mp4'];
+    for (const key of [...ours, ...foreign]) await start(key);
+    const prefixed = S3Store.fromConfig(s3.storeConfig('shared'));
+    const wholeBucket = S3Store.fromConfig(s3.storeConfig(''));
+    stores.push(prefixed, wholeBucket);
+    assert.equal((await prefixed.cleanupIncomplete(0)).abortedUploads, 2);
+    assert.equal((await wholeBucket.cleanupIncomplete(0)).abortedUploads, 1);
+    const open = (await s3.listMultipartUploads('')).map((u) => u.Key);
+    for (const key of ours) assert.ok(!open.includes(key), `${key} (ours) was aborted`);
+    for (const key of foreign) assert.ok(open.includes(key), `${key} (not ours) survives`);
   });
 
   test('a store URL with the default credential chain and a budget builds a working store', async () => {
