@@ -22,6 +22,8 @@ import { createStore } from '../store/factory.js';
 import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { parseBackupKey } from '../store/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
+import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
+import { describeLocked, summariseLocked } from '../store/object-lock.js';
 import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
 import { ResilientInformer } from './informer.js';
@@ -501,13 +503,21 @@ export class EtcdBackupController {
     const store = await createStore(storeConfigFromSpec(spec.store, credentials));
     const keys = (await listBackupObjects(store)).map((info) => info.key).filter((key) => parseBackupKey(key) !== undefined);
     // Bounded parallelism: a store with years of deltas has many objects, but hammering it helps nobody.
-    const pending = [...keys];
-    await Promise.all(
-      Array.from({ length: Math.min(8, pending.length) }, async () => {
-        for (let next = pending.shift(); next !== undefined; next = pending.shift()) await store.delete(next);
-      }),
-    );
-    log.info('Deleted stored backups', { objects: keys.length, store: store.describe() });
+    const locked = await deleteUnlessLocked(store, keys, 8);
+    const deleted = keys.length - locked.length;
+    log.info('Deleted stored backups', { objects: deleted, store: store.describe() });
+    if (locked.length > 0) {
+      // Waiting could take years (COMPLIANCE): let the object go and say what stays.
+      const summary = summariseLocked(locked);
+      log.warn('Left backups under S3 Object Lock', { locked: summary.count, lockedUntil: summary.until?.toISOString() });
+      void this.recordEvent(key, {
+        type: 'Warning',
+        reason: 'BackupsNotDeleted',
+        action: 'Delete',
+        note: `Deleted ${deleted} backup objects from ${store.describe()} (deletionPolicy Delete); ${describeLocked(summary)}`,
+      });
+      return 'done';
+    }
     void this.recordEvent(key, {
       type: 'Normal',
       reason: 'BackupsDeleted',

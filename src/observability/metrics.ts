@@ -19,6 +19,8 @@ export class OperatorMetrics {
   private readonly restarts: Counter<'namespace' | 'name'>;
   private readonly lastVerification: Gauge<'namespace' | 'name'>;
   private readonly verificationFailures: Counter<'namespace' | 'name'>;
+  private readonly fullRetainUntil: Gauge<'namespace' | 'name'>;
+  private readonly lockedObjects: Gauge<'namespace' | 'name'>;
   readonly reconciles: Counter<'result'>;
   readonly leader: Gauge;
   /** Per supervisor run: counters in reports restart from zero when the supervisor restarts. */
@@ -93,6 +95,18 @@ export class OperatorMetrics {
       labelNames: ['namespace', 'name'],
       registers,
     });
+    this.fullRetainUntil = new Gauge({
+      name: 'etcdbackup_full_snapshot_retain_until_timestamp_seconds',
+      help: 'S3 Object Lock: Unix time until which the newest full snapshot cannot be deleted (absent without a lock)',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.lockedObjects = new Gauge({
+      name: 'etcdbackup_retention_locked_objects',
+      help: 'Objects the last retention run had to keep because they are still under S3 Object Lock',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
     this.reconciles = new Counter({
       name: 'etcdbackup_reconcile_total',
       help: 'Reconciles by result (success, requeue, error, terminal)',
@@ -144,6 +158,10 @@ export class OperatorMetrics {
     seen.bytesUploaded = report.bytesUploaded;
     this.memoryPeak.set(labels, report.memory.peakBytes);
     this.memoryBudget.set(labels, report.memory.budgetBytes);
+    const retainUntil = report.lastFullSnapshot?.retainUntil;
+    if (retainUntil) this.fullRetainUntil.set(labels, Date.parse(retainUntil) / 1000);
+    else this.fullRetainUntil.remove(labels);
+    if (report.retention) this.lockedObjects.set(labels, report.retention.lockedObjects);
   }
 
   /** Drops the EtcdBackup's series (it was deleted or this replica stopped leading). */
@@ -160,6 +178,8 @@ export class OperatorMetrics {
       this.restarts,
       this.lastVerification,
       this.verificationFailures,
+      this.fullRetainUntil,
+      this.lockedObjects,
     ]) {
       metric.remove(labels);
     }
