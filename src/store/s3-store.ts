@@ -321,7 +321,8 @@ export class S3Store implements ObjectStore {
         const mapped = this.mapError(err, 'cannot read the Object Lock configuration');
         const e = sdkError(err);
         const status = e.$metadata?.httpStatusCode;
-        if (status === undefined || status >= 500) {
+        // 501: a server without Object Lock (s3rver, some S3-compatible stores) has none.
+        if (status === undefined || (status >= 500 && status !== 501)) {
           this.bucketLock = undefined;
           throw mapped;
         }
