@@ -31,6 +31,8 @@ export interface TestMinioOptions {
 export interface TestMinio extends TestS3 {
   /** MinIO's own stdout and stderr (appended across restarts), to search for leaked secrets. */
   readonly logFile: string;
+  /** The running server's process id (for /proc/PID/io in benches); undefined while paused. */
+  pid(): number | undefined;
 }
 
 /**
@@ -172,6 +174,7 @@ export async function startTestMinio(options: TestMinioOptions = {}): Promise<Te
     directory: dataDir,
     logFile,
     serverLog: () => readFileSync(logFile, 'utf8'),
+    pid: () => running?.child.pid,
     pause: halt,
     async restart() {
       await halt();
