@@ -644,16 +644,14 @@ export class S3Store implements ObjectStore {
       let keyMarker: string | undefined;
       let uploadIdMarker: string | undefined;
       do {
+        // Bucket-wide, filtered here: MinIO answers a Prefix only when it is an exact object name
+        // (minio/minio#11686, #20989) and would hide every upload under the store's prefix.
         const page = await this.client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.bucket,
-            Prefix: this.root,
-            KeyMarker: keyMarker,
-            UploadIdMarker: uploadIdMarker,
-          }),
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
         );
         for (const upload of page.Uploads ?? []) {
-          if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) > cutoff) continue;
+          if (!upload.Key?.startsWith(this.root) || !upload.UploadId) continue;
+          if ((upload.Initiated?.getTime() ?? 0) > cutoff) continue;
           await this.client.send(
             new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
           );
@@ -727,7 +725,8 @@ export class S3Store implements ObjectStore {
       if (item.kind === 'upload') {
         await this.abortUpload(item.key, item.uploadId);
       } else if (item.abortUploads) {
-        // The exact key is unique to one put, so every upload listed for it is ours.
+        // The exact key is unique to one put, so every upload listed for it is ours (an exact key
+        // is also the one Prefix MinIO answers).
         const listed = await this.client.send(
           new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: item.key }),
         );

@@ -98,9 +98,10 @@ export function s3Access(where: { endpoint: string; bucket: string; accessKeyId:
       };
     },
     client,
-    async listMultipartUploads(prefix) {
-      const out = await client().send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
-      return out.Uploads ?? [];
+    async listMultipartUploads(prefix = '') {
+      // Bucket-wide, filtered here: MinIO answers a Prefix only when it names an exact object.
+      const out = await client().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      return (out.Uploads ?? []).filter((upload) => upload.Key?.startsWith(prefix));
     },
     destroyClients() {
       for (const made of clients.splice(0)) made.destroy();
