@@ -752,7 +752,7 @@ export class S3Store implements ObjectStore {
       this.pending.set(id, item);
       this.logger?.warn('Failed to clean up an incomplete S3 upload; will retry', {
         store: this.describe(),
-        key: item.key,
+        object: item.key, // not "key": the logger redacts fields named like secrets
         error: this.mapError(err, 'cleanup').message,
       });
     }

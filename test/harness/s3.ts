@@ -99,9 +99,15 @@ export function s3Access(where: { endpoint: string; bucket: string; accessKeyId:
     },
     client,
     async listMultipartUploads(prefix = '') {
-      // Bucket-wide, filtered here: MinIO answers a Prefix only when it names an exact object.
-      const out = await client().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-      return (out.Uploads ?? []).filter((upload) => upload.Key?.startsWith(prefix));
+      // MinIO answers a Prefix only when it names an exact object, and lists bucket-wide only the
+      // uploads started since it last started: ask both ways and merge.
+      const wide = await client().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      const exact = prefix ? await client().send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix })) : undefined;
+      const byId = new Map<string, MultipartUpload>();
+      for (const upload of [...(wide.Uploads ?? []), ...(exact?.Uploads ?? [])]) {
+        if (upload.UploadId && upload.Key?.startsWith(prefix)) byId.set(upload.UploadId, upload);
+      }
+      return [...byId.values()];
     },
     destroyClients() {
       for (const made of clients.splice(0)) made.destroy();
