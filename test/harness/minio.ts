@@ -37,7 +37,8 @@ export interface TestMinio extends TestS3 {
 
 /**
  * A real MinIO server (built by scripts/install-test-tools.sh) on 127.0.0.1: free API and console
- * ports, data in a temp dir, console (browser) and update checks off, one bucket. Unlike s3rver it
+ * ports, data in a temp dir, console (browser) and update checks off, one bucket; ready when
+ * /minio/health/live and /minio/health/cluster answer 200. Unlike s3rver it
  * verifies SigV4 signatures, implements every multipart call and Object Lock. It is killed by a
  * watchdog if the test process dies; pause() stops the process (an outage), restart() starts it again
  * on the same port and data.
@@ -99,11 +100,9 @@ export async function startTestMinio(options: TestMinioOptions = {}): Promise<Te
         running = undefined;
         throw new MinioExitedError(`MinIO exited during start-up: ${lastLines(logFile)}`);
       }
-      const live = await fetch(`http://127.0.0.1:${apiPort}/minio/health/live`, { signal: AbortSignal.timeout(1000) }).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (live) return;
+      // live: the process answers; cluster: the object layer is up (before it, S3 calls get 503
+      // XMinioServerNotInitialized although live already says 200).
+      if ((await healthy(apiPort, 'live')) && (await healthy(apiPort, 'cluster'))) return;
       if (Date.now() > deadline) {
         await halt();
         throw new Error(`MinIO on 127.0.0.1:${apiPort} was not live in time: ${lastLines(logFile)}`);
@@ -189,6 +188,13 @@ export async function startTestMinio(options: TestMinioOptions = {}): Promise<Te
 }
 
 class MinioExitedError extends Error {}
+
+function healthy(port: number, check: 'live' | 'cluster'): Promise<boolean> {
+  return fetch(`http://127.0.0.1:${port}/minio/health/${check}`, { signal: AbortSignal.timeout(1000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
+}
 
 function lastLines(file: string, count = 5): string {
   try {
