@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { MemoryBudget } from '../../src/engine/memory-budget.js';
 import { ObjectNotFoundError, StoreUnreachableError } from '../../src/errors.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { S3Store, type S3StoreDependencies } from '../../src/store/s3-store.js';
 import { digestStream, generatedStream } from '../harness/byte-streams.js';
 import { startFaultProxy, type FaultProxy, type TestS3 } from '../harness/s3.js';
 import { S3_SERVERS } from '../harness/s3-servers.js';
+import { capturedLogger } from '../helpers/captured-logs.js';
 import { runCli } from '../helpers/cli.js';
 import { assertNoSecret } from '../helpers/secret-leak.js';
 
@@ -60,17 +60,7 @@ for (const server of S3_SERVERS) {
     let s3: TestS3;
     let proxy: FaultProxy;
     const stores: S3Store[] = [];
-    const logs: string[] = [];
-    const logger = createLogger({
-      format: 'json',
-      level: 'debug',
-      stream: new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logs.push(chunk.toString());
-          done();
-        },
-      }),
-    });
+    const { logger, ...logs } = capturedLogger('debug');
 
     const open = (prefix: string, deps: S3StoreDependencies = {}, endpoint?: string): S3Store => {
       const config = s3.storeConfig(prefix, {
@@ -90,7 +80,7 @@ for (const server of S3_SERVERS) {
       await proxy.stop();
       const serverLog = s3.serverLog?.() ?? '';
       await s3.stop();
-      for (const secret of [s3.secretAccessKey, WRONG_SECRET]) assertNoSecret(logs.join(''), secret, 'the store logs');
+      for (const secret of [s3.secretAccessKey, WRONG_SECRET]) assertNoSecret(logs.text(), secret, 'the store logs');
       assertNoSecret(serverLog, WRONG_SECRET, "the server's log");
     });
 
@@ -125,16 +115,16 @@ for (const server of S3_SERVERS) {
       // The temporary key, from the warning about the owed cleanup (MinIO lists uploads from before a
       // restart only by their exact key).
       const owed = logs
-        .flatMap((chunk) => chunk.split('\n').filter(Boolean))
-        .map((line) => JSON.parse(line) as { message?: string; object?: string })
-        .find((line) => line.message === 'Failed to clean up an incomplete S3 upload; will retry' && line.object?.startsWith('outage/'));
-      assert.ok(owed?.object, 'the owed cleanup is logged with its object key');
-      assert.equal((await s3.listMultipartUploads(owed.object)).length, 1, 'the interrupted upload is still open on S3');
+        .lines()
+        .find((line) => line.message === 'Failed to clean up an incomplete S3 upload; will retry' && String(line.object).startsWith('outage/'));
+      const tempKey = owed?.object;
+      assert.ok(typeof tempKey === 'string', 'the owed cleanup is logged with its object key');
+      assert.equal((await s3.listMultipartUploads(tempKey)).length, 1, 'the interrupted upload is still open on S3');
 
       const again = generatedStream(size, { seed: 3 });
       const put = await store.put('full/00000000000000000042-1700000000.db', again.stream);
       assert.equal(put.sha256, await again.sha256);
-      assert.deepEqual(await s3.listMultipartUploads(owed.object), [], 'the interrupted upload was aborted after recovery');
+      assert.deepEqual(await s3.listMultipartUploads(tempKey), [], 'the interrupted upload was aborted after recovery');
       assert.deepEqual(await s3.listMultipartUploads('outage/'), [], 'no orphaned multipart upload after recovery');
       const temps = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'outage/.incomplete/' }));
       assert.equal(temps.KeyCount ?? 0, 0);

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import {
   DeleteObjectCommand,
@@ -20,7 +19,7 @@ import type { SupervisorEvent } from '../../src/engine/supervisor-types.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
 import { headRevision } from '../../src/etcd/client.js';
 import { ObjectLockedError, OperatorError } from '../../src/errors.js';
-import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { silentLogger } from '../../src/observability/logger.js';
 import { OperatorMetrics } from '../../src/observability/metrics.js';
 import { restoreBackup, startMember, withClient } from '../../src/restore/restore.js';
 import { deleteUnlessLocked } from '../../src/store/delete-unless-locked.js';
@@ -30,6 +29,7 @@ import { digestStream, generatedStream } from '../harness/byte-streams.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startTestMinio, type TestMinio } from '../harness/minio.js';
 import { minioBinary, skipUnlessBuilt } from '../harness/test-tools.js';
+import { capturedLogger } from '../helpers/captured-logs.js';
 import { waitFor } from '../helpers/wait.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
 
@@ -217,17 +217,7 @@ describe('S3 Object Lock end to end on MinIO: retention and deletion report lock
       },
     });
     if (!validation.ok) assert.fail(validation.problems.join('; '));
-    const logs: string[] = [];
-    const logger = createLogger({
-      format: 'json',
-      level: 'info',
-      stream: new Writable({
-        write(chunk: Buffer, _enc, done) {
-          logs.push(chunk.toString());
-          done();
-        },
-      }),
-    });
+    const { logger, ...logs } = capturedLogger('info');
     const supervisor = new Supervisor(
       {
         resolved: validation.resolved,
@@ -255,7 +245,7 @@ describe('S3 Object Lock end to end on MinIO: retention and deletion report lock
       assert.equal(report.retention?.lockedObjects, 2, JSON.stringify(report.retention));
       assert.match(report.retention?.message ?? '', /^Retention kept 2 objects are under S3 Object Lock until \S+ and could not be deleted: full\//);
       assert.ok(events.some((e) => e.reason === 'RetentionLocked'), JSON.stringify(events));
-      assert.ok(logs.some((line) => line.includes('Kept objects under S3 Object Lock')));
+      assert.ok(logs.lines().some((line) => line.message === 'Kept objects under S3 Object Lock'));
       assert.equal(report.lastFullSnapshot?.object, third.key);
       assert.equal(report.lastFullSnapshot?.retentionMode, 'COMPLIANCE');
       assert.ok(Date.parse(report.lastFullSnapshot?.retainUntil ?? '') > Date.now() + 3_500_000);
