@@ -30,6 +30,7 @@ import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startTestMinio, type TestMinio } from '../harness/minio.js';
 import { minioBinary, skipUnlessBuilt } from '../harness/test-tools.js';
 import { capturedLogger } from '../helpers/captured-logs.js';
+import { runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/wait.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
 
@@ -193,6 +194,20 @@ describe('S3 Object Lock end to end on MinIO: retention and deletion report lock
     await etcd?.stop();
     await minio?.stop();
     if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  test('the CLI writes a locked snapshot from the store URL parameters and says until when', async () => {
+    const url = `${minio.storeUrl('cli')}&objectLockMode=GOVERNANCE&objectLockRetainFor=2h`;
+    const result = await runCli(['snapshot', '--endpoints', etcd.clientUrl, '--store', url], {
+      env: { AWS_ACCESS_KEY_ID: minio.accessKeyId, AWS_SECRET_ACCESS_KEY: minio.secretAccessKey },
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const printed = /^snapshot .*?\/(full\/\S+) revision=\d+ size=\d+ sha256=[0-9a-f]{64} retention=GOVERNANCE retainUntil=(\S+)$/m.exec(result.stdout);
+    assert.ok(printed, result.stdout);
+    const head = await minio.client().send(new HeadObjectCommand({ Bucket: minio.bucket, Key: `cli/${printed[1]}` }));
+    assert.equal(head.ObjectLockMode, 'GOVERNANCE');
+    assert.ok(Math.abs((head.ObjectLockRetainUntilDate?.getTime() ?? 0) - Date.parse(printed[2]!)) < 60_000);
+    assert.ok((head.ObjectLockRetainUntilDate?.getTime() ?? 0) > Date.now() + 3_600_000, 'locked for about two hours');
   });
 
   test('locked snapshots outlive retention and deletionPolicy Delete, are reported, and restore', async () => {
