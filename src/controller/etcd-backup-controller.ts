@@ -23,7 +23,7 @@ import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { parseBackupKey } from '../store/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
-import { describeLocked, summariseLocked } from '../store/object-lock.js';
+import { describeLocked, retentionStatus, summariseLocked } from '../store/object-lock.js';
 import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
 import { ResilientInformer } from './informer.js';
@@ -376,7 +376,13 @@ export class EtcdBackupController {
       cached = { id, store: await createStore(config) };
       this.stores.set(key, cached);
     }
-    return observeStore(await listBackupObjects(cached.store));
+    const observation = observeStore(await listBackupObjects(cached.store));
+    const full = observation.lastFullSnapshot;
+    // S3 Object Lock: the newest snapshot's retention is not in the listing; one HeadObject.
+    if (full && cached.store.retentionOf) {
+      Object.assign(full, retentionStatus(await cached.store.retentionOf(full.object)));
+    }
+    return observation;
   }
 
   private async ensureConfigMap(desired: V1ConfigMap, uid: string, log: Logger): Promise<void> {

@@ -9,7 +9,7 @@ import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.j
 import type { ObjectStore } from '../store/object-store.js';
 import { planRetention } from '../store/retention.js';
 import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
-import { describeLocked, summariseLocked, type ObjectRetention } from '../store/object-lock.js';
+import { describeLocked, retentionStatus, summariseLocked } from '../store/object-lock.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
@@ -543,10 +543,4 @@ export class Supervisor implements BackupSupervisor {
   private emitEvent(event: SupervisorEvent): void {
     for (const listener of this.eventListeners) listener(event);
   }
-}
-
-/** The status fields of an Object Lock retention (none when the object carries none). */
-function retentionStatus(retention: ObjectRetention | undefined): { retainUntil?: string; retentionMode?: string } {
-  if (!retention) return {};
-  return { retainUntil: retention.retainUntil.toISOString(), ...(retention.mode ? { retentionMode: retention.mode } : {}) };
 }

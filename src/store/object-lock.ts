@@ -89,3 +89,9 @@ export function describeLocked(summary: LockedObjects): string {
     ` and could not be deleted: ${summary.sample.join(', ')}${more}`
   );
 }
+
+/** The status fields (lastFullSnapshot) of an object's retention; none when it carries none. */
+export function retentionStatus(retention: ObjectRetention | undefined): { retainUntil?: string; retentionMode?: string } {
+  if (!retention) return {};
+  return { retainUntil: retention.retainUntil.toISOString(), ...(retention.mode ? { retentionMode: retention.mode } : {}) };
+}

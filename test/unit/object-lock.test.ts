@@ -4,7 +4,14 @@ import { validateEtcdBackup } from '../../src/api/validate.js';
 import { ObjectLockedError, UsageError } from '../../src/errors.js';
 import { deleteUnlessLocked } from '../../src/store/delete-unless-locked.js';
 import { parseStoreUrl } from '../../src/store/factory.js';
-import { defaultRetentionMs, describeLocked, isLocked, retainUntil, summariseLocked } from '../../src/store/object-lock.js';
+import {
+  defaultRetentionMs,
+  describeLocked,
+  isLocked,
+  retainUntil,
+  retentionStatus,
+  summariseLocked,
+} from '../../src/store/object-lock.js';
 import { storeConfigFromSpec } from '../../src/store/spec-config.js';
 
 const HOUR = 3_600_000;
@@ -59,6 +66,11 @@ test('retain-until dates, bucket default rules and the lock test', () => {
   assert.equal(isLocked({ mode: 'GOVERNANCE', retainUntil: new Date(now.getTime() + 1) }, now), true);
   assert.equal(isLocked({ mode: 'GOVERNANCE', retainUntil: now }, now), false, 'a lock that ends now has ended');
   assert.equal(isLocked(undefined, now), false);
+  assert.deepEqual(retentionStatus({ mode: 'COMPLIANCE', retainUntil: now }), {
+    retainUntil: '2026-12-04T00:00:00.000Z',
+    retentionMode: 'COMPLIANCE',
+  });
+  assert.deepEqual(retentionStatus(undefined), {}, 'no lock, no status fields');
 });
 
 test('deleteUnlessLocked deletes the rest and reports locked objects; describeLocked names them and the latest date', async () => {
