@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Cron } from 'croner';
-import { deltaParallelismFor, minimumDeltaBudget } from '../engine/budget-fit.js';
-import { parseObjectLock } from '../store/object-lock.js';
+import { deltaParallelismFor, minimumDeltaBudget } from '../budget/budget-fit.js';
+import { parseObjectLock } from './object-lock.js';
 import { parseDuration } from './duration.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { API_VERSION, KIND, type EtcdBackup, type EtcdBackupSpec } from './v1alpha1/etcd-backup-types.js';

@@ -1,6 +1,6 @@
 import type { S3StoreSpec, StoreSpec } from '../api/v1alpha1/etcd-backup-types.js';
-import type { StoreConfig } from './factory.js';
-import { parseObjectLock, type ObjectLockSettings } from './object-lock.js';
+import type { StoreConfig } from './store-config.js';
+import { parseObjectLock, type ObjectLockSettings } from '../api/object-lock.js';
 
 /** The store config an EtcdBackup spec names (validation guarantees exactly one of s3/local). */
 export function storeConfigFromSpec(
