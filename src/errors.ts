@@ -118,3 +118,26 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/**
+ * The object is under S3 Object Lock retention: nobody (not even this operator) can delete it before
+ * `retainUntil`. Retention and deletionPolicy Delete leave it and report it; a retry before that
+ * time cannot help.
+ */
+export class ObjectLockedError extends OperatorError {
+  constructor(
+    readonly key: string,
+    readonly retainUntil: Date | undefined,
+    readonly mode: string | undefined,
+    where: string,
+  ) {
+    super(
+      'ObjectLocked',
+      `object ${key} in ${where} is under S3 Object Lock` +
+        (mode ? ` (${mode})` : '') +
+        (retainUntil ? ` until ${retainUntil.toISOString()}` : '') +
+        ' and cannot be deleted yet',
+      { terminal: true },
+    );
+  }
+}

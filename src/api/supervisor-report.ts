@@ -33,7 +33,13 @@ export interface VerificationOutcome extends WorkOutcome {
 export interface SupervisorReport
   extends Pick<
     EtcdBackupStatus,
-    'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision' | 'etcdRevision' | 'lagRevisions' | 'nextFullSnapshotTime'
+    | 'lastFullSnapshot'
+    | 'lastDeltaSnapshot'
+    | 'archivedRevision'
+    | 'etcdRevision'
+    | 'lagRevisions'
+    | 'nextFullSnapshotTime'
+    | 'retention'
   > {
   memory: { budgetBytes: number; peakBytes: number; usedBytes: number };
   fullSnapshot: WorkOutcome;

@@ -147,8 +147,11 @@ export function buildProgram(): Command {
           encryptionKey,
         });
         logger.info('Took full snapshot', { object: result.key, revision: result.revision, sizeBytes: result.sizeBytes });
+        const lock = result.retention
+          ? ` retention=${result.retention.mode ?? 'locked'} retainUntil=${result.retention.retainUntil.toISOString()}`
+          : '';
         console.log(
-          `snapshot ${store.describe()}/${result.key} revision=${result.revision} size=${result.sizeBytes} sha256=${result.sha256}`,
+          `snapshot ${store.describe()}/${result.key} revision=${result.revision} size=${result.sizeBytes} sha256=${result.sha256}${lock}`,
         );
       } finally {
         client.close();

@@ -178,6 +178,8 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   if (lastFullSnapshot) status.lastFullSnapshot = { ...lastFullSnapshot };
   const lastDeltaSnapshot = report?.lastDeltaSnapshot ?? stored?.lastDeltaSnapshot ?? previous.lastDeltaSnapshot;
   if (lastDeltaSnapshot) status.lastDeltaSnapshot = { ...lastDeltaSnapshot };
+  const retention = report?.retention ?? previous.retention;
+  if (retention) status.retention = { ...retention };
   const archivedRevision = report?.archivedRevision ?? stored?.archivedRevision ?? previous.archivedRevision;
   if (archivedRevision !== undefined) status.archivedRevision = archivedRevision;
   if (report) {

@@ -6,6 +6,8 @@ import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
 import { listBackupObjects } from '../store/object-store.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
+import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
+import { describeLocked, summariseLocked } from '../store/object-lock.js';
 import type { EventInfo } from './events.js';
 import { resolveSecrets, type SecretGetter } from './secrets.js';
 
@@ -94,13 +96,21 @@ export class EtcdBackupFinalizer {
     const store = await createStore(storeConfigFromSpec(spec.store, credentials));
     const keys = (await listBackupObjects(store)).map((info) => info.key).filter((key) => parseBackupKey(key) !== undefined);
     // Bounded parallelism: a store with years of deltas has many objects, but hammering it helps nobody.
-    const pending = [...keys];
-    await Promise.all(
-      Array.from({ length: Math.min(8, pending.length) }, async () => {
-        for (let next = pending.shift(); next !== undefined; next = pending.shift()) await store.delete(next);
-      }),
-    );
-    log.info('Deleted stored backups', { objects: keys.length, store: store.describe() });
+    const locked = await deleteUnlessLocked(store, keys, 8);
+    const deleted = keys.length - locked.length;
+    log.info('Deleted stored backups', { objects: deleted, store: store.describe() });
+    if (locked.length > 0) {
+      // Waiting could take years (COMPLIANCE): let the object go and say what stays.
+      const summary = summariseLocked(locked);
+      log.warn('Left backups under S3 Object Lock', { locked: summary.count, lockedUntil: summary.until?.toISOString() });
+      options.recordEvent(key, {
+        type: 'Warning',
+        reason: 'BackupsNotDeleted',
+        action: 'Delete',
+        note: `Deleted ${deleted} backup objects from ${store.describe()} (deletionPolicy Delete); ${describeLocked(summary)}`,
+      });
+      return 'done';
+    }
     options.recordEvent(key, {
       type: 'Normal',
       reason: 'BackupsDeleted',

@@ -3,6 +3,7 @@ import type { StoreSpec } from '../api/v1alpha1/etcd-backup-types.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
 import { createStore } from '../store/factory.js';
 import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
+import { retentionStatus } from '../store/object-lock.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { observeStore, type StoreObservation } from './store-status.js';
 
@@ -21,7 +22,13 @@ export class StoreObserver {
       cached = { id, store: await createStore(config) };
       this.stores.set(key, cached);
     }
-    return observeStore(await listBackupObjects(cached.store));
+    const observation = observeStore(await listBackupObjects(cached.store));
+    const full = observation.lastFullSnapshot;
+    // S3 Object Lock: the newest snapshot's retention is not in the listing; one HeadObject.
+    if (full && cached.store.retentionOf) {
+      Object.assign(full, retentionStatus(await cached.store.retentionOf(full.object)));
+    }
+    return observation;
   }
 
   forget(key: string): void {

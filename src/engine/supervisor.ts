@@ -8,6 +8,8 @@ import { createStore } from '../store/factory.js';
 import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { planRetention } from '../store/retention.js';
+import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
+import { describeLocked, retentionStatus, summariseLocked } from '../store/object-lock.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
@@ -403,6 +405,7 @@ export class Supervisor implements BackupSupervisor {
           time: latest.time.toISOString(),
           object: latest.key,
           sizeBytes: 0,
+          ...retentionStatus(await this.store.retentionOf?.(latest.key)),
         };
       }
     } catch (err) {
@@ -489,6 +492,7 @@ export class Supervisor implements BackupSupervisor {
       object: result.key,
       sizeBytes: result.sizeBytes,
       sha256: result.sha256,
+      ...retentionStatus(result.retention),
     };
     this.state.bytesUploaded += result.sizeBytes;
     this.recordSuccess(this.state.fullSnapshot);
@@ -517,9 +521,28 @@ export class Supervisor implements BackupSupervisor {
         this.emitEvent({ type: 'Warning', reason: 'RetentionHeld', message: plan.held });
         return;
       }
-      for (const key of plan.deleteKeys) await this.store.delete(key);
-      if (plan.deleteKeys.length > 0) {
-        this.logger.info('Applied retention', { deleted: plan.deleteKeys.length, keptFullSnapshots: plan.keep.length });
+      const locked = await deleteUnlessLocked(this.store, plan.deleteKeys);
+      const deleted = plan.deleteKeys.length - locked.length;
+      if (deleted > 0) {
+        this.logger.info('Applied retention', { deleted, keptFullSnapshots: plan.keep.length });
+      }
+      if (locked.length > 0) {
+        // Not a failure: the lock is the point. The objects go in a later run, once it has ended.
+        const summary = summariseLocked(locked);
+        const message = `Retention kept ${describeLocked(summary)}`;
+        this.logger.info('Kept objects under S3 Object Lock', {
+          locked: summary.count,
+          lockedUntil: summary.until?.toISOString(),
+          sample: summary.sample,
+        });
+        this.emitEvent({ type: 'Normal', reason: 'RetentionLocked', message });
+        this.state.retention = {
+          lockedObjects: summary.count,
+          ...(summary.until ? { lockedUntil: summary.until.toISOString() } : {}),
+          message,
+        };
+      } else {
+        this.state.retention = { lockedObjects: 0 };
       }
     } catch (err) {
       // Retention is retried after the next snapshot; a failure here loses nothing.

@@ -21,6 +21,8 @@ export class OperatorMetrics {
   private readonly lastVerification: Gauge<'namespace' | 'name'>;
   private readonly backupFresh: Gauge<'namespace' | 'name'>;
   private readonly verificationFailures: Counter<'namespace' | 'name'>;
+  private readonly fullRetainUntil: Gauge<'namespace' | 'name'>;
+  private readonly lockedObjects: Gauge<'namespace' | 'name'>;
   readonly reconciles: Counter<'result'>;
   readonly leader: Gauge;
   /** Per supervisor run: counters in reports restart from zero when the supervisor restarts. */
@@ -101,6 +103,18 @@ export class OperatorMetrics {
       labelNames: ['namespace', 'name'],
       registers,
     });
+    this.fullRetainUntil = new Gauge({
+      name: 'etcdbackup_full_snapshot_retain_until_timestamp_seconds',
+      help: 'S3 Object Lock: Unix time until which the newest full snapshot cannot be deleted (absent without a lock)',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.lockedObjects = new Gauge({
+      name: 'etcdbackup_retention_locked_objects',
+      help: 'Objects the last retention run had to keep because they are still under S3 Object Lock',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
     this.reconciles = new Counter({
       name: 'etcdbackup_reconcile_total',
       help: 'Reconciles by result (success, requeue, error, terminal)',
@@ -152,6 +166,10 @@ export class OperatorMetrics {
     seen.bytesUploaded = report.bytesUploaded;
     this.memoryPeak.set(labels, report.memory.peakBytes);
     this.memoryBudget.set(labels, report.memory.budgetBytes);
+    const retainUntil = report.lastFullSnapshot?.retainUntil;
+    if (retainUntil) this.fullRetainUntil.set(labels, Date.parse(retainUntil) / 1000);
+    else this.fullRetainUntil.remove(labels);
+    if (report.retention) this.lockedObjects.set(labels, report.retention.lockedObjects);
   }
 
   /** The BackupFresh condition of a computed status as 1/0; the series is removed while it is Unknown. */
@@ -177,6 +195,8 @@ export class OperatorMetrics {
       this.lastVerification,
       this.verificationFailures,
       this.backupFresh,
+      this.fullRetainUntil,
+      this.lockedObjects,
     ]) {
       metric.remove(labels);
     }

@@ -12,7 +12,8 @@ import { LocalStore } from '../../src/store/local-store.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { digestStream, generatedStream, readAll } from '../harness/byte-streams.js';
-import { startTestS3, type TestS3 } from '../harness/s3.js';
+import type { TestS3 } from '../harness/s3.js';
+import { S3_SERVERS, type S3ServerKind } from '../harness/s3-servers.js';
 
 const MiB = 1024 * 1024;
 
@@ -47,8 +48,8 @@ async function localProvider(): Promise<Provider> {
   };
 }
 
-async function s3Provider(): Promise<Provider> {
-  const s3: TestS3 = await startTestS3();
+async function s3Provider(server: S3ServerKind): Promise<Provider> {
+  const s3: TestS3 = await server.start();
   const stores: S3Store[] = [];
   return {
     store(options = {}) {
@@ -86,10 +87,13 @@ async function s3Provider(): Promise<Provider> {
   };
 }
 
-const providers: Record<string, () => Promise<Provider>> = { local: localProvider, s3: s3Provider };
+const providers: Array<{ name: string; make: () => Promise<Provider>; skip: false | string }> = [
+  { name: 'local', make: localProvider, skip: false },
+  ...S3_SERVERS.map((server) => ({ name: `s3 (${server.name})`, make: () => s3Provider(server), skip: server.skip })),
+];
 
-for (const [name, makeProvider] of Object.entries(providers)) {
-  describe(`ObjectStore contract: ${name}`, { timeout: 60_000 }, () => {
+for (const { name, make: makeProvider, skip } of providers) {
+  describe(`ObjectStore contract: ${name}`, { timeout: 120_000, skip }, () => {
     let provider: Provider;
     let store: ObjectStore;
 
