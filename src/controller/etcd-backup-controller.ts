@@ -18,7 +18,6 @@ import type { ResolvedSecrets, SupervisorEvent } from '../engine/supervisor-type
 import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
-import { createStore } from '../store/factory.js';
 import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { parseBackupKey } from '../store/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
@@ -29,6 +28,7 @@ import { isNotFound, kubeErrorMessage } from './kube-errors.js';
 import { ANNOTATION_APPLIED_HASH, buildPodRunnerObjects, controlledBy, deploymentAvailability, workerName } from './pod-runner.js';
 import { observeStore, type StoreObservation } from './store-status.js';
 import { coreSecretGetter, referencedSecrets, resolveSecrets, type SecretGetter } from './secrets.js';
+import { StoreCache, withStore } from './store-cache.js';
 import { SupervisorHost, type SupervisorHostOptions } from './supervisor-host.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -88,7 +88,7 @@ export class EtcdBackupController {
   /** Keys known to have no worker Deployment (saves API calls when runner is operator). */
   private readonly podsAbsent = new Set<string>();
   /** runner: pod: the store each key's status is read from, reused while its config is unchanged. */
-  private readonly stores = new Map<string, { id: string; store: ObjectStore }>();
+  private readonly stores = new StoreCache();
   private workers: Promise<void>[] = [];
   private running = false;
 
@@ -181,6 +181,7 @@ export class EtcdBackupController {
     await this.queue.shutDownWithDrain();
     await Promise.all(this.workers);
     await this.host.stopAll();
+    this.stores.clear();
     for (const key of this.subjects.keys()) {
       const [ns = '', name = ''] = key.split('/');
       this.options.metrics.forget(ns, name);
@@ -367,14 +368,8 @@ export class EtcdBackupController {
     resolved: ResolvedSpec,
     credentials: ResolvedSecrets['s3Credentials'],
   ): Promise<StoreObservation> {
-    const config = storeConfigFromSpec(resolved.spec.store, credentials);
-    const id = createHash('sha256').update(JSON.stringify(config)).digest('hex');
-    let cached = this.stores.get(key);
-    if (cached?.id !== id) {
-      cached = { id, store: await createStore(config) };
-      this.stores.set(key, cached);
-    }
-    return observeStore(await listBackupObjects(cached.store));
+    const store = await this.stores.get(key, storeConfigFromSpec(resolved.spec.store, credentials));
+    return observeStore(await listBackupObjects(store));
   }
 
   private async ensureConfigMap(desired: V1ConfigMap, uid: string, log: Logger): Promise<void> {
@@ -433,7 +428,7 @@ export class EtcdBackupController {
     const configMap = await orUndefined(this.core.readNamespacedConfigMap({ namespace, name }));
     if (configMap && controlledBy(configMap, uid)) await orUndefined(this.core.deleteNamespacedConfigMap({ namespace, name }));
     this.podsAbsent.add(key);
-    this.stores.delete(key);
+    this.stores.drop(key);
     return true;
   }
 
@@ -498,7 +493,10 @@ export class EtcdBackupController {
       }
       credentials = secrets.secrets.s3Credentials;
     }
-    const store = await createStore(storeConfigFromSpec(spec.store, credentials));
+    return withStore(storeConfigFromSpec(spec.store, credentials), (store) => this.deleteStoredObjects(key, store, log));
+  }
+
+  private async deleteStoredObjects(key: string, store: ObjectStore, log: Logger): Promise<'done'> {
     const keys = (await listBackupObjects(store)).map((info) => info.key).filter((key) => parseBackupKey(key) !== undefined);
     // Bounded parallelism: a store with years of deltas has many objects, but hammering it helps nobody.
     const pending = [...keys];
@@ -568,7 +566,7 @@ export class EtcdBackupController {
     this.lastStatusPatch.delete(key);
     this.secretRetries.delete(key);
     this.podsAbsent.delete(key);
-    this.stores.delete(key);
+    this.stores.drop(key);
   }
 
   private async recordEvent(key: string, event: EventInfo): Promise<void> {

@@ -60,6 +60,8 @@ export interface ObjectStore {
    * more than `olderThanMs` ago (younger ones may belong to a live writer); idempotent.
    */
   cleanupIncomplete?(olderThanMs?: number): Promise<unknown>;
+  /** Releases what the store holds open (an S3 client's sockets); the store is not used afterwards. */
+  close?(): void;
 }
 
 /** Metadata key under which the sha256 of the stored bytes is recorded. */
