@@ -32,6 +32,7 @@ test('config/default builds and holds CRD, RBAC and the manager', { skip: !hasKu
     'CustomResourceDefinition',
     'Deployment',
     'Namespace',
+    'PersistentVolumeClaim',
     'Role',
     'RoleBinding',
     'ServiceAccount',
@@ -60,6 +61,13 @@ test('config/default builds and holds CRD, RBAC and the manager', { skip: !hasKu
   const env = (container as unknown as { env: Array<{ name: string; value?: string }> }).env;
   const image = (container as unknown as { image: string }).image;
   assert.equal(env.find((e) => e.name === 'ETCD_BACKUP_WORKER_IMAGE')?.value, image);
+  // The local sample's path is on a PersistentVolumeClaim: an emptyDir would lose backups with the pod.
+  const mounts = (container as unknown as { volumeMounts: Array<{ name: string; mountPath: string }> }).volumeMounts;
+  const backups = mounts.find((m) => m.mountPath === '/var/backups/etcd');
+  const volumes = (pod as unknown as { volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string } }> }).volumes;
+  const claim = volumes.find((v) => v.name === backups?.name)?.persistentVolumeClaim?.claimName;
+  assert.ok(claim, 'the backup directory is a PersistentVolumeClaim');
+  assert.ok(docs.some((d) => d.kind === 'PersistentVolumeClaim' && d.metadata.name === claim), `the claim ${claim} is part of config/default`);
 });
 
 test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl && 'kubectl not installed' }, () => {
