@@ -10,7 +10,6 @@ import {
   type KubernetesObject,
   type V1ConfigMap,
   type V1Deployment,
-  type V1Secret,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 import { validateEtcdBackup, type ResolvedSpec } from '../api/validate.js';
@@ -29,6 +28,7 @@ import { ANNOTATION_APPLIED_HASH, buildPodRunnerObjects, controlledBy, deploymen
 import { observeStore, type StoreObservation } from './store-status.js';
 import { coreSecretGetter, referencedSecrets, resolveSecrets, type SecretGetter } from './secrets.js';
 import { StoreCache, withStore } from './store-cache.js';
+import { SecretWatches } from './secret-watches.js';
 import { SupervisorHost, type SupervisorHostOptions } from './supervisor-host.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -78,10 +78,9 @@ export class EtcdBackupController {
   readonly host: SupervisorHost;
   /** Only keys matter here: reconcile reads the object itself. */
   private readonly backups: ResilientInformer<KubernetesObject>;
-  private readonly secrets: ResilientInformer<V1Secret>;
+  /** Watches the Secrets specs reference (and only those), to route their changes to keys. */
+  private readonly secrets: SecretWatches;
   private readonly now: () => Date;
-  /** key -> namespace and names of the Secrets its spec references (to route Secret events). */
-  private readonly secretIndex = new Map<string, { namespace: string; names: Set<string> }>();
   private readonly subjects = new Map<string, EventSubject>();
   private readonly lastStatusPatch = new Map<string, number>();
   private readonly secretRetries = new Map<string, number>();
@@ -145,29 +144,22 @@ export class EtcdBackupController {
       logger,
       relistIntervalMs: options.relistIntervalMs,
     });
-    this.secrets = new ResilientInformer<V1Secret>({
-      name: 'secrets',
+    this.secrets = new SecretWatches({
       kc: options.kc,
-      path: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
-      list: () => (namespace ? this.core.listNamespacedSecret({ namespace }) : this.core.listSecretForAllNamespaces()),
-      handlers: {
-        onObject: (secret) => this.secretChanged(secret.metadata?.namespace ?? '', secret.metadata?.name ?? ''),
-        onRelisted: () => undefined,
-      },
       logger,
-      relistIntervalMs: options.relistIntervalMs,
+      onChange: (keys) => keys.forEach((key) => this.queue.add(key)),
+      timeoutSeconds: Math.ceil((options.relistIntervalMs ?? 300_000) / 1000),
     });
   }
 
   hasSynced(): boolean {
-    return this.backups.hasSynced() && this.secrets.hasSynced();
+    return this.backups.hasSynced();
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.backups.start();
-    this.secrets.start();
     const count = this.options.workers ?? 4;
     this.workers = Array.from({ length: count }, () => this.runWorker());
     this.options.logger.info('Started EtcdBackup controller', { namespace: this.options.namespace ?? '(all)', workers: count });
@@ -177,7 +169,8 @@ export class EtcdBackupController {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    await Promise.all([this.backups.stop(), this.secrets.stop()]);
+    this.secrets.stop();
+    await this.backups.stop();
     await this.queue.shutDownWithDrain();
     await Promise.all(this.workers);
     await this.host.stopAll();
@@ -262,7 +255,7 @@ export class EtcdBackupController {
     if (!validation.ok) {
       // Terminal: a retry cannot fix the spec; the next edit triggers a new reconcile.
       await this.stopWorkers(key, obj);
-      this.secretIndex.delete(key);
+      this.secrets.delete(key);
       const status = computeStatus({ ...base, specProblems: validation.problems, worker: { phase: 'Stopped' } });
       if (isTransition(obj.status, status)) {
         log.warn('Rejected invalid EtcdBackup spec', { problems: validation.problems });
@@ -274,7 +267,7 @@ export class EtcdBackupController {
     const spec = resolved.spec;
     base.deltasEnabled = resolved.deltaPeriodMs !== 0;
     base.verificationEnabled = spec.verification !== undefined;
-    this.secretIndex.set(key, { namespace, names: new Set(referencedSecrets(spec).map((ref) => ref.name)) });
+    this.secrets.set(key, namespace, referencedSecrets(spec).map((ref) => ref.name));
 
     if (spec.suspend) {
       if (this.host.hashOf(key) !== undefined) log.info('Suspended backups');
@@ -544,12 +537,6 @@ export class EtcdBackupController {
     return (await this.co.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body })) as EtcdBackup;
   }
 
-  private secretChanged(namespace: string, name: string): void {
-    for (const [key, refs] of this.secretIndex) {
-      if (refs.namespace === namespace && refs.names.has(name)) this.queue.add(key);
-    }
-  }
-
   /** Everything listed plus everything we run: a relist cannot tell us what was deleted meanwhile. */
   private enqueueAll(): void {
     const keys = new Set<string>(this.host.keys());
@@ -562,7 +549,7 @@ export class EtcdBackupController {
     const [ns = '', name = ''] = key.split('/');
     this.options.metrics.forget(ns, name);
     this.subjects.delete(key);
-    this.secretIndex.delete(key);
+    this.secrets.delete(key);
     this.lastStatusPatch.delete(key);
     this.secretRetries.delete(key);
     this.podsAbsent.delete(key);

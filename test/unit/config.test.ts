@@ -82,7 +82,8 @@ test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl &&
     'etcdbackup.io/etcdbackups': ['get', 'list', 'update', 'watch'],
     'etcdbackup.io/etcdbackups/status': ['patch'],
     'etcdbackup.io/etcdbackups/finalizers': ['update'],
-    'core/secrets': ['get', 'list', 'watch'],
+    // Referenced Secrets only: get on reconcile, a watch per Secret (secret-watches.ts); never a list.
+    'core/secrets': ['get', 'watch'],
     'events.k8s.io/events': ['create', 'patch'],
     // spec.runner: pod (src/controller/etcd-backup-controller.ts reconcilePod / removePodWorker)
     'apps/deployments': ['create', 'delete', 'get', 'update'],
@@ -96,4 +97,19 @@ test('samples are valid EtcdBackups (local and S3)', () => {
     const result = validateEtcdBackup(parse(readFileSync(`${ROOT}config/samples/${file}`, 'utf8')));
     assert.ok(result.ok, `${file}: ${result.ok ? '' : result.problems.join('; ')}`);
   }
+});
+
+test('config/namespaced: the manager rules as a Role in its namespace, and the operator watches only that namespace', { skip: !hasKubectl && 'kubectl not installed' }, () => {
+  const docs = kustomize('namespaced');
+  const kinds = docs.map((d) => d.kind);
+  assert.ok(!kinds.includes('ClusterRole') && !kinds.includes('ClusterRoleBinding'), `no cluster-wide rights: ${kinds.join(', ')}`);
+  type Rbac = Doc & { metadata: { namespace?: string }; rules: unknown[]; roleRef: { kind: string; name: string } };
+  const role = docs.find((d) => d.kind === 'Role' && d.metadata.name === 'etcd-backup-manager-role') as Rbac | undefined;
+  const clusterRole = kustomize('default').find((d) => d.kind === 'ClusterRole') as Rbac;
+  assert.deepEqual(role?.rules, clusterRole.rules);
+  const binding = docs.find((d) => d.kind === 'RoleBinding' && (d as Rbac).roleRef.name === 'etcd-backup-manager-role') as Rbac | undefined;
+  assert.equal(binding?.roleRef.kind, 'Role');
+  assert.equal(binding?.metadata.namespace, role?.metadata.namespace);
+  const deployment = docs.find((d) => d.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+  assert.deepEqual(deployment.spec.template.spec.containers[0]!.args.slice(-2), ['--namespace', '$(POD_NAMESPACE)']);
 });
