@@ -29,6 +29,7 @@ import { observeStore, type StoreObservation } from './store-status.js';
 import { coreSecretGetter, referencedSecrets, resolveSecrets, type SecretGetter } from './secrets.js';
 import { StoreCache, withStore } from './store-cache.js';
 import { SecretWatches } from './secret-watches.js';
+import { DEFAULT_POLICY, policyProblems, type OperatorPolicy } from './spec-policy.js';
 import { SupervisorHost, type SupervisorHostOptions } from './supervisor-host.js';
 import { WorkQueue } from './workqueue.js';
 
@@ -58,6 +59,8 @@ export interface EtcdBackupControllerOptions {
   host?: Partial<Omit<SupervisorHostOptions, 'logger' | 'listener'>>;
   /** Image of runner: pod workers when spec.pod.image is not set (the operator's --worker-image). */
   workerImage?: string;
+  /** What an EtcdBackup may do with the operator's privileges; default DEFAULT_POLICY (least). */
+  policy?: OperatorPolicy;
   /** runner: pod: how often status is refreshed from the store and the Deployment. Default 30 s. */
   podStatusIntervalMs?: number;
   now?: () => Date;
@@ -251,7 +254,7 @@ export class EtcdBackupController {
       suspended: false,
       deltasEnabled: true,
     };
-    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    const validation = this.validate(obj);
     if (!validation.ok) {
       // Terminal: a retry cannot fix the spec; the next edit triggers a new reconcile.
       await this.stopWorkers(key, obj);
@@ -459,9 +462,9 @@ export class EtcdBackupController {
 
   /** deletionPolicy Delete: removes every backup object (full/ and delta/) of the EtcdBackup's store. */
   private async deleteBackups(key: string, obj: EtcdBackup, log: Logger): Promise<'done' | 'retry'> {
-    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    const validation = this.validate(obj);
     if (!validation.ok) {
-      // Without a valid spec we cannot know which store to empty; do not hold the object hostage.
+      // Without a valid (and allowed) spec we cannot know which store to empty; do not hold the object hostage.
       void this.recordEvent(key, {
         type: 'Warning',
         reason: 'BackupsNotDeleted',
@@ -528,6 +531,14 @@ export class EtcdBackupController {
     );
     this.lastStatusPatch.set(key, Date.now());
     return result;
+  }
+
+  /** The schema and the operator's policy: a spec the policy refuses is treated like an invalid one. */
+  private validate(obj: EtcdBackup): ReturnType<typeof validateEtcdBackup> {
+    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    if (!validation.ok) return validation;
+    const problems = policyProblems(validation.resolved.spec, this.options.policy ?? DEFAULT_POLICY, this.options.workerImage);
+    return problems.length > 0 ? { ok: false, problems } : validation;
   }
 
   /** PUT with the resourceVersion we read: a concurrent change gives 409 and a retry. */

@@ -9,6 +9,7 @@ import { OperatorMetrics } from '../observability/metrics.js';
 import { EtcdBackupController, type EtcdBackupControllerOptions } from './etcd-backup-controller.js';
 import { KubeEventRecorder } from './events.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election.js';
+import { DEFAULT_POLICY, type OperatorPolicy } from './spec-policy.js';
 
 export interface OperatorOptions {
   /** Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
@@ -22,6 +23,8 @@ export interface OperatorOptions {
   logger: Logger;
   /** Default image of runner: pod workers (spec.pod.image overrides it). */
   workerImage?: string;
+  /** What EtcdBackups may do with the operator's privileges (flags); default: the least. */
+  policy?: Partial<OperatorPolicy>;
   /** Log settings for the per-EtcdBackup worker processes. */
   workerLog?: { level: string; format: 'json' | 'text' };
   /** Default true. Off only for single-replica setups that accept the risk of two operators. */
@@ -95,6 +98,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
     metrics.leader.set(1);
     const term = new EtcdBackupController({
       workerImage: options.workerImage,
+      policy: { ...DEFAULT_POLICY, ...options.policy },
       ...options.controller,
       host: { log: options.workerLog, ...options.controller?.host },
       kc,

@@ -205,7 +205,14 @@ describe('runner: pod end to end', { timeout: 120_000 }, () => {
         spec: {
           etcd: { endpoints: [etcd.clientUrl] },
           store: {
-            s3: { bucket: s3.bucket, prefix: PREFIX, endpoint: s3.endpoint, forcePathStyle: true, credentialsSecretRef: { name: 's3-creds' } },
+            s3: {
+              bucket: s3.bucket,
+              prefix: PREFIX,
+              endpoint: s3.endpoint,
+              forcePathStyle: true,
+              credentialsSecretRef: { name: 's3-creds' },
+              insecure: true, // s3rver speaks plain http on 127.0.0.1
+            },
           },
           // Yearly: only the first full snapshot (the store is empty) is taken during the test.
           fullSnapshot: { schedule: '0 0 1 1 *' },

@@ -72,6 +72,7 @@ describe('Secrets: only referenced ones are read and watched', { timeout: 120_00
       metricsPort: 0,
       metricsHost: '127.0.0.1',
       leaderElection: false,
+      policy: { allowLocalStore: true },
       logger: createLogger({ format: 'json', level: 'info', stream: logStream }),
       signal: stopOperator.signal,
       // Only the Secret watch can notice the rotation within the test.

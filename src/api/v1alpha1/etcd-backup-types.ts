@@ -21,6 +21,8 @@ export interface EtcdSpec {
   tlsSecretRef?: SecretRef;
   /** Secret with username and password. */
   credentialsSecretRef?: SecretRef;
+  /** Allows sending credentialsSecretRef's password to http:// endpoints without TLS. */
+  insecure?: boolean;
 }
 
 export interface S3StoreSpec {
@@ -31,6 +33,8 @@ export interface S3StoreSpec {
   forcePathStyle?: boolean;
   /** Secret with accessKeyId and secretAccessKey; absent means the default AWS credential chain. */
   credentialsSecretRef?: SecretRef;
+  /** Allows credentialsSecretRef with an http:// endpoint (requests signed and data sent without TLS). */
+  insecure?: boolean;
 }
 
 export interface LocalStoreSpec {
