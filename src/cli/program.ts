@@ -232,7 +232,8 @@ export function buildProgram(): Command {
           pipelineDepth: flags.txnsInFlight,
           logger,
         });
-        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);
+        const chain = result.clusterId ? ` (the chain of etcd cluster ${result.clusterId})` : ' (store without a marker: cluster not checked)';
+        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}${chain}`);
         console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}`);
       },
     );

@@ -20,6 +20,7 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { parseBackupKey } from '../store/naming.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
+import { STORE_MARKER_KEY } from '../store/store-marker.js';
 import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
 import { ResilientInformer } from './informer.js';
@@ -501,6 +502,7 @@ export class EtcdBackupController {
         for (let next = pending.shift(); next !== undefined; next = pending.shift()) await store.delete(next);
       }),
     );
+    await store.delete(STORE_MARKER_KEY); // last: the prefix is free for another cluster only once empty
     log.info('Deleted stored backups', { objects: keys.length, store: store.describe() });
     void this.recordEvent(key, {
       type: 'Normal',

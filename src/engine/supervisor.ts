@@ -1,5 +1,5 @@
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient, type EtcdConnection } from '../etcd/client.js';
+import { clusterIdentity, createEtcdClient, type EtcdConnection } from '../etcd/client.js';
 import { keyId } from '../crypto/encryption.js';
 import { errorMessage, OperatorError, UsageError } from '../errors.js';
 import { verifyBackup } from '../restore/verify.js';
@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
 import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { OwnedStore } from '../store/owned-store.js';
 import { planRetention } from '../store/retention.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
@@ -104,10 +105,13 @@ export class Supervisor implements BackupSupervisor {
 
   async start(): Promise<void> {
     const { spec } = this.config.resolved;
-    this.store =
+    const store =
       this.injectedStore ??
       (await createStore(storeConfigFromSpec(spec.store, this.config.secrets.s3Credentials), { budget: this.budget }));
     this.client = createEtcdClient(this.connection);
+    // Writes only into a store of this etcd cluster (store marker; see OwnedStore).
+    const client = this.client;
+    this.store = new OwnedStore(store, { identify: () => clusterIdentity(client), owner: this.config.name, logger: this.logger, now: this.now });
     this.snapshotClient = createEtcdClient({ ...this.connection, bulkTransfer: true });
     this.logger.info('Started backup supervisor', {
       endpoints: this.connection.endpoints,
