@@ -76,6 +76,8 @@ export class Supervisor implements BackupSupervisor {
   private fullListingFailed = false;
   /** The poller's failedPolls already counted into state.delta. */
   private deltaFailedPollsSeen = 0;
+  /** Retention came due while a verification read the store: applied when the verification ends. */
+  private retentionDeferred = false;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -256,6 +258,7 @@ export class Supervisor implements BackupSupervisor {
     if (!this.verifyInFlight) {
       this.verifyInFlight = this.runVerification().finally(() => {
         this.verifyInFlight = undefined;
+        if (this.retentionDeferred && !this.stopped) void this.applyRetention();
         this.scheduleVerification();
       });
     }
@@ -484,6 +487,13 @@ export class Supervisor implements BackupSupervisor {
   }
 
   private async applyRetention(): Promise<void> {
+    // A verification restores the newest snapshot and its deltas: deleting them under it (a new
+    // snapshot with maxFullSnapshots 1) made it report a false VerificationFailed.
+    this.retentionDeferred = this.verifyInFlight !== undefined;
+    if (this.retentionDeferred) {
+      this.logger.info('Deferred retention until the running verification ends');
+      return;
+    }
     try {
       const listing = classifyKeys((await this.store.list('')).map((o) => o.key));
       const plan = planRetention(listing, this.config.resolved.spec.retention, this.now());
