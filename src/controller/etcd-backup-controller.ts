@@ -169,15 +169,20 @@ export class EtcdBackupController {
     this.options.logger.info('Started EtcdBackup controller', { namespace: this.options.namespace ?? '(all)', workers: count });
   }
 
-  /** Stops watching, lets in-flight reconciles finish, then stops every worker process. */
-  async stop(): Promise<void> {
+  /**
+   * Stops watching, lets in-flight reconciles finish, then stops every worker process. With
+   * `workerDeadlineMs` (the leader Lease was lost) the workers are stopped first and killed if they
+   * are still running after it: another operator may start writing then.
+   */
+  async stop(options: { workerDeadlineMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    const workersStopped = options.workerDeadlineMs !== undefined ? this.host.stopAll(options.workerDeadlineMs) : undefined;
     this.secrets.stop();
     await this.backups.stop();
     await this.queue.shutDownWithDrain();
     await Promise.all(this.workers);
-    await this.host.stopAll();
+    await (workersStopped ?? this.host.stopAll());
     this.stores.clear();
     for (const key of this.subjects.keys()) {
       const [ns = '', name = ''] = key.split('/');

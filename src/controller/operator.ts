@@ -61,6 +61,8 @@ export function loadKubeConfig(file?: string): KubeConfig {
   return kc;
 }
 
+/** Workers must be gone this long before another operator could acquire the Lease (exit, clock slack). */
+const LEASE_STOP_MARGIN_MS = 1000;
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 function defaultLeaseNamespace(options: OperatorOptions): string {
@@ -112,12 +114,14 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
       if (controller === term) term.start();
     });
   };
-  const stopLeading = () => {
+  const stopLeading = ({ takeoverInMs }: { takeoverInMs: number }) => {
     leading = false;
     metrics.leader.set(0);
     const term = controller;
     controller = undefined;
-    previousTermStopped = (term?.stop() ?? Promise.resolve()).catch((err: unknown) => {
+    // Workers killed if need be, a margin before another operator may acquire the Lease and start its own.
+    const workerDeadlineMs = Math.max(0, takeoverInMs - LEASE_STOP_MARGIN_MS);
+    previousTermStopped = (term?.stop({ workerDeadlineMs }) ?? Promise.resolve()).catch((err: unknown) => {
       logger.error('Failed to stop the controller cleanly', { error: errorMessage(err) });
     });
   };
