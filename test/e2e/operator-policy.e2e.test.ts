@@ -11,17 +11,15 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { AppsV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { EtcdBackup, EtcdBackupSpec } from '../../src/api/v1alpha1/etcd-backup-types.js';
-import { runOperator } from '../../src/controller/operator.js';
 import { workerName } from '../../src/controller/pod-runner.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { secretReadRecorder, startInProcessOperator, type InProcessOperator } from '../helpers/operator.js';
 import { waitFor as poll } from '../helpers/wait.js';
 
 const NS = 'default';
@@ -34,13 +32,11 @@ let kubeconfig: string;
 let api: KubeApiServer;
 let co: CustomObjectsApi;
 let apps: AppsV1Api;
-let stopOperator: AbortController;
-let operatorDone: Promise<void>;
-const operatorLog: string[] = [];
-const secretReads: string[] = [];
+let operator: InProcessOperator | undefined;
+const secretReads = secretReadRecorder();
 
 const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>): Promise<T> =>
-  poll(what, probe, { timeoutMs: 30_000, intervalMs: 200, retryErrors: true, context: () => operatorLog.slice(-10).join('\n') });
+  poll(what, probe, { timeoutMs: 30_000, intervalMs: 200, retryErrors: true, context: () => (operator?.log ?? []).slice(-10).join('\n') });
 const kubectl = (...args: string[]) => promisify(execFile)('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig } });
 
 async function create(name: string, spec: Partial<EtcdBackupSpec>): Promise<void> {
@@ -62,11 +58,7 @@ async function refusal(name: string): Promise<string> {
 describe("EtcdBackup authors do not gain the operator's privileges (default flags)", { timeout: 120_000 }, () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'operator-policy-e2e-'));
-    api = await startKubeApiServer({
-      onRequest: ({ method, url, userAgent }) => {
-        if (method === 'GET' && /\/secrets(\/|\?|$)/.test(url) && !userAgent.startsWith('kubectl')) secretReads.push(url);
-      },
-    });
+    api = await startKubeApiServer({ onRequest: secretReads.onRequest });
     kubeconfig = await writeKubeconfig(work, api.url);
     const kc = kubeConfigFor(api.url);
     co = kc.makeApiClient(CustomObjectsApi);
@@ -74,24 +66,11 @@ describe("EtcdBackup authors do not gain the operator's privileges (default flag
     await kubectl('apply', '-f', join(REPO_ROOT, 'crds/'));
     await kubectl('create', 'secret', 'generic', 's3-creds', '--from-literal=accessKeyId=AKIA', '--from-literal=secretAccessKey=not-to-leak');
 
-    const logStream = new PassThrough();
-    logStream.on('data', (d: Buffer) => operatorLog.push(...d.toString().split('\n').filter(Boolean)));
-    stopOperator = new AbortController();
-    operatorDone = runOperator({
-      kubeconfig,
-      namespace: NS,
-      metricsPort: 0,
-      metricsHost: '127.0.0.1',
-      leaderElection: false,
-      workerImage: IMAGE,
-      logger: createLogger({ format: 'json', level: 'info', stream: logStream }),
-      signal: stopOperator.signal,
-    });
+    operator = startInProcessOperator({ kubeconfig, namespace: NS, leaderElection: false, workerImage: IMAGE });
   });
 
   after(async () => {
-    stopOperator?.abort();
-    await operatorDone?.catch(() => undefined);
+    await operator?.stop();
     await api?.stop();
     await rm(work, { recursive: true, force: true });
   });
@@ -122,7 +101,7 @@ describe("EtcdBackup authors do not gain the operator's privileges (default flag
     });
     assert.match(await refusal('plain-etcd'), /spec\.etcd\.credentialsSecretRef: the password would be sent unencrypted.*spec\.etcd\.insecure: true/);
     // Every spec so far was refused before its Secrets were resolved.
-    assert.deepEqual(secretReads, []);
+    assert.deepEqual(secretReads.reads, []);
   });
 
   test("a local store (the operator's filesystem): refused; deletionPolicy Delete then deletes nothing", async () => {
@@ -139,6 +118,6 @@ describe("EtcdBackup authors do not gain the operator's privileges (default flag
       ),
     );
     assert.deepEqual(await readdir(join(dir, 'full')), ['00000000000000000042-1700000000.db.gz']);
-    assert.ok(!operatorLog.some((line) => line.includes('"Started backup worker"')), 'no refused spec ever ran');
+    assert.deepEqual(operator!.logged('Started backup worker'), [], 'no refused spec ever ran');
   });
 });

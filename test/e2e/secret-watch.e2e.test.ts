@@ -10,17 +10,15 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import type { EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
-import { runOperator } from '../../src/controller/operator.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { secretReadRecorder, startInProcessOperator, type InProcessOperator } from '../helpers/operator.js';
 import { waitFor as poll } from '../helpers/wait.js';
 
 const NS = 'default';
@@ -33,29 +31,21 @@ let kubeconfig: string;
 let etcd: TestEtcd;
 let api: KubeApiServer;
 let co: CustomObjectsApi;
-let stopOperator: AbortController;
-let operatorDone: Promise<void>;
-const operatorLog: string[] = [];
-/** Requests that read Secrets (GET, list or watch), made by anyone but kubectl (the test's own client). */
-const secretReads: string[] = [];
+let operator: InProcessOperator | undefined;
+const secretReads = secretReadRecorder();
 
 const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>): Promise<T> =>
-  poll(what, probe, { timeoutMs: 60_000, intervalMs: 200, retryErrors: true, context: () => operatorLog.slice(-10).join('\n') });
+  poll(what, probe, { timeoutMs: 60_000, intervalMs: 200, retryErrors: true, context: () => (operator?.log ?? []).slice(-10).join('\n') });
 
 const kubectl = (...args: string[]) => promisify(execFile)('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig } });
 const hexKey = (digit: string) => digit.repeat(64);
-const logged = (message: string) => operatorLog.filter((line) => line.includes(`"message":"${message}"`));
 
 describe('Secrets: only referenced ones are read and watched', { timeout: 120_000 }, () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'secret-watch-e2e-'));
     [etcd, api] = await Promise.all([
       startTestEtcd(),
-      startKubeApiServer({
-        onRequest: ({ method, url, userAgent }) => {
-          if (method === 'GET' && /\/secrets(\/|\?|$)/.test(url) && !userAgent.startsWith('kubectl')) secretReads.push(url);
-        },
-      }),
+      startKubeApiServer({ onRequest: secretReads.onRequest }),
     ]);
     kubeconfig = await writeKubeconfig(work, api.url);
     co = kubeConfigFor(api.url).makeApiClient(CustomObjectsApi);
@@ -63,26 +53,18 @@ describe('Secrets: only referenced ones are read and watched', { timeout: 120_00
     await kubectl('create', 'secret', 'generic', KEY_SECRET, `--from-literal=key=${hexKey('a')}`);
     await kubectl('create', 'secret', 'generic', UNRELATED, '--from-literal=tls.key=not-for-the-operator');
 
-    const logStream = new PassThrough();
-    logStream.on('data', (d: Buffer) => operatorLog.push(...d.toString().split('\n').filter(Boolean)));
-    stopOperator = new AbortController();
-    operatorDone = runOperator({
+    operator = startInProcessOperator({
       kubeconfig,
       namespace: NS,
-      metricsPort: 0,
-      metricsHost: '127.0.0.1',
       leaderElection: false,
       policy: { allowLocalStore: true },
-      logger: createLogger({ format: 'json', level: 'info', stream: logStream }),
-      signal: stopOperator.signal,
       // Only the Secret watch can notice the rotation within the test.
       controller: { resyncIntervalMs: 3_600_000, secretRetry: { initialMs: 3_600_000, maxMs: 3_600_000 } },
     });
   });
 
   after(async () => {
-    stopOperator?.abort();
-    await operatorDone?.catch(() => undefined);
+    await operator?.stop();
     await Promise.allSettled([etcd?.stop(), api?.stop()]);
     await rm(work, { recursive: true, force: true });
   });
@@ -107,14 +89,14 @@ describe('Secrets: only referenced ones are read and watched', { timeout: 120_00
       const obj = (await co.getNamespacedCustomObject({ ...CR, name: 'main' })) as EtcdBackup;
       return obj.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
     });
-    assert.equal(logged('Started backup worker').length, 1);
+    assert.equal(operator!.logged('Started backup worker').length, 1);
 
     const rotated = Buffer.from(hexKey('b')).toString('base64');
     await kubectl('patch', 'secret', KEY_SECRET, '--type', 'merge', '-p', JSON.stringify({ data: { key: rotated } }));
-    await waitFor('the worker restarted on the rotated key', async () => logged('Restarted backup worker').length === 1);
+    await waitFor('the worker restarted on the rotated key', async () => operator!.logged('Restarted backup worker').length === 1);
 
-    assert.ok(secretReads.length > 0, 'the operator read the referenced Secret');
-    const unrelated = secretReads.filter((url) => !url.includes(`/secrets/${KEY_SECRET}`) && !url.includes(`metadata.name%3D${KEY_SECRET}`));
+    assert.ok(secretReads.reads.length > 0, 'the operator read the referenced Secret');
+    const unrelated = secretReads.reads.filter((url) => !url.includes(`/secrets/${KEY_SECRET}`) && !url.includes(`metadata.name%3D${KEY_SECRET}`));
     assert.deepEqual(unrelated, [], 'every Secret read names the referenced Secret');
   });
 });
