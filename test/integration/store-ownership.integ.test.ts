@@ -17,6 +17,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { fullSnapshotKey } from '../../src/store/naming.js';
+import { OwnedStore } from '../../src/store/owned-store.js';
 import { CLUSTER_ID_METADATA_KEY, parseMarker, STORE_MARKER_KEY } from '../../src/store/store-marker.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { waitFor } from '../helpers/wait.js';
@@ -123,6 +124,24 @@ describe('store ownership: two etcd clusters, one store prefix', { timeout: 180_
       new RegExp(`${intruder} .* was taken from etcd cluster \\d+, but the store holds cluster ${idA}'s chain: the store mixes two clusters`),
     );
     await store.delete(intruder);
+  });
+
+  test("a store holding revisions past etcd's head is refused, even under the same cluster ID (a restored cluster)", async () => {
+    const idA = (await clusterIdentity(etcdA.client())).clusterId;
+    // etcd restored with the same member names, peer URLs and token keeps its cluster ID; its head
+    // goes back to the snapshot's revision. The identity is given here: one etcd cannot go back.
+    const store = new OwnedStore(new LocalStore(storeDir), {
+      identify: () => Promise.resolve({ clusterId: idA, headRevision: 3 }),
+      owner: 'test/restored',
+      logger: silentLogger(),
+    });
+    const before = await keysOf(new LocalStore(storeDir));
+    await assert.rejects(
+      store.put('delta/00000000000000000004-00000000000000000004.jsonl', Buffer.from('{}\n')),
+      new RegExp(`holds revisions up to \\d+ but etcd \\(cluster ${idA}\\) is at revision 3: its history is not the one in the store`),
+    );
+    await assert.rejects(store.delete(before[0]!), /its history is not the one in the store/);
+    assert.deepEqual(await keysOf(new LocalStore(storeDir)), before, 'nothing written or deleted');
   });
 
   test('a store without a marker (written by an older version) is adopted by its first writer', async () => {
