@@ -1,23 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { validateEtcdBackup } from '../../src/api/validate.js';
 import type { EtcdBackupSpec } from '../../src/api/v1alpha1/etcd-backup-types.js';
 import { DEFAULT_POLICY, imageAllowed, policyProblems, type OperatorPolicy } from '../../src/controller/spec-policy.js';
 
 const DEFAULT_IMAGE = 'registry.example/etcd-backup:1.0';
 
+/** A defaulted spec (through the real validation), S3 with its own credentials over TLS, plus overrides. */
 function spec(overrides: Partial<EtcdBackupSpec> = {}): EtcdBackupSpec {
-  return {
-    etcd: { endpoints: ['https://etcd:2379'] },
-    store: { s3: { bucket: 'backups', endpoint: 'https://s3.example', credentialsSecretRef: { name: 's3' } } },
-    fullSnapshot: { schedule: '@hourly', compression: 'gzip', timeout: '15m' },
-    deltaSnapshot: { period: '20s', chunkRevisions: 1000, chunkParallelism: 4 },
-    memory: { budget: '128Mi' },
-    retention: { policy: 'LimitBased', maxFullSnapshots: 7 },
-    suspend: false,
-    runner: 'operator',
-    deletionPolicy: 'Retain',
-    ...overrides,
-  };
+  const validation = validateEtcdBackup({
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name: 'policy' },
+    spec: { etcd: { endpoints: ['https://etcd:2379'] }, store: { s3: { bucket: 'backups', endpoint: 'https://s3.example', credentialsSecretRef: { name: 's3' } } } },
+  });
+  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  return { ...validation.resolved.spec, ...overrides };
 }
 
 const problems = (s: EtcdBackupSpec, policy: Partial<OperatorPolicy> = {}) => policyProblems(s, { ...DEFAULT_POLICY, ...policy }, DEFAULT_IMAGE);
