@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createStore, type StoreConfig } from '../store/factory.js';
+import { createStore } from '../store/factory.js';
+import type { StoreConfig } from '../store/store-config.js';
 import type { ObjectStore } from '../store/object-store.js';
 
 export type StoreFactory = (config: StoreConfig) => Promise<ObjectStore>;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from '../observability/logger.js';
-import { classifyKeys } from './naming.js';
+import { classifyKeys } from '../archive/naming.js';
 import { listBackupObjects, type GetResult, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './object-store.js';
 import {
   CLUSTER_ID_METADATA_KEY,

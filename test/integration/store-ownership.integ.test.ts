@@ -16,7 +16,7 @@ import { clusterIdentity } from '../../src/etcd/client.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { fullSnapshotKey } from '../../src/store/naming.js';
+import { fullSnapshotKey } from '../../src/archive/naming.js';
 import { OwnedStore } from '../../src/store/owned-store.js';
 import { CLUSTER_ID_METADATA_KEY, parseMarker, STORE_MARKER_KEY } from '../../src/store/store-marker.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { StoreCache, withStore, type StoreFactory } from '../../src/controller/store-cache.js';
-import type { StoreConfig } from '../../src/store/factory.js';
+import type { StoreConfig } from '../../src/store/store-config.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 
 function spyFactory(): { create: StoreFactory; opened: string[]; closed: string[] } {
