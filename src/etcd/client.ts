@@ -120,15 +120,15 @@ function dropIpServernameWarning(): void {
  * etcd's head revision, from a cheap count-only range. Linearizable (not `serializable`): a lagging member answers only once it has
  * caught up, so the result is never behind a revision already seen (the delta poller relies on it).
  */
+export async function headRevision(client: Etcd3): Promise<number> {
+  const response = await client.kv.range({ key: Buffer.from('\0'), count_only: true });
+  return Number(response.header.revision);
+}
+
 /** etcd's cluster ID and head revision, from one response header. */
 export async function clusterIdentity(client: Etcd3): Promise<{ clusterId: string; headRevision: number }> {
   const response = await client.kv.range({ key: Buffer.from('\0'), count_only: true });
   return { clusterId: String(response.header.cluster_id), headRevision: Number(response.header.revision) };
-}
-
-export async function headRevision(client: Etcd3): Promise<number> {
-  const response = await client.kv.range({ key: Buffer.from('\0'), count_only: true });
-  return Number(response.header.revision);
 }
 
 /**
