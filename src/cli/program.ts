@@ -240,7 +240,8 @@ export function buildProgram(): Command {
           pipelineDepth: flags.txnsInFlight,
           logger,
         });
-        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);
+        const chain = result.clusterId ? ` (the chain of etcd cluster ${result.clusterId})` : ' (store without a marker: cluster not checked)';
+        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}${chain}`);
         console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}`);
       },
     );
@@ -314,9 +315,24 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--worker-image <image>', 'image of runner: pod workers when spec.pod.image is not set').env('ETCD_BACKUP_WORKER_IMAGE'),
     )
+    .option(
+      '--allowed-worker-images <images>',
+      "comma-separated images spec.pod.image may name besides --worker-image; an entry ending in * is a prefix (default: none)",
+    )
+    .option('--allow-ambient-credentials', "let S3 stores without credentialsSecretRef use the operator's own cloud identity")
+    .option('--allow-local-store', "let EtcdBackups use spec.store.local (writes into the operator's filesystem)")
     .action(
       async (
-        flags: { kubeconfig?: string; namespace?: string; metricsPort: number; leaderElection: boolean; workerImage?: string },
+        flags: {
+          kubeconfig?: string;
+          namespace?: string;
+          metricsPort: number;
+          leaderElection: boolean;
+          workerImage?: string;
+          allowedWorkerImages?: string;
+          allowAmbientCredentials?: boolean;
+          allowLocalStore?: boolean;
+        },
         command: Command,
       ) => {
         if (!Number.isInteger(flags.metricsPort) || flags.metricsPort < 0 || flags.metricsPort > 65535) {
@@ -331,6 +347,11 @@ export function buildProgram(): Command {
           metricsPort: flags.metricsPort,
           leaderElection: flags.leaderElection,
           workerImage: flags.workerImage,
+          policy: {
+            allowedWorkerImages: (flags.allowedWorkerImages ?? '').split(',').map((image) => image.trim()).filter(Boolean),
+            allowAmbientCredentials: flags.allowAmbientCredentials === true,
+            allowLocalStore: flags.allowLocalStore === true,
+          },
           logger: loggerFor(command),
           workerLog: { level: globals.logLevel, format: globals.logFormat },
         });

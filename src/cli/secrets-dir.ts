@@ -45,9 +45,12 @@ export async function readSecretsFromDir(spec: EtcdBackupSpec, dir: string): Pro
   }
   if (spec.store.s3?.credentialsSecretRef) {
     const ref = spec.store.s3.credentialsSecretRef;
+    // sessionToken is optional, as in the operator (secrets.ts): STS credentials fail without it.
+    const sessionToken = text(await read(ref, 'sessionToken', false));
     secrets.s3Credentials = {
       accessKeyId: text(await read(ref, 'accessKeyId', true)),
       secretAccessKey: text(await read(ref, 'secretAccessKey', true)),
+      ...(sessionToken ? { sessionToken } : {}),
     };
   }
   if (spec.encryption) {

@@ -1,5 +1,5 @@
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient, type EtcdConnection } from '../etcd/client.js';
+import { clusterIdentity, createEtcdClient, type EtcdConnection } from '../etcd/client.js';
 import { keyId } from '../crypto/encryption.js';
 import { errorMessage, OperatorError, UsageError } from '../errors.js';
 import { verifyBackup } from '../restore/verify.js';
@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
 import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { OwnedStore } from '../store/owned-store.js';
 import { planRetention } from '../store/retention.js';
 import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
 import { describeLocked, retentionStatus, summariseLocked } from '../store/object-lock.js';
@@ -88,6 +89,8 @@ export class Supervisor implements BackupSupervisor {
   private fullListingFailed = false;
   /** The poller's failedPolls already counted into state.delta. */
   private deltaFailedPollsSeen = 0;
+  /** Retention came due while a verification read the store: applied when the verification ends. */
+  private retentionDeferred = false;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -119,10 +122,13 @@ export class Supervisor implements BackupSupervisor {
 
   async start(): Promise<void> {
     const { spec } = this.config.resolved;
-    this.store =
+    const store =
       this.injectedStore ??
       (await createStore(storeConfigFromSpec(spec.store, this.config.secrets.s3Credentials), { budget: this.budget }));
     this.client = createEtcdClient(this.connection);
+    // Writes only into a store of this etcd cluster (store marker; see OwnedStore).
+    const client = this.client;
+    this.store = new OwnedStore(store, { identify: () => clusterIdentity(client), owner: this.config.name, logger: this.logger, now: this.now });
     this.snapshotClient = createEtcdClient({ ...this.connection, bulkTransfer: true });
     this.logger.info('Started backup supervisor', {
       endpoints: this.connection.endpoints,
@@ -281,6 +287,7 @@ export class Supervisor implements BackupSupervisor {
     if (!this.verifyInFlight) {
       this.verifyInFlight = this.runVerification().finally(() => {
         this.verifyInFlight = undefined;
+        if (this.retentionDeferred && !this.stopped) void this.applyRetention();
         this.scheduleVerification();
       });
     }
@@ -513,6 +520,13 @@ export class Supervisor implements BackupSupervisor {
   }
 
   private async applyRetention(): Promise<void> {
+    // A verification restores the newest snapshot and its deltas: deleting them under it (a new
+    // snapshot with maxFullSnapshots 1) made it report a false VerificationFailed.
+    this.retentionDeferred = this.verifyInFlight !== undefined;
+    if (this.retentionDeferred) {
+      this.logger.info('Deferred retention until the running verification ends');
+      return;
+    }
     try {
       const listing = classifyKeys((await this.store.list('')).map((o) => o.key));
       const plan = planRetention(listing, this.config.resolved.spec.retention, this.now());

@@ -18,6 +18,7 @@ import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, Unencr
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { readStoreMarker, withClusterCheck } from '../store/store-marker.js';
 import { replayDeltas } from './delta-replay.js';
 import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
 
@@ -67,6 +68,8 @@ export interface RestoreResult {
   snapshotRevision: number;
   /** The restored head revision. */
   revision: number;
+  /** The etcd cluster whose chain was restored (the store marker's); undefined for a store without one. */
+  clusterId?: string;
 }
 
 /**
@@ -76,6 +79,11 @@ export interface RestoreResult {
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const dataDir = resolve(options.dataDir);
   await ensureEmptyDir(dataDir);
+  // The marker says whose chain the store holds; every object read must be of that cluster.
+  const marker = await readStoreMarker(options.store, options.signal);
+  const store = marker ? withClusterCheck(options.store, marker.clusterId) : options.store;
+  if (marker) options.logger.info('Restoring the chain of etcd cluster', { clusterId: marker.clusterId, startedBy: marker.owner });
+  else options.logger.warn('The store has no marker: which cluster its objects come from is not checked', { store: options.store.describe() });
   const objects = await options.store.list('');
   const listing = classifyKeys(objects.map((o) => o.key));
   const candidates = snapshotCandidates(listing, options);
@@ -101,7 +109,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
-      await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, tools.restore, options);
+      await restoreSnapshotInto(store, snapshot, dataDir, workDir, tools.restore, options);
       signal?.throwIfAborted();
       const member = { dataDir, name: options.name ?? 'default', workDir, etcd: tools.etcd.binary };
       const result = await withTemporaryMember(member, signal, async (client) => {
@@ -111,10 +119,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
         const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
+        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, clusterId: marker?.clusterId };
         const replayed = await replayDeltas({
           client,
-          store: options.store,
+          store,
           deltas,
           afterRevision: snapshotRevision,
           toRevision: target,
@@ -128,7 +136,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             : undefined,
           requireEncrypted: requiresEncryption(options),
         });
-        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
+        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied, clusterId: marker?.clusterId };
       });
       signal?.throwIfAborted();
       if (result) return result;

@@ -68,6 +68,8 @@ export interface ObjectStore {
    * under retention throws ObjectLockedError and deletes nothing.
    */
   retentionOf?(key: string): Promise<ObjectRetention | undefined>;
+  /** Releases what the store holds open (an S3 client's sockets); the store is not used afterwards. */
+  close?(): void;
 }
 
 /** Metadata key under which the sha256 of the stored bytes is recorded. */

@@ -133,7 +133,13 @@ s3rverAccounts.DUMMY_ACCOUNT.createKeyPair(ACCESS_KEY_ID, SECRET_ACCESS_KEY);
 /** s3rver keeps in-progress multipart uploads in `<dir>/<bucket>/._S3rver_uploads/<uploadId>/`. */
 const UPLOADS_DIR = '._S3rver_uploads';
 
-export async function startTestS3(options: { bucket?: string } = {}): Promise<TestS3> {
+export interface TestS3Options {
+  bucket?: string;
+  /** Sees every request's method, path and headers before it is served (s3rver ignores session tokens). */
+  onRequest?: (request: { method: string; path: string; headers: IncomingMessage['headers'] }) => void;
+}
+
+export async function startTestS3(options: TestS3Options = {}): Promise<TestS3> {
   const bucket = options.bucket ?? 'backups';
   const directory = await mkdtemp(join(tmpdir(), 's3rver-test-'));
   let server: Server | undefined;
@@ -145,6 +151,7 @@ export async function startTestS3(options: { bucket?: string } = {}): Promise<Te
     const koa = s3rver.callback();
     const uploadsDir = join(directory, bucket, UPLOADS_DIR);
     const http = createServer((req, res) => {
+      options.onRequest?.({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
       shim(req, res, { bucket, uploadsDir, s3rver }).then(
         (handled) => {
           if (!handled) koa(req, res);

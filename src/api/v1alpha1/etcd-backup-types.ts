@@ -21,6 +21,8 @@ export interface EtcdSpec {
   tlsSecretRef?: SecretRef;
   /** Secret with username and password. */
   credentialsSecretRef?: SecretRef;
+  /** Allows sending credentialsSecretRef's password to http:// endpoints without TLS. */
+  insecure?: boolean;
 }
 
 export interface S3StoreSpec {
@@ -33,6 +35,8 @@ export interface S3StoreSpec {
   credentialsSecretRef?: SecretRef;
   /** S3 Object Lock retention written on every backup object (the bucket must have Object Lock enabled). */
   objectLock?: ObjectLockSpec;
+  /** Allows credentialsSecretRef with an http:// endpoint (requests signed and data sent without TLS). */
+  insecure?: boolean;
 }
 
 export interface ObjectLockSpec {

@@ -29,6 +29,11 @@ export const specSchema = {
         },
         tlsSecretRef: { ...secretRef, description: 'Secret with ca.crt, tls.crt, tls.key.' },
         credentialsSecretRef: { ...secretRef, description: 'Secret with username and password.' },
+        insecure: {
+          type: 'boolean',
+          description:
+            'Allow sending the credentialsSecretRef password to http:// endpoints without TLS. The operator refuses that otherwise.',
+        },
       },
     },
     store: {
@@ -66,6 +71,11 @@ export const specSchema = {
                   description: 'Go duration each object stays locked after it is written, e.g. 720h (30 days).',
                 },
               },
+            },
+            insecure: {
+              type: 'boolean',
+              description:
+                'Allow credentialsSecretRef with an http:// endpoint: signed requests, the session token and the data travel without TLS. The operator refuses that otherwise.',
             },
           },
         },
