@@ -8,6 +8,8 @@
  * Leases are NOT restored: keys are written without a lease (the source's lease IDs mean nothing in
  * the restored cluster, and expiring them during the restore would change the data). Deletions
  * caused by lease expiry in the source are in the deltas as ordinary DELETE events and are replayed.
+ * The leases the snapshot holds are kept alive while the replay runs (LeaseKeeper), so that the
+ * temporary member never revokes one by itself.
  *
  * The etcd being restored must accept each source revision as one txn: start it with
  * --max-txn-ops at least the largest revision's event count (a delete-range or lease revocation can
@@ -28,7 +30,9 @@ import type { Logger } from '../observability/logger.js';
 import { DELTA_DIR, type DeltaName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { DEFAULT_PREFETCH_BYTES, DEFAULT_PREFETCH_OBJECTS, DeltaPrefetcher } from './delta-prefetch.js';
-import { DEFAULT_PIPELINE_DEPTH, TxnPipeline, type PipelineStats } from './txn-pipeline.js';
+import { describeForeignRevisions } from './foreign-revisions.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { DEFAULT_PIPELINE_DEPTH, RevisionMismatchError, TxnPipeline, type PipelineStats } from './txn-pipeline.js';
 
 /** The delta archive does not hold some revisions a restore needs. */
 export class DeltaGapError extends RestoreError {
@@ -78,6 +82,11 @@ export function planDeltas(deltas: readonly DeltaName[], afterRevision: number, 
 export interface ReplayOptions {
   /** The etcd being restored; its head revision must equal afterRevision. */
   client: Etcd3;
+  /**
+   * Keeps the member's leases alive (withTemporaryMember's, which runs as long as the member);
+   * without it the replay keeps them alive itself while it runs.
+   */
+  leases?: LeaseKeeper;
   store: ObjectStore;
   /** The store's delta objects (from classifyKeys); planDeltas picks the ones needed. */
   deltas: DeltaName[];
@@ -142,6 +151,8 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
     options.prefetchObjects ?? DEFAULT_PREFETCH_OBJECTS,
   );
   let applied = afterRevision; // the last revision queued; confirmed once the pipeline drains
+  // No lease of the member may expire while the replay runs (see LeaseKeeper).
+  const keeper = options.leases ?? (await LeaseKeeper.start(client, logger));
   try {
     for (let i = 0; i < plan.length; i++) {
       const { delta, file, done } = await prefetcher.next();
@@ -165,8 +176,14 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
     await pipeline.drain();
   } catch (err) {
     await pipeline.abandon();
+    if (err instanceof RevisionMismatchError && err.got > err.expected) {
+      // Revisions expected..got-1 were made by something other than the replay: say what they hold.
+      const found = await describeForeignRevisions(client, err.expected, err.got - 1);
+      throw new RevisionMismatchError(err.expected, err.got, `the etcd being restored made revisions the replay did not: ${found}`);
+    }
     throw err;
   } finally {
+    if (!options.leases) await keeper.stop();
     await prefetcher.close();
     await rm(spoolDir, { recursive: true, force: true });
   }

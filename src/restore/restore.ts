@@ -17,6 +17,7 @@ import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { replayDeltas } from './delta-replay.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
 
 const run = promisify(execFile);
@@ -82,7 +83,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       signal?.throwIfAborted();
       await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
       signal?.throwIfAborted();
-      const result = await withTemporaryMember(dataDir, options.name ?? 'default', workDir, signal, async (client) => {
+      const result = await withTemporaryMember(dataDir, options.name ?? 'default', workDir, signal, options.logger, async (client, leases) => {
         const snapshotRevision = await headRevision(client);
         if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
         options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
@@ -92,6 +93,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
         const replayed = await replayDeltas({
           client,
+          leases,
           store: options.store,
           deltas,
           afterRevision: snapshotRevision,
@@ -204,14 +206,25 @@ export async function withTemporaryMember<T>(
   name: string,
   workDir: string,
   signal: AbortSignal | undefined,
-  use: (client: Etcd3) => Promise<T>,
+  logger: Logger,
+  use: (client: Etcd3, leases: LeaseKeeper) => Promise<T>,
 ): Promise<T> {
   const member = await startMember(dataDir, name, workDir);
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
   try {
-    return await withClient(member, use);
+    return await withClient(member, async (client) => {
+      // For as long as the member runs, none of its leases may expire: that would delete keys and
+      // make a revision of its own (LeaseKeeper). Each was refreshed at most a third of its TTL ago
+      // when the member is stopped.
+      const leases = await LeaseKeeper.start(client, logger);
+      try {
+        return await use(client, leases);
+      } finally {
+        await leases.stop();
+      }
+    });
   } catch (err) {
     signal?.throwIfAborted();
     throw err;

@@ -1,0 +1,182 @@
+/**
+ * Leases and restore, against real etcds: a lease that a client keeps alive in the source must not
+ * expire inside restore's temporary member while the deltas replay (the restore would gain a
+ * revision of its own), and when a revision the replay did not make shows up anyway, the error says
+ * what that revision holds.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import type { Etcd3 } from 'etcd3';
+import { DELTA_DIR, classifyKeys, fullSnapshotKey } from '../../src/archive/naming.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
+import { DeltaPoller } from '../../src/engine/delta-poller.js';
+import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
+import { ETCDCTL_BINARY, freePort } from '../../src/etcd/local-etcd.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { replayDeltas } from '../../src/restore/delta-replay.js';
+import { restoreBackup, startMember, withClient } from '../../src/restore/restore.js';
+import { LocalStore } from '../../src/store/local-store.js';
+import type { GetResult, ObjectStore } from '../../src/store/object-store.js';
+import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { DelegatingStore } from '../harness/throttled-store.js';
+import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
+
+const run = promisify(execFile);
+const logger = silentLogger();
+/** etcd's shortest lease TTL with its default election timeout. */
+const LEASE_TTL_S = 2;
+
+let source: TestEtcd;
+let writer: Etcd3;
+const cleanups: Array<() => Promise<void>> = [];
+
+before(async () => {
+  source = await startTestEtcd();
+  writer = source.client();
+});
+
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  await source?.stop();
+});
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs `beforeFirst` once, before the first delta object is handed to the replay. */
+class HookedStore extends DelegatingStore {
+  private ran = false;
+
+  constructor(
+    inner: ObjectStore,
+    private readonly beforeFirst: () => Promise<void>,
+  ) {
+    super(inner);
+  }
+
+  override async get(key: string, options?: { signal?: AbortSignal }): Promise<GetResult> {
+    if (key.startsWith(DELTA_DIR) && !this.ran) {
+      this.ran = true;
+      await this.beforeFirst();
+    }
+    return this.inner.get(key, options);
+  }
+}
+
+interface Backup {
+  store: LocalStore;
+  snapshotFile: string;
+  base: number;
+  head: number;
+  /** Source lease ID (decimal) kept alive by a client for the whole test. */
+  leaseId: string;
+}
+
+/**
+ * A full snapshot holding `lease/held` on a short-TTL lease that a client keeps alive, then deltas
+ * with a mixed workload, archived by the real delta poller.
+ */
+async function backupWithKeptAliveLease(prefix: string): Promise<Backup> {
+  const lease = writer.lease(LEASE_TTL_S); // etcd3 keeps it alive (every TTL/3) until revoked
+  cleanups.push(() => lease.revoke());
+  const leaseId = await lease.grant();
+  await lease.put(`${prefix}lease/held`).value('alive');
+  const dir = await tempDir('lease-backup-');
+  const snapshotFile = join(dir, 'base.db');
+  await run(ETCDCTL_BINARY, ['--endpoints', source.clientUrl, 'snapshot', 'save', snapshotFile]);
+  const { stdout } = await run(ETCDCTL_BINARY, ['snapshot', 'status', snapshotFile, '-w', 'json']);
+  const base = (JSON.parse(stdout) as { revision: number }).revision;
+  const store = new LocalStore(join(dir, 'store'));
+  await store.put(fullSnapshotKey(base, new Date(), { compression: 'none', encrypted: false }), createReadStream(snapshotFile));
+  await writeMixedWorkload(writer, `${prefix}w/`, 300, 7);
+  const head = await headRevision(writer);
+  const poller = new DeltaPoller({
+    client: source.client(),
+    store,
+    budget: new MemoryBudget(16 * 1024 * 1024),
+    periodMs: 60_000,
+    chunkRevisions: 100,
+    parallelism: 2,
+    compression: 'gzip',
+    logger,
+  });
+  await poller.start();
+  assert.equal((await poller.pollOnce()).archivedRevision, head);
+  await poller.stop();
+  return { store, snapshotFile, base, head, leaseId };
+}
+
+function comparable(kvs: Awaited<ReturnType<typeof allKeys>>): object[] {
+  return kvs.map((kv) => ({
+    key: kv.key.toString(),
+    value: kv.value.toString('hex'),
+    create: kv.createRevision,
+    mod: kv.modRevision,
+    version: kv.version,
+  }));
+}
+
+test('a kept-alive lease in the snapshot survives a replay longer than its TTL: restore lands on the head and equals the source', async () => {
+  const backup = await backupWithKeptAliveLease('keep/');
+  // The replay is held up for more than twice the lease's TTL before its first delta object: long
+  // enough for the temporary member to revoke the lease if nothing keeps it alive.
+  const store = new HookedStore(backup.store, () => sleep(LEASE_TTL_S * 2500));
+  const dataDir = join(await tempDir('lease-restore-'), 'data');
+  const result = await restoreBackup({ store, dataDir, logger });
+  assert.equal(result.snapshotRevision, backup.base);
+  assert.equal(result.revision, backup.head, 'restore lands exactly on the head revision');
+
+  const want = comparable(await allKeys(writer, backup.head));
+  assert.ok(want.some((kv) => (kv as { key: string }).key === 'keep/lease/held'), 'the source still holds the leased key');
+  const member = await startMember(dataDir, 'default', await tempDir('lease-member-'));
+  try {
+    await withClient(member, async (client) => {
+      assert.equal(await headRevision(client), backup.head);
+      assert.deepEqual(comparable(await allKeys(client)), want, 'restored keys equal the source at the head');
+      const { leases } = await client.leaseClient.leaseLeases();
+      assert.ok(leases.some((l) => l.ID === backup.leaseId), 'the snapshot lease is still there');
+    });
+  } finally {
+    await member.stop();
+  }
+});
+
+test('a revision the replay did not make is named in the error: its keys and their lease', async () => {
+  const backup = await backupWithKeptAliveLease('foreign/');
+  const dir = await tempDir('lease-foreign-');
+  const peerUrl = `http://127.0.0.1:${await freePort()}`;
+  const dataDir = join(dir, 'data');
+  await run(ETCDCTL_BINARY, [
+    'snapshot', 'restore', backup.snapshotFile, '--data-dir', dataDir, '--name', 'restored',
+    '--initial-cluster', `restored=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl,
+    '--initial-cluster-token', 'lease-test',
+  ]);
+  const member = await startMember(dataDir, 'restored', dir);
+  cleanups.push(() => member.stop());
+  const client = createEtcdClient({ endpoints: [member.clientUrl] });
+  cleanups.push(async () => client.close());
+  // Something other than the replay revokes the snapshot's lease on the member mid-restore.
+  const store = new HookedStore(backup.store, async () => {
+    await client.leaseClient.leaseRevoke({ ID: backup.leaseId });
+  });
+  const deltas = classifyKeys((await backup.store.list(DELTA_DIR)).map((o) => o.key)).deltas;
+  await assert.rejects(
+    replayDeltas({ client, store, deltas, afterRevision: backup.base, toRevision: backup.head, logger }),
+    (err: Error) => {
+      assert.match(err.message, new RegExp(`applying source revision ${backup.base + 1} produced revision ${backup.base + 2}`));
+      assert.match(err.message, new RegExp(`revision ${backup.base + 1} deleted 1 key \\("foreign/lease/held"\\) on lease ${BigInt(backup.leaseId).toString(16)}`));
+      assert.doesNotMatch(err.message, /another base snapshot/);
+      return true;
+    },
+  );
+});
