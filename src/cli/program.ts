@@ -220,6 +220,7 @@ export function buildProgram(): Command {
         const logger = loggerFor(command);
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const { restoreBackup } = await import('../restore/restore.js');
+        const { describeLeaseSummary } = await import('../restore/lease-restorer.js');
         const result = await restoreBackup({
           encryptionKeys,
           store: await openStoreUrl(flags.store),
@@ -233,6 +234,8 @@ export function buildProgram(): Command {
           logger,
         });
         console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);
+        const leases = describeLeaseSummary(result.leases);
+        if (leases) console.log(`leases: ${leases}`);
         console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}`);
       },
     );

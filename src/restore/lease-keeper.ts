@@ -47,6 +47,11 @@ export class LeaseKeeper {
     if (!this.timer) this.schedule(0);
   }
 
+  /** Stops keeping `id` alive (it is being revoked). */
+  remove(id: string): void {
+    this.ids.delete(id);
+  }
+
   /** The leases being kept alive. */
   get leaseIds(): ReadonlySet<string> {
     return this.ids;

@@ -18,6 +18,7 @@ import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/
 import type { ObjectStore } from '../store/object-store.js';
 import { replayDeltas } from './delta-replay.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { noLeaseChanges, type LeaseSummary } from './lease-restorer.js';
 import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
 
 const run = promisify(execFile);
@@ -55,6 +56,8 @@ export interface RestoreResult {
   snapshotRevision: number;
   /** The restored head revision. */
   revision: number;
+  /** What the replay did with the source's leases. */
+  leases: LeaseSummary;
 }
 
 /**
@@ -90,7 +93,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
         const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
+        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, leases: noLeaseChanges() };
         const replayed = await replayDeltas({
           client,
           leases,
@@ -107,7 +110,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
         });
-        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
+        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied, leases: replayed.leases };
       });
       signal?.throwIfAborted();
       if (result) return result;

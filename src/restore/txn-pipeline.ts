@@ -187,7 +187,7 @@ async function opsFor(client: Etcd3, events: DeltaEvent[], stateIsCurrent: boole
   }
   return events.map((event) =>
     event.type === 'PUT'
-      ? { request_put: { key: event.key, value: event.value } }
+      ? { request_put: { key: event.key, value: event.value, ...(event.lease !== '0' ? { lease: event.lease } : {}) } }
       : { request_delete_range: { key: event.key } },
   );
 }

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
-import { DELTA_DIR, classifyKeys, fullSnapshotKey } from '../../src/archive/naming.js';
+import { DELTA_DIR, classifyKeys, deltaKey, fullSnapshotKey } from '../../src/archive/naming.js';
 import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { DeltaPoller } from '../../src/engine/delta-poller.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
@@ -92,16 +92,28 @@ async function backupWithKeptAliveLease(prefix: string): Promise<Backup> {
   const leaseId = await lease.grant();
   await lease.put(`${prefix}lease/held`).value('alive');
   const dir = await tempDir('lease-backup-');
-  const snapshotFile = join(dir, 'base.db');
-  await run(ETCDCTL_BINARY, ['--endpoints', source.clientUrl, 'snapshot', 'save', snapshotFile]);
-  const { stdout } = await run(ETCDCTL_BINARY, ['snapshot', 'status', snapshotFile, '-w', 'json']);
-  const base = (JSON.parse(stdout) as { revision: number }).revision;
   const store = new LocalStore(join(dir, 'store'));
-  await store.put(fullSnapshotKey(base, new Date(), { compression: 'none', encrypted: false }), createReadStream(snapshotFile));
+  const { file: snapshotFile, base } = await saveFullSnapshot(source, store, dir);
   await writeMixedWorkload(writer, `${prefix}w/`, 300, 7);
-  const head = await headRevision(writer);
+  const head = await archiveDeltas(source, store);
+  return { store, snapshotFile, base, head, leaseId };
+}
+
+/** Full snapshot of `etcd` into `store` (uncompressed); returns the snapshot file and its revision. */
+async function saveFullSnapshot(etcd: TestEtcd, store: ObjectStore, dir: string): Promise<{ file: string; base: number }> {
+  const file = join(dir, `full-${Date.now()}.db`);
+  await run(ETCDCTL_BINARY, ['--endpoints', etcd.clientUrl, 'snapshot', 'save', file]);
+  const { stdout } = await run(ETCDCTL_BINARY, ['snapshot', 'status', file, '-w', 'json']);
+  const base = (JSON.parse(stdout) as { revision: number }).revision;
+  await store.put(fullSnapshotKey(base, new Date(), { compression: 'none', encrypted: false }), createReadStream(file));
+  return { file, base };
+}
+
+/** Archives every revision of `etcd` up to its head with the real delta poller; returns the head. */
+async function archiveDeltas(etcd: TestEtcd, store: ObjectStore): Promise<number> {
+  const head = await headRevision(etcd.client());
   const poller = new DeltaPoller({
-    client: source.client(),
+    client: etcd.client(),
     store,
     budget: new MemoryBudget(16 * 1024 * 1024),
     periodMs: 60_000,
@@ -113,7 +125,23 @@ async function backupWithKeptAliveLease(prefix: string): Promise<Backup> {
   await poller.start();
   assert.equal((await poller.pollOnce()).archivedRevision, head);
   await poller.stop();
-  return { store, snapshotFile, base, head, leaseId };
+  return head;
+}
+
+async function leaseOf(client: Etcd3, key: string): Promise<string> {
+  const { kvs } = await client.kv.range({ key: Buffer.from(key) });
+  assert.equal(kvs.length, 1, `${key} exists`);
+  return String(kvs[0]!.lease);
+}
+
+async function leaseTable(client: Etcd3): Promise<Array<{ id: string; grantedTtl: number; keys: string[] }>> {
+  const { leases } = await client.leaseClient.leaseLeases();
+  const table = [];
+  for (const { ID } of leases) {
+    const info = await client.leaseClient.leaseTimeToLive({ ID, keys: true });
+    table.push({ id: ID, grantedTtl: Number(info.grantedTTL), keys: info.keys.map((k) => k.toString()).sort() });
+  }
+  return table.sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
 function comparable(kvs: Awaited<ReturnType<typeof allKeys>>): object[] {
@@ -179,4 +207,86 @@ test('a revision the replay did not make is named in the error: its keys and the
       return true;
     },
   );
+});
+
+test('leases granted after the snapshot are restored with their IDs and TTLs; revoked ones are not; gone ones are reported', async () => {
+  const etcd = await startTestEtcd();
+  cleanups.push(() => etcd.stop());
+  const client = etcd.client();
+  const grant = async (ttl: number): Promise<string> => (await client.leaseClient.leaseGrant({ TTL: ttl, ID: 0 })).ID;
+  const putOn = (key: string, lease: string): Promise<unknown> =>
+    client.kv.put({ key: Buffer.from(key), value: Buffer.from(key), lease });
+  const inSnapshot = await grant(600);
+  await putOn('l/a', inSnapshot);
+  const dir = await tempDir('lease-restored-');
+  const store = new LocalStore(join(dir, 'store'));
+  await saveFullSnapshot(etcd, store, dir);
+
+  const kept = await grant(300);
+  await putOn('l/b1', kept);
+  await putOn('l/b2', kept);
+  const revokedLater = await grant(120);
+  await putOn('l/c1', revokedLater);
+  const goneBeforeArchived = await grant(100);
+  await putOn('l/d1', goneBeforeArchived);
+  const d1Revision = await headRevision(client);
+  await client.leaseClient.leaseRevoke({ ID: goneBeforeArchived });
+  await archiveDeltas(etcd, store); // sees kept and revokedLater alive, goneBeforeArchived gone
+  await client.leaseClient.leaseRevoke({ ID: revokedLater }); // a DELETE of l/c1 in the next object
+  await putOn('l/b1', kept); // the same lease again, in a later object
+  await client.put('l/plain').value('no lease');
+  const head = await archiveDeltas(etcd, store);
+
+  const dataDir = join(dir, 'data');
+  const result = await restoreBackup({ store, dataDir, logger });
+  assert.equal(result.revision, head);
+  assert.deepEqual(result.leases.goneWhenArchived, [goneBeforeArchived]);
+  assert.deepEqual(result.leases.withoutTtl, []);
+  assert.equal(result.leases.granted, 2, 'kept and revokedLater were granted');
+  assert.equal(result.leases.revoked, 1, 'revokedLater lost its key and was revoked');
+
+  const member = await startMember(dataDir, 'default', await tempDir('lease-restored-member-'));
+  try {
+    await withClient(member, async (restored) => {
+      assert.equal(await headRevision(restored), head);
+      assert.deepEqual(comparable(await allKeys(restored)), comparable(await allKeys(client, head)));
+      assert.deepEqual(await leaseTable(restored), await leaseTable(client), 'lease list, TTLs and attached keys equal the source');
+      assert.equal(await leaseOf(restored, 'l/b1'), kept);
+      assert.equal(await leaseOf(restored, 'l/a'), inSnapshot);
+    });
+  } finally {
+    await member.stop();
+  }
+
+  // Restored to just before its revocation, the key of the lease that was gone when archived is there, without a lease.
+  const early = await restoreBackup({ store, dataDir: join(dir, 'early'), toRevision: d1Revision, logger });
+  assert.deepEqual(early.leases.goneWhenArchived, [goneBeforeArchived]);
+  const earlyMember = await startMember(join(dir, 'early'), 'default', await tempDir('lease-early-member-'));
+  try {
+    await withClient(earlyMember, async (restored) => assert.equal(await leaseOf(restored, 'l/d1'), '0'));
+  } finally {
+    await earlyMember.stop();
+  }
+});
+
+test('delta objects written before lease TTLs were recorded restore their keys without a lease, and say so', async () => {
+  const etcd = await startTestEtcd();
+  cleanups.push(() => etcd.stop());
+  await etcd.client().put('seed').value('x'); // a fresh etcd's snapshot says revision 0, its member 1
+  const dir = await tempDir('lease-old-format-');
+  const store = new LocalStore(join(dir, 'store'));
+  const { base } = await saveFullSnapshot(etcd, store, dir);
+  // An old-format line: a lease ID, no leaseTTL field.
+  const line = `{"rev":${base + 1},"type":"PUT","key":"${Buffer.from('old/k').toString('base64')}","value":"${Buffer.from('v').toString('base64')}","createRev":${base + 1},"modRev":${base + 1},"version":1,"lease":"7587868449925235201"}\n`;
+  assert.doesNotMatch(line, /leaseTTL/);
+  await store.put(deltaKey(base + 1, base + 1, { compression: 'none', encrypted: false }), Buffer.from(line));
+  const result = await restoreBackup({ store, dataDir: join(dir, 'data'), logger });
+  assert.equal(result.revision, base + 1);
+  assert.deepEqual(result.leases.withoutTtl, ['7587868449925235201']);
+  const member = await startMember(join(dir, 'data'), 'default', await tempDir('lease-old-member-'));
+  try {
+    await withClient(member, async (restored) => assert.equal(await leaseOf(restored, 'old/k'), '0'));
+  } finally {
+    await member.stop();
+  }
 });
