@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseQuantity } from '../api/quantity.js';
+import { formatBytes, parseQuantity } from '../api/quantity.js';
 import { createEtcdClient, connectCheck, type EtcdConnection } from '../etcd/client.js';
 import { takeFullSnapshot } from '../engine/full-snapshot.js';
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
@@ -236,7 +236,14 @@ export function buildProgram(): Command {
         console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);
         const leases = describeLeaseSummary(result.leases);
         if (leases) console.log(`leases: ${leases}`);
-        console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}`);
+        const { quotaBytes, peakRssBytes } = result.temporaryMember;
+        console.log(
+          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${peakRssBytes === undefined ? 'unknown' : formatBytes(peakRssBytes)}; ` +
+            `restore itself: peak RSS ${formatBytes(process.resourceUsage().maxRSS * 1024)}`,
+        );
+        const quota = Math.max(2 * 1024 ** 3, Math.ceil(result.dbSizeBytes * 1.25));
+        console.log(`the restored db is ${formatBytes(result.dbSizeBytes)}: give etcd a --quota-backend-bytes of at least the source's and above that size`);
+        console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir} --quota-backend-bytes ${quota}`);
       },
     );
 

@@ -11,7 +11,7 @@ import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
-import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
+import { ETCDCTL_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
@@ -19,7 +19,7 @@ import type { ObjectStore } from '../store/object-store.js';
 import { replayDeltas } from './delta-replay.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { noLeaseChanges, type LeaseSummary } from './lease-restorer.js';
-import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
+import { ETCD_DEFAULT_QUOTA_BYTES, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from './restore-plan.js';
 
 const run = promisify(execFile);
 
@@ -58,6 +58,31 @@ export interface RestoreResult {
   revision: number;
   /** What the replay did with the source's leases. */
   leases: LeaseSummary;
+  /** The temporary member's backend quota and its peak resident memory (undefined where unknown). */
+  temporaryMember: { quotaBytes: number; peakRssBytes: number | undefined };
+  /**
+   * Size of the restored backend db: the member started on it needs a --quota-backend-bytes above it
+   * (and at least the source's), or etcd raises its NOSPACE alarm and refuses writes.
+   */
+  dbSizeBytes: number;
+}
+
+async function dbSize(dataDir: string): Promise<number> {
+  return (await stat(join(dataDir, 'member', 'snap', 'db'))).size;
+}
+
+/**
+ * The temporary member's quota for this snapshot and the deltas after it (temporaryQuotaBytes): the
+ * snapshot's db is on disk by now, the deltas' stored sizes are in the listing.
+ */
+async function quotaFor(workDir: string, snapshot: FullSnapshotName, deltas: readonly DeltaName[], objects: readonly { key: string; size: number }[]): Promise<number> {
+  const sizes = new Map(objects.map((o) => [o.key, o.size]));
+  const after = deltas.filter((d) => d.toRevision > snapshot.revision);
+  return temporaryQuotaBytes({
+    snapshotDbBytes: (await stat(join(workDir, SNAPSHOT_FILE))).size,
+    deltaBytes: after.reduce((sum, d) => sum + (sizes.get(d.key) ?? 0), 0),
+    deltasCompressed: after.some((d) => d.compression === 'gzip'),
+  });
 }
 
 /**
@@ -86,14 +111,19 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       signal?.throwIfAborted();
       await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
       signal?.throwIfAborted();
-      const result = await withTemporaryMember(dataDir, options.name ?? 'default', workDir, signal, options.logger, async (client, leases) => {
+      const quotaBytes = await quotaFor(workDir, snapshot, deltas, objects);
+      const memberOptions = { dataDir, name: options.name ?? 'default', workDir, signal, logger: options.logger, quotaBytes };
+      const result = await withTemporaryMember(memberOptions, async ({ client, leases, peakRssBytes }): Promise<Omit<RestoreResult, 'dbSizeBytes'> | undefined> => {
         const snapshotRevision = await headRevision(client);
         if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
         options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
         const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, leases: noLeaseChanges() };
+        const temporaryMember = async (): Promise<RestoreResult['temporaryMember']> => ({ quotaBytes, peakRssBytes: await peakRssBytes() });
+        if (target === snapshotRevision) {
+          return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, leases: noLeaseChanges(), temporaryMember: await temporaryMember() };
+        }
         const replayed = await replayDeltas({
           client,
           leases,
@@ -110,10 +140,17 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
         });
-        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied, leases: replayed.leases };
+        return {
+          snapshot,
+          snapshotRevision,
+          revision: replayed.revision,
+          revisionsApplied: replayed.revisionsApplied,
+          leases: replayed.leases,
+          temporaryMember: await temporaryMember(),
+        };
       });
       signal?.throwIfAborted();
-      if (result) return result;
+      if (result) return { ...result, dbSizeBytes: await dbSize(dataDir) };
       // The name's revision was a lower bound; this snapshot is past the target. Try an older one.
       options.logger.info('Snapshot holds revisions past the target; trying an older one', {
         object: snapshot.key,
@@ -131,6 +168,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
 }
 
+const SNAPSHOT_FILE = 'snapshot.db';
+
 /** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdctl build the data dir. */
 async function restoreSnapshotInto(
   store: ObjectStore,
@@ -143,7 +182,7 @@ async function restoreSnapshotInto(
   if (snapshot.encrypted && keys.length === 0) {
     throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
   }
-  const file = join(workDir, 'snapshot.db');
+  const file = join(workDir, SNAPSHOT_FILE);
   const { signal } = options;
   const object = await store.get(snapshot.key, { signal });
   const out = createWriteStream(file, { mode: 0o600 });
@@ -184,35 +223,59 @@ async function restoreSnapshotInto(
 /**
  * A temporary member on the restored data dir, on free 127.0.0.1 ports. Replay sends each source
  * revision as one txn, so the member must accept txns as large as any the source accepted: many ops
- * (a delete-range or lease revocation touches many keys) and the source's request size.
+ * (a delete-range or lease revocation touches many keys) and the source's request size. Its backend
+ * quota fits the data it will hold (temporaryQuotaBytes; default etcd's 2 GiB), and a small
+ * --snapshot-count makes it compact its in-memory raft log often: etcd keeps the entries since its
+ * last snapshot plus 5,000 for catch-up in memory, 105,000 by default in 3.4 (the replayed values).
  */
-export async function startMember(dataDir: string, name: string, workDir: string): Promise<LocalEtcd> {
+export async function startMember(dataDir: string, name: string, workDir: string, quotaBytes = ETCD_DEFAULT_QUOTA_BYTES): Promise<LocalEtcd> {
   return startLocalEtcd({
     dataDir,
     name,
     logFile: join(workDir, `etcd-${Date.now()}.log`),
-    extraArgs: ['--max-txn-ops', String(REPLAY_MAX_TXN_OPS), '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES)],
+    extraArgs: [
+      '--max-txn-ops', String(REPLAY_MAX_TXN_OPS),
+      '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES),
+      '--quota-backend-bytes', String(quotaBytes),
+      '--snapshot-count', String(REPLAY_SNAPSHOT_COUNT),
+    ],
   });
 }
 
 /** etcd's own ceilings are far above any real cluster's settings; these cover generous sources. */
 const REPLAY_MAX_TXN_OPS = 1_000_000;
 const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+/** Raft entries applied between the temporary member's snapshots (etcd's default: 100,000). */
+export const REPLAY_SNAPSHOT_COUNT = 1000;
+
+export interface TemporaryMemberOptions {
+  dataDir: string;
+  name: string;
+  workDir: string;
+  logger: Logger;
+  /** Kills the member at once; the call then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Backend quota (temporaryQuotaBytes); default etcd's. */
+  quotaBytes?: number;
+}
+
+/** The running temporary member, for `use`. */
+export interface TemporaryMember {
+  client: Etcd3;
+  /** Kept alive until the member stops. */
+  leases: LeaseKeeper;
+  /** The member's peak resident memory so far (Linux /proc), undefined where unknown. */
+  peakRssBytes(): Promise<number | undefined>;
+}
 
 /**
  * Starts a temporary member on `dataDir`, runs `use` with a client to it and stops it. `signal`
  * kills the member at once; the call then rejects with the signal's reason (killing the member
  * fails whatever was talking to it: the cancellation is the cause).
  */
-export async function withTemporaryMember<T>(
-  dataDir: string,
-  name: string,
-  workDir: string,
-  signal: AbortSignal | undefined,
-  logger: Logger,
-  use: (client: Etcd3, leases: LeaseKeeper) => Promise<T>,
-): Promise<T> {
-  const member = await startMember(dataDir, name, workDir);
+export async function withTemporaryMember<T>(options: TemporaryMemberOptions, use: (member: TemporaryMember) => Promise<T>): Promise<T> {
+  const { signal } = options;
+  const member = await startMember(options.dataDir, options.name, options.workDir, options.quotaBytes);
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
@@ -221,9 +284,9 @@ export async function withTemporaryMember<T>(
       // For as long as the member runs, none of its leases may expire: that would delete keys and
       // make a revision of its own (LeaseKeeper). Each was refreshed at most a third of its TTL ago
       // when the member is stopped.
-      const leases = await LeaseKeeper.start(client, logger);
+      const leases = await LeaseKeeper.start(client, options.logger);
       try {
-        return await use(client, leases);
+        return await use({ client, leases, peakRssBytes: () => peakRssBytes(member.process.pid) });
       } finally {
         await leases.stop();
       }

@@ -59,7 +59,8 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyResult
     const dataDir = join(workDir, 'data');
     const restored = await restoreBackup({ ...options, dataDir, logger: options.logger });
     options.signal?.throwIfAborted();
-    return await withTemporaryMember(dataDir, 'default', workDir, options.signal, options.logger, async (client) => {
+    const member = { dataDir, name: 'default', workDir, signal: options.signal, logger: options.logger, quotaBytes: restored.temporaryMember.quotaBytes };
+    return await withTemporaryMember(member, async ({ client }) => {
       const summary = await summarizeKeyspace(client, restored.revision);
       const result: VerifyResult = { ...summary, snapshot: restored.snapshot.key };
       if (options.live) {

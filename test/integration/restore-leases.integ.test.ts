@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
-import { DELTA_DIR, classifyKeys, deltaKey, fullSnapshotKey } from '../../src/archive/naming.js';
-import { MemoryBudget } from '../../src/budget/memory-budget.js';
-import { DeltaPoller } from '../../src/engine/delta-poller.js';
+import { DELTA_DIR, classifyKeys, deltaKey } from '../../src/archive/naming.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { ETCDCTL_BINARY, freePort } from '../../src/etcd/local-etcd.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -26,6 +23,7 @@ import { LocalStore } from '../../src/store/local-store.js';
 import type { GetResult, ObjectStore } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
+import { archiveDeltas, saveFullSnapshot } from '../helpers/archive.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
 
 const run = promisify(execFile);
@@ -97,35 +95,6 @@ async function backupWithKeptAliveLease(prefix: string): Promise<Backup> {
   await writeMixedWorkload(writer, `${prefix}w/`, 300, 7);
   const head = await archiveDeltas(source, store);
   return { store, snapshotFile, base, head, leaseId };
-}
-
-/** Full snapshot of `etcd` into `store` (uncompressed); returns the snapshot file and its revision. */
-async function saveFullSnapshot(etcd: TestEtcd, store: ObjectStore, dir: string): Promise<{ file: string; base: number }> {
-  const file = join(dir, `full-${Date.now()}.db`);
-  await run(ETCDCTL_BINARY, ['--endpoints', etcd.clientUrl, 'snapshot', 'save', file]);
-  const { stdout } = await run(ETCDCTL_BINARY, ['snapshot', 'status', file, '-w', 'json']);
-  const base = (JSON.parse(stdout) as { revision: number }).revision;
-  await store.put(fullSnapshotKey(base, new Date(), { compression: 'none', encrypted: false }), createReadStream(file));
-  return { file, base };
-}
-
-/** Archives every revision of `etcd` up to its head with the real delta poller; returns the head. */
-async function archiveDeltas(etcd: TestEtcd, store: ObjectStore): Promise<number> {
-  const head = await headRevision(etcd.client());
-  const poller = new DeltaPoller({
-    client: etcd.client(),
-    store,
-    budget: new MemoryBudget(16 * 1024 * 1024),
-    periodMs: 60_000,
-    chunkRevisions: 100,
-    parallelism: 2,
-    compression: 'gzip',
-    logger,
-  });
-  await poller.start();
-  assert.equal((await poller.pollOnce()).archivedRevision, head);
-  await poller.stop();
-  return head;
 }
 
 async function leaseOf(client: Etcd3, key: string): Promise<string> {
