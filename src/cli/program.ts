@@ -191,11 +191,14 @@ export function buildProgram(): Command {
     .command('restore')
     .description('rebuild an etcd data dir from the store (newest full snapshot at or before the target)')
     .requiredOption('--store <url>', 'store URL')
-    .requiredOption('--data-dir <dir>', 'data dir to create; must not exist or be empty')
+    .option('--data-dir <dir>', 'data dir to create; must not exist or be empty')
+    .option('--snapshot-out <file>', 'also (or only) write the restored state as one snapshot db that etcdutl/etcdctl snapshot restore takes')
     .option('--to-revision <n>', 'restore this revision', positiveInteger)
     .option('--to-time <rfc3339>', 'restore what was archived at this time', rfc3339)
     .option('--name <name>', 'member name for the restored data dir (etcd --name)', 'default')
     .option('--initial-advertise-peer-urls <url>', 'peer URL of the restored member', 'http://localhost:2380')
+    .option('--initial-cluster <members>', 'NAME=URL,... of the new cluster: build this member\'s data dir (run once per member)')
+    .option('--initial-cluster-token <token>', 'token of the new cluster (default etcd-backup-restore)')
     .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
     .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
@@ -203,7 +206,10 @@ export function buildProgram(): Command {
       async (
         flags: {
           store: string;
-          dataDir: string;
+          dataDir?: string;
+          snapshotOut?: string;
+          initialCluster?: string;
+          initialClusterToken?: string;
           toRevision?: number;
           toTime?: Date;
           name: string;
@@ -227,13 +233,17 @@ export function buildProgram(): Command {
           dataDir: flags.dataDir,
           toRevision: flags.toRevision,
           toTime: flags.toTime,
+          snapshotOut: flags.snapshotOut,
+          initialCluster: flags.initialCluster,
+          initialClusterToken: flags.initialClusterToken,
           name: flags.name,
           peerUrl: flags.initialAdvertisePeerUrls,
           prefetchBytes: flags.memory,
           pipelineDepth: flags.txnsInFlight,
           logger,
         });
-        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);
+        const into = [flags.dataDir, flags.snapshotOut].filter(Boolean).join(' and ');
+        console.log(`restored ${result.snapshot.key} into ${into}: revision ${result.revision}`);
         const leases = describeLeaseSummary(result.leases);
         if (leases) console.log(`leases: ${leases}`);
         const { quotaBytes, peakRssBytes } = result.temporaryMember;
@@ -243,7 +253,10 @@ export function buildProgram(): Command {
         );
         const quota = Math.max(2 * 1024 ** 3, Math.ceil(result.dbSizeBytes * 1.25));
         console.log(`the restored db is ${formatBytes(result.dbSizeBytes)}: give etcd a --quota-backend-bytes of at least the source's and above that size`);
-        console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir} --quota-backend-bytes ${quota}`);
+        if (flags.dataDir) {
+          const peers = flags.initialCluster ? ` --initial-advertise-peer-urls ${flags.initialAdvertisePeerUrls} --listen-peer-urls ${flags.initialAdvertisePeerUrls}` : '';
+          console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}${peers} --quota-backend-bytes ${quota}`);
+        }
       },
     );
 

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -11,6 +11,7 @@ import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
+import { openSnapshotStream } from '../etcd/snapshot-stream.js';
 import { ETCDCTL_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -25,8 +26,20 @@ const run = promisify(execFile);
 
 export interface RestoreOptions extends RestoreTarget {
   store: ObjectStore;
-  /** Must not exist or be empty: a restore never overwrites data. */
-  dataDir: string;
+  /** Must not exist or be empty: a restore never overwrites data. Optional with snapshotOut. */
+  dataDir?: string;
+  /**
+   * Also (or only) write the restored state as one snapshot db file that any etcd tool restores
+   * (`etcdutl/etcdctl snapshot restore`); must not exist.
+   */
+  snapshotOut?: string;
+  /**
+   * Build the data dir of one member of a new cluster (etcd's --initial-cluster NAME=URL,...); must
+   * name this member (`name`) with its peer URL (`peerUrl`). Default: a one-member cluster.
+   */
+  initialCluster?: string;
+  /** etcd's --initial-cluster-token for the new cluster; default "etcd-backup-restore". */
+  initialClusterToken?: string;
   logger: Logger;
   /** Member name written into the restored data dir (etcd's --name). Default "default", as etcd's. */
   name?: string;
@@ -90,8 +103,9 @@ async function quotaFor(workDir: string, snapshot: FullSnapshotName, deltas: rea
  * checked against its recorded sha256 before `etcdctl snapshot restore` sees it.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
-  const dataDir = resolve(options.dataDir);
-  await ensureEmptyDir(dataDir);
+  const target = checkOutputs(options);
+  if (target.dataDir) await ensureEmptyDir(target.dataDir);
+  if (target.snapshotOut) await ensureAbsent(target.snapshotOut);
   const objects = await options.store.list('');
   const listing = classifyKeys(objects.map((o) => o.key));
   const candidates = snapshotCandidates(listing, options);
@@ -106,6 +120,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     : listing.deltas;
   const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   const { signal } = options;
+  // One member of a new cluster, or a snapshot file: replay in a work dir, snapshot the result and
+  // restore that snapshot with the member's flags (etcd's own procedure for every member).
+  const dataDir = target.viaSnapshot ? join(workDir, 'replay') : target.dataDir!;
+  const finalSnapshot = target.snapshotOut ?? join(workDir, 'final.db');
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
@@ -119,9 +137,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
-        const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
+        const revision = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
         const temporaryMember = async (): Promise<RestoreResult['temporaryMember']> => ({ quotaBytes, peakRssBytes: await peakRssBytes() });
-        if (target === snapshotRevision) {
+        if (revision === snapshotRevision) {
+          if (target.viaSnapshot) await saveSnapshot(client, finalSnapshot, signal);
           return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, leases: noLeaseChanges(), temporaryMember: await temporaryMember() };
         }
         const replayed = await replayDeltas({
@@ -130,7 +149,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
           store: options.store,
           deltas,
           afterRevision: snapshotRevision,
-          toRevision: target,
+          toRevision: revision,
           logger: options.logger,
           tempDir: workDir,
           objectSizes: new Map(objects.map((o) => [o.key, o.size])),
@@ -140,6 +159,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
         });
+        if (target.viaSnapshot) await saveSnapshot(client, finalSnapshot, signal);
         return {
           snapshot,
           snapshotRevision,
@@ -150,7 +170,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         };
       });
       signal?.throwIfAborted();
-      if (result) return { ...result, dbSizeBytes: await dbSize(dataDir) };
+      if (result) {
+        if (target.viaSnapshot && target.dataDir) {
+          await etcdctlRestore(finalSnapshot, target.dataDir, options, signal, 'the restored state');
+        }
+        const dbSizeBytes = target.dataDir ? await dbSize(target.dataDir) : (await stat(finalSnapshot)).size;
+        return { ...result, dbSizeBytes };
+      }
       // The name's revision was a lower bound; this snapshot is past the target. Try an older one.
       options.logger.info('Snapshot holds revisions past the target; trying an older one', {
         object: snapshot.key,
@@ -160,8 +186,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     throw new RestoreError(`no full snapshot at or before revision ${options.toRevision} in ${options.store.describe()}`);
   } catch (err) {
-    // Never leave a half-restored data dir behind: the user asked for an empty or missing one.
-    await rm(dataDir, { recursive: true, force: true });
+    // Never leave a half-restored data dir or snapshot behind: the user asked for new ones.
+    if (target.dataDir) await rm(target.dataDir, { recursive: true, force: true });
+    if (target.snapshotOut) await rm(target.snapshotOut, { force: true });
     throw err;
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -198,6 +225,17 @@ async function restoreSnapshotInto(
     if (err instanceof OperatorError) throw err;
     throw new RestoreError(`cannot read ${snapshot.key}: ${errorMessage(err)}`, err);
   }
+  // Always a one-member cluster: the temporary member must run alone.
+  await etcdctlRestore(file, dataDir, { name: options.name, peerUrl: options.peerUrl }, signal, snapshot.key);
+}
+
+/**
+ * `etcdctl snapshot restore FILE` into `dataDir` as the member `options` names (etcd's --name,
+ * --initial-cluster, --initial-cluster-token, --initial-advertise-peer-urls).
+ */
+type MemberFlags = Pick<RestoreOptions, 'name' | 'peerUrl' | 'initialCluster' | 'initialClusterToken'>;
+
+async function etcdctlRestore(file: string, dataDir: string, options: MemberFlags, signal: AbortSignal | undefined, what: string): Promise<void> {
   const name = options.name ?? 'default';
   const peerUrl = options.peerUrl ?? 'http://localhost:2380';
   try {
@@ -207,17 +245,68 @@ async function restoreSnapshotInto(
         'snapshot', 'restore', file,
         '--data-dir', dataDir,
         '--name', name,
-        '--initial-cluster', `${name}=${peerUrl}`,
+        '--initial-cluster', options.initialCluster ?? `${name}=${peerUrl}`,
         '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster-token', 'etcd-backup-restore',
+        '--initial-cluster-token', options.initialClusterToken ?? 'etcd-backup-restore',
       ],
       { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30 * 60_000, ...(signal ? { signal } : {}) },
     );
   } catch (err) {
     signal?.throwIfAborted();
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
-    throw new RestoreError(`etcdctl snapshot restore of ${snapshot.key} failed: ${stderr || errorMessage(err)}`, err);
+    throw new RestoreError(`etcdctl snapshot restore of ${what} failed: ${stderr || errorMessage(err)}`, err);
   }
+}
+
+/** Saves the member's state as a snapshot file (with etcd's trailing sha256), whole or not at all. */
+async function saveSnapshot(client: Etcd3, file: string, signal: AbortSignal | undefined): Promise<void> {
+  const part = `${file}.part`;
+  try {
+    await pipeline(await openSnapshotStream(client, ['the temporary member']), createWriteStream(part, { mode: 0o600 }), signal ? { signal } : {});
+    await rename(part, file);
+  } catch (err) {
+    await rm(part, { force: true });
+    signal?.throwIfAborted();
+    if (err instanceof OperatorError) throw err;
+    throw new RestoreError(`cannot write snapshot ${file}: ${errorMessage(err)}`, err);
+  }
+}
+
+interface Outputs {
+  dataDir?: string;
+  snapshotOut?: string;
+  /** Replay elsewhere, then build the outputs from a snapshot of the result. */
+  viaSnapshot: boolean;
+}
+
+/** Checks the output flags (pure but for path resolution). */
+function checkOutputs(options: RestoreOptions): Outputs {
+  if (!options.dataDir && !options.snapshotOut) throw new UsageError('give --data-dir, --snapshot-out or both');
+  if (options.initialCluster !== undefined) {
+    if (!options.dataDir) throw new UsageError('--initial-cluster builds a member data dir: give --data-dir too');
+    const name = options.name ?? 'default';
+    const peerUrl = options.peerUrl ?? 'http://localhost:2380';
+    const members = options.initialCluster.split(',').map((entry) => entry.trim());
+    if (!members.every((entry) => /^[^=]+=\S+$/.test(entry))) {
+      throw new UsageError(`--initial-cluster must be NAME=URL,NAME=URL,...; got ${JSON.stringify(options.initialCluster)}`);
+    }
+    if (!members.includes(`${name}=${peerUrl}`)) {
+      throw new UsageError(`--initial-cluster must list this member as ${name}=${peerUrl} (--name, --initial-advertise-peer-urls)`);
+    }
+  }
+  return {
+    dataDir: options.dataDir ? resolve(options.dataDir) : undefined,
+    snapshotOut: options.snapshotOut ? resolve(options.snapshotOut) : undefined,
+    viaSnapshot: options.snapshotOut !== undefined || options.initialCluster !== undefined,
+  };
+}
+
+async function ensureAbsent(file: string): Promise<void> {
+  const exists = await stat(file).then(() => true, () => false);
+  if (exists) throw new UsageError(`${file} exists; refusing to overwrite it`);
+  await stat(dirname(file)).catch(() => {
+    throw new RestoreError(`cannot write ${file}: parent directory does not exist`);
+  });
 }
 
 /**
