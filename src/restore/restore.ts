@@ -12,7 +12,8 @@ import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
-import { ETCDCTL_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
+import { defaultEtcdBinaries, findRestoreTools, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
+import { ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
@@ -55,7 +56,12 @@ export interface RestoreOptions extends RestoreTarget {
   /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
   pipelineDepth?: number;
   /**
-   * Cancels the restore: the download and etcdctl stop, and the temporary member is killed, which
+   * The etcd programs to run; default defaultEtcdBinaries() (ETCD_BIN, ETCDCTL_BIN, ETCDUTL_BIN or PATH).
+   * The snapshot is restored with etcdutl when it runs, else with etcdctl (3.4, 3.5).
+   */
+  tools?: EtcdBinaries;
+  /**
+   * Cancels the restore: the download and etcdutl/etcdctl stop, and the temporary member is killed, which
    * fails a replay in progress. Rejects with the signal's reason; nothing is left behind.
    */
   signal?: AbortSignal;
@@ -100,7 +106,7 @@ async function quotaFor(workDir: string, snapshot: FullSnapshotName, deltas: rea
 
 /**
  * Rebuilds an etcd data dir from the store: the newest full snapshot at or before the target,
- * checked against its recorded sha256 before `etcdctl snapshot restore` sees it.
+ * checked against its recorded sha256 before `etcdutl snapshot restore` (or 3.4's etcdctl) sees it.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const target = checkOutputs(options);
@@ -118,8 +124,16 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const deltas = options.toTime
     ? listing.deltas.filter((d) => (storedAt.get(d.key) ?? Infinity) <= options.toTime!.getTime())
     : listing.deltas;
-  const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   const { signal } = options;
+  const tools = await findRestoreTools(options.tools ?? defaultEtcdBinaries(), signal);
+  options.logger.info('Chose the etcd tools for the restore', {
+    restoreTool: tools.restore.name,
+    restoreToolVersion: tools.restore.version,
+    restoreToolPath: tools.restore.binary,
+    etcd: tools.etcd.binary,
+    etcdVersion: tools.etcd.version ?? 'unknown',
+  });
+  const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   // One member of a new cluster, or a snapshot file: replay in a work dir, snapshot the result and
   // restore that snapshot with the member's flags (etcd's own procedure for every member).
   const dataDir = target.viaSnapshot ? join(workDir, 'replay') : target.dataDir!;
@@ -127,10 +141,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
-      await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
+      await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, tools.restore, options);
       signal?.throwIfAborted();
       const quotaBytes = await quotaFor(workDir, snapshot, deltas, objects);
-      const memberOptions = { dataDir, name: options.name ?? 'default', workDir, signal, logger: options.logger, quotaBytes };
+      const memberOptions = { dataDir, name: options.name ?? 'default', workDir, etcd: tools.etcd.binary, signal, logger: options.logger, quotaBytes };
       const result = await withTemporaryMember(memberOptions, async ({ client, leases, peakRssBytes }): Promise<Omit<RestoreResult, 'dbSizeBytes'> | undefined> => {
         const snapshotRevision = await headRevision(client);
         if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
@@ -172,7 +186,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       signal?.throwIfAborted();
       if (result) {
         if (target.viaSnapshot && target.dataDir) {
-          await etcdctlRestore(finalSnapshot, target.dataDir, options, signal, 'the restored state');
+          await restoreTool(tools.restore, finalSnapshot, target.dataDir, options, signal, 'the restored state');
         }
         const dbSizeBytes = target.dataDir ? await dbSize(target.dataDir) : (await stat(finalSnapshot)).size;
         return { ...result, dbSizeBytes };
@@ -197,12 +211,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
 
 const SNAPSHOT_FILE = 'snapshot.db';
 
-/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdctl build the data dir. */
+/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdutl/etcdctl build the data dir. */
 async function restoreSnapshotInto(
   store: ObjectStore,
   snapshot: FullSnapshotName,
   dataDir: string,
   workDir: string,
+  tool: RestoreTool,
   options: RestoreOptions,
 ): Promise<void> {
   const keys = options.encryptionKeys ?? [];
@@ -215,7 +230,7 @@ async function restoreSnapshotInto(
   const out = createWriteStream(file, { mode: 0o600 });
   try {
     // The store stream fails at its end on a sha256 mismatch, and decryption on any segment that does
-    // not authenticate (or a missing end), before etcdctl ever reads the file.
+    // not authenticate (or a missing end), before the restore tool reads the file.
     const stages: Transform[] = [];
     if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
     if (snapshot.compression === 'gzip') stages.push(createGunzip());
@@ -226,21 +241,21 @@ async function restoreSnapshotInto(
     throw new RestoreError(`cannot read ${snapshot.key}: ${errorMessage(err)}`, err);
   }
   // Always a one-member cluster: the temporary member must run alone.
-  await etcdctlRestore(file, dataDir, { name: options.name, peerUrl: options.peerUrl }, signal, snapshot.key);
+  await restoreTool(tool, file, dataDir, { name: options.name, peerUrl: options.peerUrl }, signal, snapshot.key);
 }
 
 /**
- * `etcdctl snapshot restore FILE` into `dataDir` as the member `options` names (etcd's --name,
- * --initial-cluster, --initial-cluster-token, --initial-advertise-peer-urls).
+ * `etcdutl (or 3.4's etcdctl) snapshot restore FILE` into `dataDir` as the member `options` names
+ * (etcd's --name, --initial-cluster, --initial-cluster-token, --initial-advertise-peer-urls).
  */
 type MemberFlags = Pick<RestoreOptions, 'name' | 'peerUrl' | 'initialCluster' | 'initialClusterToken'>;
 
-async function etcdctlRestore(file: string, dataDir: string, options: MemberFlags, signal: AbortSignal | undefined, what: string): Promise<void> {
+async function restoreTool(tool: RestoreTool, file: string, dataDir: string, options: MemberFlags, signal: AbortSignal | undefined, what: string): Promise<void> {
   const name = options.name ?? 'default';
   const peerUrl = options.peerUrl ?? 'http://localhost:2380';
   try {
     await run(
-      ETCDCTL_BINARY,
+      tool.binary,
       [
         'snapshot', 'restore', file,
         '--data-dir', dataDir,
@@ -254,7 +269,7 @@ async function etcdctlRestore(file: string, dataDir: string, options: MemberFlag
   } catch (err) {
     signal?.throwIfAborted();
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
-    throw new RestoreError(`etcdctl snapshot restore of ${what} failed: ${stderr || errorMessage(err)}`, err);
+    throw new RestoreError(`${tool.name} ${tool.version} snapshot restore of ${what} failed: ${stderr || errorMessage(err)}`, err);
   }
 }
 
@@ -317,10 +332,17 @@ async function ensureAbsent(file: string): Promise<void> {
  * --snapshot-count makes it compact its in-memory raft log often: etcd keeps the entries since its
  * last snapshot plus 5,000 for catch-up in memory, 105,000 by default in 3.4 (the replayed values).
  */
-export async function startMember(dataDir: string, name: string, workDir: string, quotaBytes = ETCD_DEFAULT_QUOTA_BYTES): Promise<LocalEtcd> {
+export async function startMember(
+  dataDir: string,
+  name: string,
+  workDir: string,
+  etcd = ETCD_BINARY,
+  quotaBytes = ETCD_DEFAULT_QUOTA_BYTES,
+): Promise<LocalEtcd> {
   return startLocalEtcd({
     dataDir,
     name,
+    binary: etcd,
     logFile: join(workDir, `etcd-${Date.now()}.log`),
     extraArgs: [
       '--max-txn-ops', String(REPLAY_MAX_TXN_OPS),
@@ -337,10 +359,13 @@ const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 /** Raft entries applied between the temporary member's snapshots (etcd's default: 100,000). */
 export const REPLAY_SNAPSHOT_COUNT = 1000;
 
+/** Where and how a temporary member runs. */
 export interface TemporaryMemberOptions {
   dataDir: string;
   name: string;
   workDir: string;
+  /** The etcd program; default ETCD_BINARY. */
+  etcd?: string;
   logger: Logger;
   /** Kills the member at once; the call then rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -364,7 +389,7 @@ export interface TemporaryMember {
  */
 export async function withTemporaryMember<T>(options: TemporaryMemberOptions, use: (member: TemporaryMember) => Promise<T>): Promise<T> {
   const { signal } = options;
-  const member = await startMember(options.dataDir, options.name, options.workDir, options.quotaBytes);
+  const member = await startMember(options.dataDir, options.name, options.workDir, options.etcd, options.quotaBytes);
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
@@ -407,7 +432,7 @@ async function ensureEmptyDir(dir: string): Promise<void> {
     const code = (err as { code?: string }).code;
     if (code === 'ENOTDIR') throw new DataDirNotEmptyError(dir);
     if (code !== 'ENOENT') throw new RestoreError(`cannot use data dir ${dir}: ${errorMessage(err)}`, err);
-    // Missing is fine when its parent exists: etcdctl creates it.
+    // Missing is fine when its parent exists: the restore tool creates it.
     await stat(dirname(dir)).catch(() => {
       throw new RestoreError(`cannot use data dir ${dir}: parent directory does not exist`);
     });
