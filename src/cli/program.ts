@@ -199,6 +199,8 @@ export function buildProgram(): Command {
     .option('--initial-advertise-peer-urls <url>', 'peer URL of the restored member', 'http://localhost:2380')
     .option('--initial-cluster <members>', 'NAME=URL,... of the new cluster: build this member\'s data dir (run once per member)')
     .option('--initial-cluster-token <token>', 'token of the new cluster (default etcd-backup-restore)')
+    .option('--bump-revision <n>', 'raise the restored revision by N (etcdutl 3.5.10+); the setting for Kubernetes, with --mark-compacted', positiveInteger)
+    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist')
     .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
     .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
@@ -210,6 +212,8 @@ export function buildProgram(): Command {
           snapshotOut?: string;
           initialCluster?: string;
           initialClusterToken?: string;
+          bumpRevision?: number;
+          markCompacted?: boolean;
           toRevision?: number;
           toTime?: Date;
           name: string;
@@ -236,6 +240,8 @@ export function buildProgram(): Command {
           snapshotOut: flags.snapshotOut,
           initialCluster: flags.initialCluster,
           initialClusterToken: flags.initialClusterToken,
+          bumpRevision: flags.bumpRevision,
+          markCompacted: flags.markCompacted,
           name: flags.name,
           peerUrl: flags.initialAdvertisePeerUrls,
           prefetchBytes: flags.memory,
@@ -244,6 +250,9 @@ export function buildProgram(): Command {
         });
         const into = [flags.dataDir, flags.snapshotOut].filter(Boolean).join(' and ');
         console.log(`restored ${result.snapshot.key} into ${into}: revision ${result.revision}`);
+        if (flags.bumpRevision) {
+          console.log(`revision bumped by ${flags.bumpRevision} and marked compacted: the member starts at revision ${result.revision + flags.bumpRevision}`);
+        }
         const leases = describeLeaseSummary(result.leases);
         if (leases) console.log(`leases: ${leases}`);
         const { quotaBytes, peakRssBytes } = result.temporaryMember;

@@ -12,7 +12,7 @@ import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
-import { defaultEtcdBinaries, findRestoreTools, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
+import { canBumpRevision, defaultEtcdBinaries, findRestoreTools, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
 import { ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -41,6 +41,14 @@ export interface RestoreOptions extends RestoreTarget {
   initialCluster?: string;
   /** etcd's --initial-cluster-token for the new cluster; default "etcd-backup-restore". */
   initialClusterToken?: string;
+  /**
+   * Raise the restored revision by this much and mark it compacted (etcdutl snapshot restore
+   * --bump-revision N --mark-compacted, etcd 3.5.10+/3.6 tools): revisions never go back for the
+   * clients of the restored cluster (Kubernetes' watch caches and informers; etcd issue #16028).
+   * markCompacted must be set with it, as etcdutl requires.
+   */
+  bumpRevision?: number;
+  markCompacted?: boolean;
   logger: Logger;
   /** Member name written into the restored data dir (etcd's --name). Default "default", as etcd's. */
   name?: string;
@@ -133,6 +141,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     etcd: tools.etcd.binary,
     etcdVersion: tools.etcd.version ?? 'unknown',
   });
+  if (options.bumpRevision !== undefined && !canBumpRevision(tools.restore)) {
+    throw new UsageError(
+      `--bump-revision needs etcdutl 3.5.10 or newer (etcd 3.5/3.6 tools; ETCDUTL_BIN); the restore tool found is ${tools.restore.name} ${tools.restore.version}`,
+    );
+  }
   const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   // One member of a new cluster, or a snapshot file: replay in a work dir, snapshot the result and
   // restore that snapshot with the member's flags (etcd's own procedure for every member).
@@ -186,7 +199,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       signal?.throwIfAborted();
       if (result) {
         if (target.viaSnapshot && target.dataDir) {
-          await restoreTool(tools.restore, finalSnapshot, target.dataDir, options, signal, 'the restored state');
+          await restoreTool(tools.restore, finalSnapshot, target.dataDir, options, signal, 'the restored state', bumpFlags(options));
         }
         const dbSizeBytes = target.dataDir ? await dbSize(target.dataDir) : (await stat(finalSnapshot)).size;
         return { ...result, dbSizeBytes };
@@ -250,7 +263,15 @@ async function restoreSnapshotInto(
  */
 type MemberFlags = Pick<RestoreOptions, 'name' | 'peerUrl' | 'initialCluster' | 'initialClusterToken'>;
 
-async function restoreTool(tool: RestoreTool, file: string, dataDir: string, options: MemberFlags, signal: AbortSignal | undefined, what: string): Promise<void> {
+async function restoreTool(
+  tool: RestoreTool,
+  file: string,
+  dataDir: string,
+  options: MemberFlags,
+  signal: AbortSignal | undefined,
+  what: string,
+  extraArgs: string[] = [],
+): Promise<void> {
   const name = options.name ?? 'default';
   const peerUrl = options.peerUrl ?? 'http://localhost:2380';
   try {
@@ -263,6 +284,7 @@ async function restoreTool(tool: RestoreTool, file: string, dataDir: string, opt
         '--initial-cluster', options.initialCluster ?? `${name}=${peerUrl}`,
         '--initial-advertise-peer-urls', peerUrl,
         '--initial-cluster-token', options.initialClusterToken ?? 'etcd-backup-restore',
+        ...extraArgs,
       ],
       { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30 * 60_000, ...(signal ? { signal } : {}) },
     );
@@ -287,6 +309,10 @@ async function saveSnapshot(client: Etcd3, file: string, signal: AbortSignal | u
   }
 }
 
+function bumpFlags(options: RestoreOptions): string[] {
+  return options.bumpRevision === undefined ? [] : ['--bump-revision', String(options.bumpRevision), '--mark-compacted'];
+}
+
 interface Outputs {
   dataDir?: string;
   snapshotOut?: string;
@@ -297,6 +323,15 @@ interface Outputs {
 /** Checks the output flags (pure but for path resolution). */
 function checkOutputs(options: RestoreOptions): Outputs {
   if (!options.dataDir && !options.snapshotOut) throw new UsageError('give --data-dir, --snapshot-out or both');
+  if (options.bumpRevision !== undefined || options.markCompacted) {
+    if (options.bumpRevision === undefined || !options.markCompacted) {
+      throw new UsageError('give --bump-revision N and --mark-compacted together (etcdutl requires both)');
+    }
+    if (!Number.isSafeInteger(options.bumpRevision) || options.bumpRevision < 1) {
+      throw new UsageError(`--bump-revision must be a positive integer, got ${options.bumpRevision}`);
+    }
+    if (!options.dataDir) throw new UsageError('--bump-revision applies to --data-dir (bump a --snapshot-out file when you restore it)');
+  }
   if (options.initialCluster !== undefined) {
     if (!options.dataDir) throw new UsageError('--initial-cluster builds a member data dir: give --data-dir too');
     const name = options.name ?? 'default';
@@ -312,7 +347,7 @@ function checkOutputs(options: RestoreOptions): Outputs {
   return {
     dataDir: options.dataDir ? resolve(options.dataDir) : undefined,
     snapshotOut: options.snapshotOut ? resolve(options.snapshotOut) : undefined,
-    viaSnapshot: options.snapshotOut !== undefined || options.initialCluster !== undefined,
+    viaSnapshot: options.snapshotOut !== undefined || options.initialCluster !== undefined || options.bumpRevision !== undefined,
   };
 }
 
