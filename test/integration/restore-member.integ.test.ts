@@ -14,6 +14,7 @@ import { restoreBackup, REPLAY_SNAPSHOT_COUNT } from '../../src/restore/restore.
 import { LocalStore } from '../../src/store/local-store.js';
 import type { GetResult } from '../../src/store/object-store.js';
 import { startTestEtcd } from '../harness/etcd.js';
+import { etcdTools, skipUnlessBuilt } from '../harness/test-tools.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { archiveDeltas, saveFullSnapshot } from '../helpers/archive.js';
 
@@ -83,3 +84,25 @@ test('the temporary member runs with the sized quota and a small snapshot count;
   assert.ok(result.temporaryMember.peakRssBytes !== undefined && result.temporaryMember.peakRssBytes > 0, 'peak RSS read');
   assert.ok(result.dbSizeBytes > 0, 'db size read');
 });
+
+for (const minor of ['3.4', '3.6'] as const) {
+  const tools = etcdTools(minor);
+  test(`etcd ${minor}: the temporary member runs ${minor === '3.4' ? 'with fsync (3.4 has no --unsafe-no-fsync)' : 'with --unsafe-no-fsync'} and the restore is exact`, { skip: skipUnlessBuilt(tools, `etcd ${minor}`) }, async () => {
+    const etcd = await startTestEtcd();
+    cleanups.push(() => etcd.stop());
+    const client = etcd.client();
+    await client.put('seed').value('x');
+    const dir = await mkdtemp(join(tmpdir(), `restore-fsync-${minor}-`));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const inner = new LocalStore(join(dir, 'store'));
+    await saveFullSnapshot(etcd, inner, dir);
+    for (let i = 0; i < 200; i++) await client.put(`f/${i % 20}`).value(`value ${i}`);
+    const head = await archiveDeltas(etcd, inner);
+    const dataDir = join(dir, 'data');
+    const store = new ArgsCapturingStore(inner, dataDir);
+    const result = await restoreBackup({ store, dataDir, tools: tools!, logger });
+    assert.equal(result.revision, head);
+    assert.ok(store.memberArgs, 'the temporary member was found running');
+    assert.equal(store.memberArgs.includes('--unsafe-no-fsync'), minor !== '3.4');
+  });
+}
