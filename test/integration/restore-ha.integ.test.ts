@@ -19,7 +19,7 @@ import { restoreBackup } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { archiveDeltas, saveFullSnapshot } from '../helpers/archive.js';
-import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
+import { allKeys, comparableKeys, writeMixedWorkload } from '../helpers/workload.js';
 
 const run = promisify(execFile);
 const logger = silentLogger();
@@ -59,9 +59,6 @@ async function distinctPorts(count: number): Promise<number[]> {
   }
 }
 
-function comparable(kvs: Awaited<ReturnType<typeof allKeys>>): object[] {
-  return kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString('hex'), create: kv.createRevision, mod: kv.modRevision, version: kv.version }));
-}
 
 test('three restores with member flags make a three-member cluster; every member serves the source at the target revision', async () => {
   const ports = await distinctPorts(9);
@@ -88,14 +85,14 @@ test('three restores with member flags make a three-member cluster; every member
   );
   for (const etcd of started) cleanups.push(() => etcd.stop());
 
-  const want = comparable(await allKeys(source.client(), head));
+  const want = comparableKeys(await allKeys(source.client(), head));
   for (const etcd of started) {
     const client = createEtcdClient({ endpoints: [etcd.clientUrl] });
     try {
       const { members: list } = await client.cluster.memberList({});
       assert.deepEqual(list.map((m) => m.name).sort(), ['m0', 'm1', 'm2'], `${etcd.name} sees the new cluster`);
       assert.equal(await headRevision(client), head, `${etcd.name} is at the target revision`);
-      assert.deepEqual(comparable(await allKeys(client)), want, `${etcd.name} serves the source's keys`);
+      assert.deepEqual(comparableKeys(await allKeys(client)), want, `${etcd.name} serves the source's keys`);
       const { kvs } = await client.kv.range({ key: Buffer.from('ha/leased') });
       assert.notEqual(String(kvs[0]?.lease ?? '0'), '0', `${etcd.name} keeps the key on its lease`);
     } finally {

@@ -24,7 +24,7 @@ import type { GetResult, ObjectStore } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { archiveDeltas, saveFullSnapshot } from '../helpers/archive.js';
-import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
+import { allKeys, comparableKeys, writeMixedWorkload } from '../helpers/workload.js';
 
 const run = promisify(execFile);
 const logger = silentLogger();
@@ -113,15 +113,6 @@ async function leaseTable(client: Etcd3): Promise<Array<{ id: string; grantedTtl
   return table.sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
-function comparable(kvs: Awaited<ReturnType<typeof allKeys>>): object[] {
-  return kvs.map((kv) => ({
-    key: kv.key.toString(),
-    value: kv.value.toString('hex'),
-    create: kv.createRevision,
-    mod: kv.modRevision,
-    version: kv.version,
-  }));
-}
 
 test('a kept-alive lease in the snapshot survives a replay longer than its TTL: restore lands on the head and equals the source', async () => {
   const backup = await backupWithKeptAliveLease('keep/');
@@ -133,13 +124,13 @@ test('a kept-alive lease in the snapshot survives a replay longer than its TTL: 
   assert.equal(result.snapshotRevision, backup.base);
   assert.equal(result.revision, backup.head, 'restore lands exactly on the head revision');
 
-  const want = comparable(await allKeys(writer, backup.head));
+  const want = comparableKeys(await allKeys(writer, backup.head));
   assert.ok(want.some((kv) => (kv as { key: string }).key === 'keep/lease/held'), 'the source still holds the leased key');
   const member = await startMember(dataDir, 'default', await tempDir('lease-member-'));
   try {
     await withClient(member, async (client) => {
       assert.equal(await headRevision(client), backup.head);
-      assert.deepEqual(comparable(await allKeys(client)), want, 'restored keys equal the source at the head');
+      assert.deepEqual(comparableKeys(await allKeys(client)), want, 'restored keys equal the source at the head');
       const { leases } = await client.leaseClient.leaseLeases();
       assert.ok(leases.some((l) => l.ID === backup.leaseId), 'the snapshot lease is still there');
     });
@@ -218,7 +209,7 @@ test('leases granted after the snapshot are restored with their IDs and TTLs; re
   try {
     await withClient(member, async (restored) => {
       assert.equal(await headRevision(restored), head);
-      assert.deepEqual(comparable(await allKeys(restored)), comparable(await allKeys(client, head)));
+      assert.deepEqual(comparableKeys(await allKeys(restored)), comparableKeys(await allKeys(client, head)));
       assert.deepEqual(await leaseTable(restored), await leaseTable(client), 'lease list, TTLs and attached keys equal the source');
       assert.equal(await leaseOf(restored, 'l/b1'), kept);
       assert.equal(await leaseOf(restored, 'l/a'), inSnapshot);
