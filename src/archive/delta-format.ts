@@ -7,6 +7,14 @@
  * of its revision range: a retry after a crash rewrites the same object. `lease` is a decimal string
  * because lease IDs are int64 values beyond Number's exact range. DELETE lines carry an empty value
  * and zero createRev/version/lease (that is what etcd's tombstone events hold).
+ *
+ * Since issue 13 the first event of each lease in an object also carries the lease's granted TTL in
+ * seconds, as the delta worker read it (LeaseTimeToLive) when it archived the object, so that restore
+ * can grant the lease again with the same ID and TTL; -1 says the lease was already gone then:
+ *
+ *   {..."version":1,"lease":"7587868449925235201","leaseTTL":60}
+ *
+ * Objects written before have no leaseTTL field and stay readable (their keys come back without lease).
  * Optionally gzip-compressed (`.jsonl.gz`).
  */
 import { Readable } from 'node:stream';
@@ -28,6 +36,23 @@ export interface DeltaEvent {
   version: number;
   /** Decimal int64 lease ID, "0" for none. */
   lease: string;
+  /**
+   * On the first event of a lease in its object: the lease's granted TTL in seconds when the object
+   * was archived, LEASE_GONE when it no longer existed then. Absent elsewhere and in older objects.
+   */
+  leaseTtl?: number;
+}
+
+/** leaseTtl of a lease that was revoked or had expired before the delta worker first saw it. */
+export const LEASE_GONE = -1;
+
+/** The first event of each lease in `events`, by index (pure): where the delta worker records its TTL. */
+export function firstLeaseUses(events: readonly DeltaEvent[]): Map<string, number> {
+  const firsts = new Map<string, number>();
+  events.forEach((event, index) => {
+    if (event.lease !== '0' && !firsts.has(event.lease)) firsts.set(event.lease, index);
+  });
+  return firsts;
 }
 
 /** All events of one revision, in the order etcd applied them. */
@@ -63,7 +88,8 @@ function lineHead(event: DeltaEvent): string {
 }
 
 function lineTail(event: DeltaEvent): string {
-  return `","createRev":${event.createRev},"modRev":${event.modRev},"version":${event.version},"lease":"${event.lease}"}\n`;
+  const ttl = event.leaseTtl === undefined ? '' : `,"leaseTTL":${event.leaseTtl}`;
+  return `","createRev":${event.createRev},"modRev":${event.modRev},"version":${event.version},"lease":"${event.lease}"${ttl}}\n`;
 }
 
 /** One event as one line (with its newline). For small events and tests; streams use encodeDeltaStream. */
@@ -166,6 +192,12 @@ function parseLine(text: string, lineNumber: number, where: string): DeltaEvent 
     version: int('version'),
     lease,
   };
+  if ('leaseTTL' in record) {
+    const ttl = record.leaseTTL;
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < LEASE_GONE) throw bad('leaseTTL is not a TTL');
+    if (lease === '0') throw bad('leaseTTL without a lease');
+    event.leaseTtl = ttl;
+  }
   if (event.key.length === 0) throw bad('empty key');
   if (event.modRev !== event.rev) throw bad(`modRev ${event.modRev} differs from rev ${event.rev}`);
   return event;

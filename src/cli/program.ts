@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseQuantity } from '../api/quantity.js';
+import { formatBytes, parseQuantity } from '../api/quantity.js';
 import { createEtcdClient, connectCheck, type EtcdConnection } from '../etcd/client.js';
 import { takeFullSnapshot } from '../engine/full-snapshot.js';
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
@@ -196,11 +196,16 @@ export function buildProgram(): Command {
     .command('restore')
     .description('rebuild an etcd data dir from the store (newest full snapshot at or before the target)')
     .requiredOption('--store <url>', 'store URL')
-    .requiredOption('--data-dir <dir>', 'data dir to create; must not exist or be empty')
+    .option('--data-dir <dir>', 'data dir to create; must not exist or be empty')
+    .option('--snapshot-out <file>', 'also (or only) write the restored state as one snapshot db that etcdutl/etcdctl snapshot restore takes')
     .option('--to-revision <n>', 'restore this revision', positiveInteger)
     .option('--to-time <rfc3339>', 'restore what was archived at this time', rfc3339)
     .option('--name <name>', 'member name for the restored data dir (etcd --name)', 'default')
     .option('--initial-advertise-peer-urls <url>', 'peer URL of the restored member', 'http://localhost:2380')
+    .option('--initial-cluster <members>', 'NAME=URL,... of the new cluster: build this member\'s data dir (run once per member)')
+    .option('--initial-cluster-token <token>', 'token of the new cluster (default etcd-backup-restore)')
+    .option('--bump-revision <n>', 'raise the restored revision by N (etcdutl 3.5.10+); the setting for Kubernetes, with --mark-compacted', positiveInteger)
+    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist')
     .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
     .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
@@ -209,7 +214,12 @@ export function buildProgram(): Command {
       async (
         flags: {
           store: string;
-          dataDir: string;
+          dataDir?: string;
+          snapshotOut?: string;
+          initialCluster?: string;
+          initialClusterToken?: string;
+          bumpRevision?: number;
+          markCompacted?: boolean;
           toRevision?: number;
           toTime?: Date;
           name: string;
@@ -227,6 +237,7 @@ export function buildProgram(): Command {
         const logger = loggerFor(command);
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const { restoreBackup } = await import('../restore/restore.js');
+        const { describeLeaseSummary } = await import('../restore/lease-restorer.js');
         const result = await restoreBackup({
           encryptionKeys,
           allowUnencrypted: flags.allowUnencrypted,
@@ -234,15 +245,36 @@ export function buildProgram(): Command {
           dataDir: flags.dataDir,
           toRevision: flags.toRevision,
           toTime: flags.toTime,
+          snapshotOut: flags.snapshotOut,
+          initialCluster: flags.initialCluster,
+          initialClusterToken: flags.initialClusterToken,
+          bumpRevision: flags.bumpRevision,
+          markCompacted: flags.markCompacted,
           name: flags.name,
           peerUrl: flags.initialAdvertisePeerUrls,
           prefetchBytes: flags.memory,
           pipelineDepth: flags.txnsInFlight,
           logger,
         });
+        const into = [flags.dataDir, flags.snapshotOut].filter(Boolean).join(' and ');
         const chain = result.clusterId ? ` (the chain of etcd cluster ${result.clusterId})` : ' (store without a marker: cluster not checked)';
-        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}${chain}`);
-        console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}`);
+        console.log(`restored ${result.snapshot.key} into ${into}: revision ${result.revision}${chain}`);
+        if (flags.bumpRevision) {
+          console.log(`revision bumped by ${flags.bumpRevision} and marked compacted: the member starts at revision ${result.revision + flags.bumpRevision}`);
+        }
+        const leases = describeLeaseSummary(result.leases);
+        if (leases) console.log(`leases: ${leases}`);
+        const { quotaBytes, peakRssBytes } = result.temporaryMember;
+        console.log(
+          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${peakRssBytes === undefined ? 'unknown' : formatBytes(peakRssBytes)}; ` +
+            `restore itself: peak RSS ${formatBytes(process.resourceUsage().maxRSS * 1024)}`,
+        );
+        const quota = Math.max(2 * 1024 ** 3, Math.ceil(result.dbSizeBytes * 1.25));
+        console.log(`the restored db is ${formatBytes(result.dbSizeBytes)}: give etcd a --quota-backend-bytes of at least the source's and above that size`);
+        if (flags.dataDir) {
+          const peers = flags.initialCluster ? ` --initial-advertise-peer-urls ${flags.initialAdvertisePeerUrls} --listen-peer-urls ${flags.initialAdvertisePeerUrls}` : '';
+          console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}${peers} --quota-backend-bytes ${quota}`);
+        }
       },
     );
 

@@ -36,6 +36,7 @@ import { planChunks } from './chunk-planner.js';
 import { advanceContiguous, recoverArchivedRevision, type RevisionRange } from '../archive/revision-ranges.js';
 import { planFetchBudget, type FetchBudgetPlan } from '../budget/fetch-budget.js';
 import { encodeDeltaStream } from '../archive/delta-format.js';
+import { LeaseTtlReader, recordLeaseTtls } from '../etcd/lease-ttl.js';
 import type { MemoryBudget } from '../budget/memory-budget.js';
 import { buffer } from 'node:stream/consumers';
 
@@ -116,6 +117,8 @@ const MAX_COMPACTION_ROUNDS = 3;
 
 export class DeltaPoller {
   private readonly plan: FetchBudgetPlan;
+  /** Granted TTLs of leases met in events, recorded in the delta objects for restore. */
+  private readonly leaseTtls: LeaseTtlReader;
   private readonly now: () => Date;
   private archived: number | undefined;
   /** Uploaded ranges past archivedRevision (beyond a gap), skipped when planning. */
@@ -145,6 +148,7 @@ export class DeltaPoller {
       throw new RangeError(`parallelism must be a positive integer, got ${options.parallelism}`);
     }
     if (!(options.periodMs >= 0)) throw new RangeError(`periodMs must be >= 0, got ${options.periodMs}`);
+    this.leaseTtls = new LeaseTtlReader(options.client);
     this.plan = planFetchBudget({
       budgetBytes: options.budget.limitBytes,
       parallelism: options.parallelism,
@@ -422,6 +426,8 @@ export class DeltaPoller {
     const { store, compression, encryptionKey, logger } = this.options;
     const key = deltaKey(segment.fromRevision, segment.toRevision, { compression, encrypted: encryptionKey !== undefined });
     const attempts = this.options.uploadAttempts ?? 3;
+    // Each lease's first event in the object carries its granted TTL, read now (delta-format.ts).
+    await recordLeaseTtls(segment.events, this.leaseTtls);
     for (let attempt = 1; ; attempt++) {
       try {
         const encoded = encodeDeltaStream(segment.events, compression);

@@ -44,6 +44,22 @@ export function etcdctlCanRestore(version: string): boolean {
   return major < 3 || (major === 3 && minor < 6);
 }
 
+/** etcd has --unsafe-no-fsync from 3.5.0 (pure; an unknown version is taken as without). */
+export function hasUnsafeNoFsync(etcdVersion: string | undefined): boolean {
+  const [major = 0, minor = 0] = (etcdVersion ?? '').split('.').map(Number);
+  return major > 3 || (major === 3 && minor >= 5);
+}
+
+/**
+ * `snapshot restore --bump-revision N --mark-compacted` exists in etcdutl from 3.5.10 (and 3.6);
+ * 3.4's etcdctl never had it (pure).
+ */
+export function canBumpRevision(tool: RestoreTool): boolean {
+  if (tool.name !== 'etcdutl') return false;
+  const [major = 0, minor = 0, patch = 0] = tool.version.split(/[.-]/).map(Number);
+  return major > 3 || (major === 3 && (minor > 5 || (minor === 5 && patch >= 10)));
+}
+
 /**
  * etcdutl when it runs (3.5+: the tool etcd maintains for offline snapshot work), else etcdctl when
  * it still has `snapshot restore` (3.4, 3.5). Throws a RestoreError saying what to install otherwise.

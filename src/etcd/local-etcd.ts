@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdUnavailableError } from '../errors.js';
@@ -43,6 +43,18 @@ export interface LocalEtcdOptions {
 
 export const ETCD_BINARY = process.env.ETCD_BIN ?? 'etcd';
 export const ETCDCTL_BINARY = process.env.ETCDCTL_BIN ?? 'etcdctl';
+
+/** A process's peak resident memory (VmHWM in /proc, Linux); undefined where it cannot be read. */
+export async function peakRssBytes(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+    return kib === undefined ? undefined : Number(kib) * 1024;
+  } catch {
+    return undefined;
+  }
+}
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export async function freePort(): Promise<number> {

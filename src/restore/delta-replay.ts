@@ -5,9 +5,10 @@
  * revision) and the next objects download while the current one is applied (DeltaPrefetcher,
  * bounded by a byte budget).
  *
- * Leases are NOT restored: keys are written without a lease (the source's lease IDs mean nothing in
- * the restored cluster, and expiring them during the restore would change the data). Deletions
- * caused by lease expiry in the source are in the deltas as ordinary DELETE events and are replayed.
+ * Leases: keys are written on leases with the source's IDs and TTLs (LeaseRestorer), and every lease
+ * of the member is kept alive while the replay runs (LeaseKeeper), so that the temporary member never
+ * revokes one by itself. Deletions caused by lease expiry or revocation in the source are in the
+ * deltas as ordinary DELETE events and are replayed.
  *
  * The etcd being restored must accept each source revision as one txn: start it with
  * --max-txn-ops at least the largest revision's event count (a delete-range or lease revocation can
@@ -28,7 +29,10 @@ import type { Logger } from '../observability/logger.js';
 import { DELTA_DIR, type DeltaName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { DEFAULT_PREFETCH_BYTES, DEFAULT_PREFETCH_OBJECTS, DeltaPrefetcher } from './delta-prefetch.js';
-import { DEFAULT_PIPELINE_DEPTH, TxnPipeline, type PipelineStats } from './txn-pipeline.js';
+import { describeForeignRevisions } from './foreign-revisions.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { LeaseRestorer, noLeaseChanges, type LeaseSummary } from './lease-restorer.js';
+import { DEFAULT_PIPELINE_DEPTH, RevisionMismatchError, TxnPipeline, type PipelineStats } from './txn-pipeline.js';
 
 /** The delta archive does not hold some revisions a restore needs. */
 export class DeltaGapError extends RestoreError {
@@ -78,6 +82,11 @@ export function planDeltas(deltas: readonly DeltaName[], afterRevision: number, 
 export interface ReplayOptions {
   /** The etcd being restored; its head revision must equal afterRevision. */
   client: Etcd3;
+  /**
+   * Keeps the member's leases alive (withTemporaryMember's, which runs as long as the member);
+   * without it the replay keeps them alive itself while it runs.
+   */
+  leases?: LeaseKeeper;
   store: ObjectStore;
   /** The store's delta objects (from classifyKeys); planDeltas picks the ones needed. */
   deltas: DeltaName[];
@@ -109,6 +118,7 @@ export interface ReplayResult {
   revision: number;
   revisionsApplied: number;
   pipeline: PipelineStats;
+  leases: LeaseSummary;
 }
 
 /**
@@ -128,7 +138,9 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
     throw new RestoreError(`the etcd being restored is at revision ${start}, but deltas are to be applied after revision ${afterRevision}`);
   }
   const pipeline = new TxnPipeline(client, options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH);
-  if (plan.length === 0) return { revision: afterRevision, revisionsApplied: 0, pipeline: pipeline.stats };
+  if (plan.length === 0) {
+    return { revision: afterRevision, revisionsApplied: 0, pipeline: pipeline.stats, leases: noLeaseChanges() };
+  }
   // Refuse before downloading anything rather than halfway through.
   const locked = plan.find((delta) => delta.encrypted && !options.decrypt);
   if (locked) throw new UsageError(`delta object ${locked.key} is encrypted: an encryption key is needed to restore it`);
@@ -152,19 +164,25 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
     options.prefetchObjects ?? DEFAULT_PREFETCH_OBJECTS,
   );
   let applied = afterRevision; // the last revision queued; confirmed once the pipeline drains
+  // No lease of the member may expire while the replay runs (see LeaseKeeper).
+  const keeper = options.leases ?? (await LeaseKeeper.start(client, logger));
+  let leases: LeaseSummary;
   try {
+    const restorer = await LeaseRestorer.start(client, keeper);
     for (let i = 0; i < plan.length; i++) {
       const { delta, file, done } = await prefetcher.next();
       const plain = delta.encrypted ? options.decrypt!(createReadStream(file), delta.key) : createReadStream(file);
       const last = Math.min(delta.toRevision, toRevision);
       const before = applied;
       for await (const revision of groupByRevision(decodeDeltaEvents(plain, delta.compression, delta.key, maxLineBytes), maxRevisionBytes, delta.key)) {
+        restorer.learn(revision);
         if (revision.rev <= applied) continue;
         if (revision.rev > last) break;
         if (revision.rev < delta.fromRevision) {
           throw new RestoreError(`delta object ${delta.key} holds revision ${revision.rev}, outside its name's range`);
         }
         if (revision.rev !== applied + 1) throw new DeltaGapError(applied + 1, revision.rev - 1, `inside ${delta.key}`);
+        await restorer.prepare(revision);
         await pipeline.apply(revision);
         applied = revision.rev;
       }
@@ -173,13 +191,33 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
       await done();
     }
     await pipeline.drain();
+    leases = await restorer.finish();
   } catch (err) {
     await pipeline.abandon();
+    if (err instanceof RevisionMismatchError && err.got > err.expected) {
+      // Revisions expected..got-1 were made by something other than the replay: say what they hold.
+      const found = await describeForeignRevisions(client, err.expected, err.got - 1);
+      throw new RevisionMismatchError(err.expected, err.got, `the etcd being restored made revisions the replay did not: ${found}`);
+    }
     throw err;
   } finally {
+    if (!options.leases) await keeper.stop();
     await prefetcher.close();
     await rm(spoolDir, { recursive: true, force: true });
   }
-  logger.info('Replayed delta revisions', { afterRevision, toRevision: applied, objects: plan.length, ...pipeline.stats });
-  return { revision: applied, revisionsApplied: applied - afterRevision, pipeline: pipeline.stats };
+  logger.info('Replayed delta revisions', {
+    afterRevision,
+    toRevision: applied,
+    objects: plan.length,
+    ...pipeline.stats,
+    leasesGranted: leases.granted,
+    leasesRevoked: leases.revoked,
+  });
+  if (leases.goneWhenArchived.length > 0 || leases.withoutTtl.length > 0) {
+    logger.warn('Some keys were restored without their lease', {
+      goneWhenArchived: leases.goneWhenArchived.length,
+      withoutRecordedTtl: leases.withoutTtl.length,
+    });
+  }
+  return { revision: applied, revisionsApplied: applied - afterRevision, pipeline: pipeline.stats, leases };
 }

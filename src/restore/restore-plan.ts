@@ -27,3 +27,24 @@ export function snapshotCandidates(listing: BackupListing, target: RestoreTarget
 export function contiguousChainEnd(deltas: readonly DeltaName[], afterRevision: number): number {
   return advanceContiguous(afterRevision, deltas).archivedRevision;
 }
+
+/** etcd's default backend quota, and the largest it supports (it warns beyond). */
+export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
+export const ETCD_MAX_QUOTA_BYTES = 8 * 1024 ** 3;
+/**
+ * How many plain bytes a stored delta byte may stand for: gzip of base64 JSON shrinks text values
+ * several times (random values not at all). Over-estimating costs nothing (the quota is a limit,
+ * not an allocation); under-estimating fails the restore with "database space exceeded".
+ */
+const GZIP_EXPANSION = 8;
+
+/**
+ * The backend quota of restore's temporary member (pure): room for the snapshot's db plus every
+ * replayed value (the replay keeps all revisions: nothing compacts them), with half again for bbolt's
+ * free pages; never below etcd's default, never above its maximum.
+ */
+export function temporaryQuotaBytes(sizes: { snapshotDbBytes: number; deltaBytes: number; deltasCompressed: boolean }): number {
+  const deltaPlain = sizes.deltaBytes * (sizes.deltasCompressed ? GZIP_EXPANSION : 1);
+  const wanted = Math.ceil((sizes.snapshotDbBytes + deltaPlain) * 1.5);
+  return Math.min(ETCD_MAX_QUOTA_BYTES, Math.max(ETCD_DEFAULT_QUOTA_BYTES, wanted));
+}

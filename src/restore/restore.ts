@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -12,22 +12,45 @@ import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MAX_EVENT_BYTES } from '../archive/delta-format.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
-import { defaultEtcdBinaries, findRestoreTools, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
-import { ETCD_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
+import { openSnapshotStream } from '../etcd/snapshot-stream.js';
+import { canBumpRevision, defaultEtcdBinaries, findRestoreTools, hasUnsafeNoFsync, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
+import { ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { readStoreMarker, withClusterCheck } from '../store/store-marker.js';
 import { replayDeltas } from './delta-replay.js';
-import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { noLeaseChanges, type LeaseSummary } from './lease-restorer.js';
+import { ETCD_DEFAULT_QUOTA_BYTES, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from './restore-plan.js';
 
 const run = promisify(execFile);
 
 export interface RestoreOptions extends RestoreTarget {
   store: ObjectStore;
-  /** Must not exist or be empty: a restore never overwrites data. */
-  dataDir: string;
+  /** Must not exist or be empty: a restore never overwrites data. Optional with snapshotOut. */
+  dataDir?: string;
+  /**
+   * Also (or only) write the restored state as one snapshot db file that any etcd tool restores
+   * (`etcdutl/etcdctl snapshot restore`); must not exist.
+   */
+  snapshotOut?: string;
+  /**
+   * Build the data dir of one member of a new cluster (etcd's --initial-cluster NAME=URL,...); must
+   * name this member (`name`) with its peer URL (`peerUrl`). Default: a one-member cluster.
+   */
+  initialCluster?: string;
+  /** etcd's --initial-cluster-token for the new cluster; default "etcd-backup-restore". */
+  initialClusterToken?: string;
+  /**
+   * Raise the restored revision by this much and mark it compacted (etcdutl snapshot restore
+   * --bump-revision N --mark-compacted, etcd 3.5.10+/3.6 tools): revisions never go back for the
+   * clients of the restored cluster (Kubernetes' watch caches and informers; etcd issue #16028).
+   * markCompacted must be set with it, as etcdutl requires.
+   */
+  bumpRevision?: number;
+  markCompacted?: boolean;
   logger: Logger;
   /** Member name written into the restored data dir (etcd's --name). Default "default", as etcd's. */
   name?: string;
@@ -70,6 +93,33 @@ export interface RestoreResult {
   revision: number;
   /** The etcd cluster whose chain was restored (the store marker's); undefined for a store without one. */
   clusterId?: string;
+  /** What the replay did with the source's leases. */
+  leases: LeaseSummary;
+  /** The temporary member's backend quota and its peak resident memory (undefined where unknown). */
+  temporaryMember: { quotaBytes: number; peakRssBytes: number | undefined };
+  /**
+   * Size of the restored backend db: the member started on it needs a --quota-backend-bytes above it
+   * (and at least the source's), or etcd raises its NOSPACE alarm and refuses writes.
+   */
+  dbSizeBytes: number;
+}
+
+async function dbSize(dataDir: string): Promise<number> {
+  return (await stat(join(dataDir, 'member', 'snap', 'db'))).size;
+}
+
+/**
+ * The temporary member's quota for this snapshot and the deltas after it (temporaryQuotaBytes): the
+ * snapshot's db is on disk by now, the deltas' stored sizes are in the listing.
+ */
+async function quotaFor(workDir: string, snapshot: FullSnapshotName, deltas: readonly DeltaName[], objects: readonly { key: string; size: number }[]): Promise<number> {
+  const sizes = new Map(objects.map((o) => [o.key, o.size]));
+  const after = deltas.filter((d) => d.toRevision > snapshot.revision);
+  return temporaryQuotaBytes({
+    snapshotDbBytes: (await stat(join(workDir, SNAPSHOT_FILE))).size,
+    deltaBytes: after.reduce((sum, d) => sum + (sizes.get(d.key) ?? 0), 0),
+    deltasCompressed: after.some((d) => d.compression === 'gzip'),
+  });
 }
 
 /**
@@ -77,8 +127,9 @@ export interface RestoreResult {
  * checked against its recorded sha256 before `etcdutl snapshot restore` (or 3.4's etcdctl) sees it.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
-  const dataDir = resolve(options.dataDir);
-  await ensureEmptyDir(dataDir);
+  const target = checkOutputs(options);
+  if (target.dataDir) await ensureEmptyDir(target.dataDir);
+  if (target.snapshotOut) await ensureAbsent(target.snapshotOut);
   // The marker says whose chain the store holds; every object read must be of that cluster.
   const marker = await readStoreMarker(options.store, options.signal);
   const store = marker ? withClusterCheck(options.store, marker.clusterId) : options.store;
@@ -105,27 +156,51 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     etcd: tools.etcd.binary,
     etcdVersion: tools.etcd.version ?? 'unknown',
   });
+  if (options.bumpRevision !== undefined && !canBumpRevision(tools.restore)) {
+    throw new UsageError(
+      `--bump-revision needs etcdutl 3.5.10 or newer (etcd 3.5/3.6 tools; ETCDUTL_BIN); the restore tool found is ${tools.restore.name} ${tools.restore.version}`,
+    );
+  }
   const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
+  // One member of a new cluster, or a snapshot file: replay in a work dir, snapshot the result and
+  // restore that snapshot with the member's flags (etcd's own procedure for every member).
+  const dataDir = target.viaSnapshot ? join(workDir, 'replay') : target.dataDir!;
+  const finalSnapshot = target.snapshotOut ?? join(workDir, 'final.db');
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
       await restoreSnapshotInto(store, snapshot, dataDir, workDir, tools.restore, options);
       signal?.throwIfAborted();
-      const member = { dataDir, name: options.name ?? 'default', workDir, etcd: tools.etcd.binary };
-      const result = await withTemporaryMember(member, signal, async (client) => {
+      const quotaBytes = await quotaFor(workDir, snapshot, deltas, objects);
+      const memberOptions = {
+        dataDir,
+        name: options.name ?? 'default',
+        workDir,
+        etcd: tools.etcd.binary,
+        signal,
+        logger: options.logger,
+        quotaBytes,
+        noFsync: hasUnsafeNoFsync(tools.etcd.version),
+      };
+      const result = await withTemporaryMember(memberOptions, async ({ client, leases, peakRssBytes }): Promise<Omit<RestoreResult, 'dbSizeBytes'> | undefined> => {
         const snapshotRevision = await headRevision(client);
         if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
         options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
-        const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, clusterId: marker?.clusterId };
+        const revision = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
+        const temporaryMember = async (): Promise<RestoreResult['temporaryMember']> => ({ quotaBytes, peakRssBytes: await peakRssBytes() });
+        if (revision === snapshotRevision) {
+          if (target.viaSnapshot) await saveSnapshot(client, finalSnapshot, signal);
+          return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, leases: noLeaseChanges(), temporaryMember: await temporaryMember(), clusterId: marker?.clusterId };
+        }
         const replayed = await replayDeltas({
           client,
+          leases,
           store,
           deltas,
           afterRevision: snapshotRevision,
-          toRevision: target,
+          toRevision: revision,
           logger: options.logger,
           tempDir: workDir,
           objectSizes: new Map(objects.map((o) => [o.key, o.size])),
@@ -136,10 +211,25 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             : undefined,
           requireEncrypted: requiresEncryption(options),
         });
-        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied, clusterId: marker?.clusterId };
+        if (target.viaSnapshot) await saveSnapshot(client, finalSnapshot, signal);
+        return {
+          snapshot,
+          snapshotRevision,
+          revision: replayed.revision,
+          revisionsApplied: replayed.revisionsApplied,
+          leases: replayed.leases,
+          temporaryMember: await temporaryMember(),
+          clusterId: marker?.clusterId,
+        };
       });
       signal?.throwIfAborted();
-      if (result) return result;
+      if (result) {
+        if (target.viaSnapshot && target.dataDir) {
+          await restoreTool(tools.restore, finalSnapshot, target.dataDir, options, signal, 'the restored state', bumpFlags(options));
+        }
+        const dbSizeBytes = target.dataDir ? await dbSize(target.dataDir) : (await stat(finalSnapshot)).size;
+        return { ...result, dbSizeBytes };
+      }
       // The name's revision was a lower bound; this snapshot is past the target. Try an older one.
       options.logger.info('Snapshot holds revisions past the target; trying an older one', {
         object: snapshot.key,
@@ -149,8 +239,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     throw new RestoreError(`no full snapshot at or before revision ${options.toRevision} in ${options.store.describe()}`);
   } catch (err) {
-    // Never leave a half-restored data dir behind: the user asked for an empty or missing one.
-    await rm(dataDir, { recursive: true, force: true });
+    // Never leave a half-restored data dir or snapshot behind: the user asked for new ones.
+    if (target.dataDir) await rm(target.dataDir, { recursive: true, force: true });
+    if (target.snapshotOut) await rm(target.snapshotOut, { force: true });
     throw err;
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -161,6 +252,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
 function requiresEncryption(options: RestoreOptions): boolean {
   return (options.encryptionKeys?.length ?? 0) > 0 && options.allowUnencrypted !== true;
 }
+
+const SNAPSHOT_FILE = 'snapshot.db';
 
 /** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdutl/etcdctl build the data dir. */
 async function restoreSnapshotInto(
@@ -176,7 +269,7 @@ async function restoreSnapshotInto(
     throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
   }
   if (!snapshot.encrypted && requiresEncryption(options)) throw new UnencryptedObjectError([snapshot.key]);
-  const file = join(workDir, 'snapshot.db');
+  const file = join(workDir, SNAPSHOT_FILE);
   const { signal } = options;
   const object = await store.get(snapshot.key, { signal });
   const out = createWriteStream(file, { mode: 0o600 });
@@ -192,6 +285,25 @@ async function restoreSnapshotInto(
     if (err instanceof OperatorError) throw err;
     throw new RestoreError(`cannot read ${snapshot.key}: ${errorMessage(err)}`, err);
   }
+  // Always a one-member cluster: the temporary member must run alone.
+  await restoreTool(tool, file, dataDir, { name: options.name, peerUrl: options.peerUrl }, signal, snapshot.key);
+}
+
+/**
+ * `etcdutl (or 3.4's etcdctl) snapshot restore FILE` into `dataDir` as the member `options` names
+ * (etcd's --name, --initial-cluster, --initial-cluster-token, --initial-advertise-peer-urls).
+ */
+type MemberFlags = Pick<RestoreOptions, 'name' | 'peerUrl' | 'initialCluster' | 'initialClusterToken'>;
+
+async function restoreTool(
+  tool: RestoreTool,
+  file: string,
+  dataDir: string,
+  options: MemberFlags,
+  signal: AbortSignal | undefined,
+  what: string,
+  extraArgs: string[] = [],
+): Promise<void> {
   const name = options.name ?? 'default';
   const peerUrl = options.peerUrl ?? 'http://localhost:2380';
   try {
@@ -201,31 +313,114 @@ async function restoreSnapshotInto(
         'snapshot', 'restore', file,
         '--data-dir', dataDir,
         '--name', name,
-        '--initial-cluster', `${name}=${peerUrl}`,
+        '--initial-cluster', options.initialCluster ?? `${name}=${peerUrl}`,
         '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster-token', 'etcd-backup-restore',
+        '--initial-cluster-token', options.initialClusterToken ?? 'etcd-backup-restore',
+        ...extraArgs,
       ],
       { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30 * 60_000, ...(signal ? { signal } : {}) },
     );
   } catch (err) {
     signal?.throwIfAborted();
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
-    throw new RestoreError(`${tool.name} ${tool.version} snapshot restore of ${snapshot.key} failed: ${stderr || errorMessage(err)}`, err);
+    throw new RestoreError(`${tool.name} ${tool.version} snapshot restore of ${what} failed: ${stderr || errorMessage(err)}`, err);
   }
+}
+
+/** Saves the member's state as a snapshot file (with etcd's trailing sha256), whole or not at all. */
+async function saveSnapshot(client: Etcd3, file: string, signal: AbortSignal | undefined): Promise<void> {
+  const part = `${file}.part`;
+  try {
+    await pipeline(await openSnapshotStream(client, ['the temporary member']), createWriteStream(part, { mode: 0o600 }), signal ? { signal } : {});
+    await rename(part, file);
+  } catch (err) {
+    await rm(part, { force: true });
+    signal?.throwIfAborted();
+    if (err instanceof OperatorError) throw err;
+    throw new RestoreError(`cannot write snapshot ${file}: ${errorMessage(err)}`, err);
+  }
+}
+
+function bumpFlags(options: RestoreOptions): string[] {
+  return options.bumpRevision === undefined ? [] : ['--bump-revision', String(options.bumpRevision), '--mark-compacted'];
+}
+
+interface Outputs {
+  dataDir?: string;
+  snapshotOut?: string;
+  /** Replay elsewhere, then build the outputs from a snapshot of the result. */
+  viaSnapshot: boolean;
+}
+
+/** Checks the output flags (pure but for path resolution). */
+function checkOutputs(options: RestoreOptions): Outputs {
+  if (!options.dataDir && !options.snapshotOut) throw new UsageError('give --data-dir, --snapshot-out or both');
+  if (options.bumpRevision !== undefined || options.markCompacted) {
+    if (options.bumpRevision === undefined || !options.markCompacted) {
+      throw new UsageError('give --bump-revision N and --mark-compacted together (etcdutl requires both)');
+    }
+    if (!Number.isSafeInteger(options.bumpRevision) || options.bumpRevision < 1) {
+      throw new UsageError(`--bump-revision must be a positive integer, got ${options.bumpRevision}`);
+    }
+    if (!options.dataDir) throw new UsageError('--bump-revision applies to --data-dir (bump a --snapshot-out file when you restore it)');
+  }
+  if (options.initialCluster !== undefined) {
+    if (!options.dataDir) throw new UsageError('--initial-cluster builds a member data dir: give --data-dir too');
+    const name = options.name ?? 'default';
+    const peerUrl = options.peerUrl ?? 'http://localhost:2380';
+    const members = options.initialCluster.split(',').map((entry) => entry.trim());
+    if (!members.every((entry) => /^[^=]+=\S+$/.test(entry))) {
+      throw new UsageError(`--initial-cluster must be NAME=URL,NAME=URL,...; got ${JSON.stringify(options.initialCluster)}`);
+    }
+    if (!members.includes(`${name}=${peerUrl}`)) {
+      throw new UsageError(`--initial-cluster must list this member as ${name}=${peerUrl} (--name, --initial-advertise-peer-urls)`);
+    }
+  }
+  return {
+    dataDir: options.dataDir ? resolve(options.dataDir) : undefined,
+    snapshotOut: options.snapshotOut ? resolve(options.snapshotOut) : undefined,
+    viaSnapshot: options.snapshotOut !== undefined || options.initialCluster !== undefined || options.bumpRevision !== undefined,
+  };
+}
+
+async function ensureAbsent(file: string): Promise<void> {
+  const exists = await stat(file).then(() => true, () => false);
+  if (exists) throw new UsageError(`${file} exists; refusing to overwrite it`);
+  await stat(dirname(file)).catch(() => {
+    throw new RestoreError(`cannot write ${file}: parent directory does not exist`);
+  });
 }
 
 /**
  * A temporary member on the restored data dir, on free 127.0.0.1 ports. Replay sends each source
  * revision as one txn, so the member must accept txns as large as any the source accepted: many ops
- * (a delete-range or lease revocation touches many keys) and the source's request size.
+ * (a delete-range or lease revocation touches many keys) and the source's request size. Its backend
+ * quota fits the data it will hold (temporaryQuotaBytes; default etcd's 2 GiB), and a small
+ * --snapshot-count makes it compact its in-memory raft log often: etcd keeps the entries since its
+ * last snapshot plus 5,000 for catch-up in memory, 105,000 by default in 3.4 (the replayed values).
  */
-export async function startMember(dataDir: string, name: string, workDir: string, etcd = ETCD_BINARY): Promise<LocalEtcd> {
+export async function startMember(
+  dataDir: string,
+  name: string,
+  workDir: string,
+  etcd = ETCD_BINARY,
+  quotaBytes = ETCD_DEFAULT_QUOTA_BYTES,
+  noFsync = false,
+): Promise<LocalEtcd> {
   return startLocalEtcd({
     dataDir,
     name,
     binary: etcd,
     logFile: join(workDir, `etcd-${Date.now()}.log`),
-    extraArgs: ['--max-txn-ops', String(REPLAY_MAX_TXN_OPS), '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES)],
+    extraArgs: [
+      '--max-txn-ops', String(REPLAY_MAX_TXN_OPS),
+      '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES),
+      '--quota-backend-bytes', String(quotaBytes),
+      '--snapshot-count', String(REPLAY_SNAPSHOT_COUNT),
+      // The member's data is rebuilt from the backup if anything fails; restore fsyncs the data dir
+      // once the member has stopped (fsyncTree) instead of at every revision.
+      ...(noFsync ? ['--unsafe-no-fsync'] : []),
+    ],
   });
 }
 
@@ -233,14 +428,32 @@ export async function startMember(dataDir: string, name: string, workDir: string
 const REPLAY_MAX_TXN_OPS = 1_000_000;
 /** Also the largest event a delta line may hold (the decoder's line limit follows from it). */
 const REPLAY_MAX_REQUEST_BYTES = MAX_EVENT_BYTES;
+/** Raft entries applied between the temporary member's snapshots (etcd's default: 100,000). */
+export const REPLAY_SNAPSHOT_COUNT = 1000;
 
-/** Where and how a temporary member runs: its data dir, member name, log dir and etcd program. */
-export interface TemporaryMember {
+/** Where and how a temporary member runs. */
+export interface TemporaryMemberOptions {
   dataDir: string;
   name: string;
   workDir: string;
-  /** Default ETCD_BINARY. */
+  /** The etcd program; default ETCD_BINARY. */
   etcd?: string;
+  logger: Logger;
+  /** Kills the member at once; the call then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Backend quota (temporaryQuotaBytes); default etcd's. */
+  quotaBytes?: number;
+  /** Run with --unsafe-no-fsync (etcd 3.5+) and fsync the data dir once the member stopped. */
+  noFsync?: boolean;
+}
+
+/** The running temporary member, for `use`. */
+export interface TemporaryMember {
+  client: Etcd3;
+  /** Kept alive until the member stops. */
+  leases: LeaseKeeper;
+  /** The member's peak resident memory so far (Linux /proc), undefined where unknown. */
+  peakRssBytes(): Promise<number | undefined>;
 }
 
 /**
@@ -248,23 +461,52 @@ export interface TemporaryMember {
  * kills the member at once; the call then rejects with the signal's reason (killing the member
  * fails whatever was talking to it: the cancellation is the cause).
  */
-export async function withTemporaryMember<T>(
-  spec: TemporaryMember,
-  signal: AbortSignal | undefined,
-  use: (client: Etcd3) => Promise<T>,
-): Promise<T> {
-  const member = await startMember(spec.dataDir, spec.name, spec.workDir, spec.etcd);
+export async function withTemporaryMember<T>(options: TemporaryMemberOptions, use: (member: TemporaryMember) => Promise<T>): Promise<T> {
+  const { signal } = options;
+  const member = await startMember(options.dataDir, options.name, options.workDir, options.etcd, options.quotaBytes, options.noFsync);
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
+  let result: T;
   try {
-    return await withClient(member, use);
+    result = await withClient(member, async (client) => {
+      // For as long as the member runs, none of its leases may expire: that would delete keys and
+      // make a revision of its own (LeaseKeeper). Each was refreshed at most a third of its TTL ago
+      // when the member is stopped.
+      const leases = await LeaseKeeper.start(client, options.logger);
+      try {
+        return await use({ client, leases, peakRssBytes: () => peakRssBytes(member.process.pid) });
+      } finally {
+        await leases.stop();
+      }
+    });
   } catch (err) {
     signal?.throwIfAborted();
     throw err;
   } finally {
     signal?.removeEventListener('abort', kill);
     await member.stop();
+  }
+  if (options.noFsync) await fsyncTree(options.dataDir);
+  return result;
+}
+
+/** fsyncs every file and directory under `dir`: what etcd skipped with --unsafe-no-fsync. */
+async function fsyncTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await fsyncTree(path);
+    else if (entry.isFile()) await fsyncPath(path);
+  }
+  await fsyncPath(dir);
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -187,7 +187,7 @@ async function opsFor(client: Etcd3, events: DeltaEvent[], stateIsCurrent: boole
   }
   return events.map((event) =>
     event.type === 'PUT'
-      ? { request_put: { key: event.key, value: event.value } }
+      ? { request_put: { key: event.key, value: event.value, ...(event.lease !== '0' ? { lease: event.lease } : {}) } }
       : { request_delete_range: { key: event.key } },
   );
 }
@@ -204,12 +204,23 @@ function applyError(revision: RevisionEvents, err: Error): RestoreError {
   );
 }
 
+/**
+ * A txn landed on another revision than its source revision: some revision on the etcd being
+ * restored was not made by the replay (or the base snapshot does not match the deltas).
+ */
+export class RevisionMismatchError extends RestoreError {
+  constructor(
+    readonly expected: number,
+    readonly got: number,
+    detail = got > expected
+      ? 'the restored data and the deltas disagree'
+      : 'the restored data is ahead of the deltas',
+  ) {
+    super(`applying source revision ${expected} produced revision ${got}: ${detail}`);
+  }
+}
+
 function checkRevision(revision: RevisionEvents, result: ITxnResponse): void {
   const got = Number(result.header.revision);
-  if (got !== revision.rev) {
-    throw new RestoreError(
-      `applying source revision ${revision.rev} produced revision ${got}: the restored data and the deltas ` +
-        `disagree (a revision is missing or the deltas belong to another base snapshot)`,
-    );
-  }
+  if (got !== revision.rev) throw new RevisionMismatchError(revision.rev, got);
 }

@@ -65,8 +65,16 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyResult
     const dataDir = join(workDir, 'data');
     const restored = await restoreBackup({ ...options, dataDir, logger: options.logger });
     options.signal?.throwIfAborted();
-    const member = { dataDir, name: 'default', workDir, etcd: options.tools?.etcd ?? ETCD_BINARY };
-    return await withTemporaryMember(member, options.signal, async (client) => {
+    const member = {
+      dataDir,
+      name: 'default',
+      workDir,
+      etcd: options.tools?.etcd ?? ETCD_BINARY,
+      signal: options.signal,
+      logger: options.logger,
+      quotaBytes: restored.temporaryMember.quotaBytes,
+    };
+    return await withTemporaryMember(member, async ({ client }) => {
       const summary = await summarizeKeyspace(client, restored.revision);
       const result: VerifyResult = { ...summary, snapshot: restored.snapshot.key };
       if (options.live) {

@@ -44,3 +44,14 @@ export async function allKeys(client: Etcd3, revision?: number): Promise<KeyValu
   for await (const kv of readAllKeys(client, revision)) result.push(kv);
   return result;
 }
+
+/** Keys as plain objects for deepEqual: key, value (hex), create/mod revision (unless left out), version. */
+export function comparableKeys(kvs: readonly KeyValueRecord[], options: { modRevision?: boolean } = {}): object[] {
+  return kvs.map((kv) => ({
+    key: kv.key.toString(),
+    value: kv.value.toString('hex'),
+    create: kv.createRevision,
+    ...(options.modRevision === false ? {} : { mod: kv.modRevision }),
+    version: kv.version,
+  }));
+}

@@ -9,7 +9,9 @@ import {
   encodeDeltaLine,
   encodeDeltaStream,
   eventCost,
+  firstLeaseUses,
   groupByRevision,
+  LEASE_GONE,
   MAX_EVENT_BYTES,
   MAX_LINE_BYTES,
   type DeltaEvent,
@@ -52,7 +54,8 @@ async function decodeAll(bytes: Buffer, compression: Compression, chunkSize = 7)
 const sample: DeltaEvent[] = [
   put(5, 'a', 'one'),
   put(6, 'b', Buffer.from([0, 1, 2, 0xff, 0x0a, 0x0d])), // binary, including a newline byte
-  put(7, 'a', 'two', { createRev: 5, version: 2, lease: '7587868449925235201' }), // lease beyond 2^53
+  put(7, 'a', 'two', { createRev: 5, version: 2, lease: '7587868449925235201', leaseTtl: 60 }), // lease beyond 2^53
+  put(7, 'd', 'on a gone lease', { lease: '99', leaseTtl: LEASE_GONE }),
   // one txn: several events in one revision
   put(8, 'c', ''),
   del(8, 'b'),
@@ -68,6 +71,27 @@ test('a line has every field in a fixed order', () => {
     encodeDeltaLine(del(9, 'k')),
     '{"rev":9,"type":"DELETE","key":"aw==","value":"","createRev":0,"modRev":9,"version":0,"lease":"0"}\n',
   );
+});
+
+test('a lease TTL follows the lease; -1 marks a lease that was gone', () => {
+  assert.equal(
+    encodeDeltaLine(put(7, 'k', 'v', { createRev: 3, version: 2, lease: '12', leaseTtl: 60 })),
+    '{"rev":7,"type":"PUT","key":"aw==","value":"dg==","createRev":3,"modRev":7,"version":2,"lease":"12","leaseTTL":60}\n',
+  );
+  assert.match(encodeDeltaLine(put(7, 'k', 'v', { lease: '12', leaseTtl: LEASE_GONE })), /"lease":"12","leaseTTL":-1}\n$/);
+});
+
+test('an object written before lease TTLs were recorded decodes without them', async () => {
+  const old = '{"rev":7,"type":"PUT","key":"aw==","value":"dg==","createRev":3,"modRev":7,"version":2,"lease":"12"}\n';
+  const [event] = await decodeAll(Buffer.from(old), 'none');
+  assert.equal(event!.lease, '12');
+  assert.equal(event!.leaseTtl, undefined);
+  assert.ok(!('leaseTtl' in event!), 'no leaseTtl property at all');
+});
+
+test('firstLeaseUses: the first event of each lease, by index', () => {
+  const events = [put(1, 'a', 'x'), put(2, 'b', 'x', { lease: '5' }), put(3, 'c', 'x', { lease: '6' }), put(4, 'd', 'x', { lease: '5' }), del(5, 'b')];
+  assert.deepEqual([...firstLeaseUses(events)], [['5', 1], ['6', 2]]);
 });
 
 for (const compression of ['none', 'gzip'] as const) {
@@ -110,7 +134,7 @@ test('groupByRevision keeps a txn together', async () => {
   assert.deepEqual(groups, [
     [5, 1],
     [6, 1],
-    [7, 1],
+    [7, 2],
     [8, 3],
   ]);
 });
@@ -130,6 +154,9 @@ test('malformed objects fail with DeltaFormatError naming the line', async (t) =
     { name: 'modRev differs from rev', text: good.replace('"modRev":5', '"modRev":6'), message: /modRev 6 differs/ },
     { name: 'truncated last line', text: good + good.slice(0, 20), message: /not terminated/ },
     { name: 'lease not a string', text: good.replace('"lease":"0"', '"lease":0'), message: /lease/ },
+    { name: 'leaseTTL not a TTL', text: good.replace('"lease":"0"', '"lease":"5","leaseTTL":"60"'), message: /leaseTTL is not a TTL/ },
+    { name: 'leaseTTL below -1', text: good.replace('"lease":"0"', '"lease":"5","leaseTTL":-2'), message: /leaseTTL is not a TTL/ },
+    { name: 'leaseTTL without a lease', text: good.replace('"lease":"0"', '"lease":"0","leaseTTL":60'), message: /leaseTTL without a lease/ },
   ];
   for (const c of cases) {
     await t.test(c.name, async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { chooseRestoreTool, parseToolVersion, type Probe } from '../../src/etcd/etcd-tools.js';
+import { canBumpRevision, chooseRestoreTool, parseToolVersion, type Probe } from '../../src/etcd/etcd-tools.js';
 import { RestoreError } from '../../src/errors.js';
 import { ETCD_VERSIONS, REPO_ROOT } from '../harness/test-tools.js';
 
@@ -58,4 +58,14 @@ test("the Docker image's etcd is the 3.6 version the matrix restores with as the
   const dockerfile = await readFile(join(REPO_ROOT, 'Dockerfile'), 'utf8');
   assert.equal(/^ARG ETCD_VERSION=(\S+)$/m.exec(dockerfile)?.[1], ETCD_VERSIONS['3.6']);
   assert.match(dockerfile, /^COPY --from=etcd-tools \/out\/etcd \/out\/etcdutl \/usr\/local\/bin\/$/m);
+});
+
+test('canBumpRevision: etcdutl 3.5.10 and newer only', () => {
+  const tool = (name: 'etcdutl' | 'etcdctl', version: string) => ({ name, binary: name, version });
+  assert.equal(canBumpRevision(tool('etcdutl', '3.5.9')), false);
+  assert.equal(canBumpRevision(tool('etcdutl', '3.5.10')), true);
+  assert.equal(canBumpRevision(tool('etcdutl', '3.5.36')), true);
+  assert.equal(canBumpRevision(tool('etcdutl', '3.6.0-rc.1')), true);
+  assert.equal(canBumpRevision(tool('etcdctl', '3.5.36')), false, 'etcdctl never had it');
+  assert.equal(canBumpRevision(tool('etcdctl', '3.4.23')), false);
 });

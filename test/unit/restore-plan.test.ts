@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyKeys, deltaKey, fullSnapshotKey, type DeltaName, type Encoding } from '../../src/archive/naming.js';
-import { contiguousChainEnd, snapshotCandidates, type RestoreTarget } from '../../src/restore/restore-plan.js';
+import { contiguousChainEnd, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from '../../src/restore/restore-plan.js';
 
 const plain: Encoding = { compression: 'none', encrypted: false };
 const T0 = Date.UTC(2024, 4, 1);
@@ -85,3 +85,12 @@ for (const c of chainCases) {
     assert.deepEqual(c.deltas, input);
   });
 }
+
+test('temporaryQuotaBytes: room for the snapshot and the replayed deltas, between etcd default and maximum', () => {
+  const GiB = 1024 ** 3;
+  assert.equal(temporaryQuotaBytes({ snapshotDbBytes: 1024, deltaBytes: 1024, deltasCompressed: true }), 2 * GiB, 'never below the default');
+  assert.equal(temporaryQuotaBytes({ snapshotDbBytes: 2.3 * GiB, deltaBytes: 0, deltasCompressed: false }), Math.ceil(2.3 * GiB * 1.5));
+  assert.equal(temporaryQuotaBytes({ snapshotDbBytes: 2 * GiB, deltaBytes: 0.25 * GiB, deltasCompressed: true }), 6 * GiB, 'gzip counts 8x');
+  assert.equal(temporaryQuotaBytes({ snapshotDbBytes: 7 * GiB, deltaBytes: GiB, deltasCompressed: false }), 8 * GiB, 'capped at etcd maximum');
+  assert.equal(temporaryQuotaBytes({ snapshotDbBytes: GiB, deltaBytes: 0.5 * GiB, deltasCompressed: false }), Math.ceil(1.5 * GiB * 1.5));
+});
