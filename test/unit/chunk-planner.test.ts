@@ -134,6 +134,29 @@ test('planDeltas', async (t) => {
   }
 });
 
+test('planDeltas: the choice does not depend on the order of the listing', async (t) => {
+  const names = (keys: string[]) => classifyKeys(keys).deltas;
+  const gz = { compression: 'gzip', encrypted: false } as const;
+  const cases: Array<{ name: string; keys: string[]; after: number; to: number; want: string[] }> = [
+    { name: 'a later start that reaches further wins', keys: [delta(1, 8), delta(3, 12)], after: 5, to: 12, want: [delta(3, 12)] },
+    { name: 'reverse order', keys: [delta(11, 20), delta(6, 10), delta(1, 5)], after: 0, to: 20, want: [delta(1, 5), delta(6, 10), delta(11, 20)] },
+    { name: 'same range twice: the first key in key order', keys: [delta(1, 10, gz), delta(1, 10)], after: 0, to: 10, want: [delta(1, 10)] },
+  ];
+  for (const c of cases) {
+    for (const order of ['listed', 'reversed'] as const) {
+      await t.test(`${c.name} (${order})`, () => {
+        const input = order === 'listed' ? names(c.keys) : names(c.keys).reverse();
+        assert.deepEqual(planDeltas(input, c.after, c.to).map((d) => d.key), c.want);
+      });
+    }
+  }
+  await t.test('an archive that ends early says no object reaches that far', () => {
+    assert.throws(() => planDeltas(names([delta(1, 10)]), 0, 13), {
+      message: 'the delta archive is missing revisions 11..13 (no delta object reaches that far)',
+    });
+  });
+});
+
 test('planFetchBudget', async (t) => {
   const MiB = 1024 * 1024;
   await t.test('16 MiB holds 4 fetches of 4 MiB each', () => {
