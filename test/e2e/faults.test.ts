@@ -552,9 +552,9 @@ async function s3OutageCase(t: TestContext): Promise<void> {
     budgetPeak: `${mib(atRestart.memory.peakBytes)} during the outage, ${mib(report.memory.peakBytes)} overall, of ${mib(report.memory.budgetBytes)}`,
     recoverSeconds,
   });
-  // Budget-accounted bytes: the peak up to S3's restart covers the whole outage and its backlog.
-  assert.ok(atRestart.memory.peakBytes <= atRestart.memory.budgetBytes, `the budget held during the outage: peak ${atRestart.memory.peakBytes} <= ${atRestart.memory.budgetBytes}`);
-  assert.ok(report.memory.peakBytes <= report.memory.budgetBytes, `the budget held: peak ${report.memory.peakBytes} <= ${report.memory.budgetBytes}`);
+  // The budget's peak is reported above but not asserted: the accountant only grants what fits, so
+  // "peak <= budget" cannot fail. What the process holds is measured in delta.integ.test.ts (live
+  // bytes); it cannot be measured here, where cases 3 and 4b (and s3rver) share this process.
   assert.ok(failedReport, 'the outage shows in the delta outcome (lastError set)');
   assert.ok(chain, `deltas recover after S3 is back (chain at ${final.end} of ${head})`);
   assert.equal(final.end, head, 'nothing lost: the chain is contiguous to the head');

@@ -382,15 +382,14 @@ test('watch streams JSON lines, honours timeoutSeconds, and 410s once history ov
   try {
     const startRv = (await (await fetch(`${small.url}/api/v1/namespaces/${NS}/configmaps`)).json() as { metadata: { resourceVersion: string } })
       .metadata.resourceVersion;
-    const started = Date.now();
     const res = await fetch(`${small.url}/api/v1/namespaces/${NS}/configmaps?watch=1&timeoutSeconds=1&resourceVersion=${startRv}`);
     assert.equal(res.headers.get('transfer-encoding'), 'chunked');
     const cm = kubeConfigFor(small.url).makeApiClient(k8s.CoreV1Api);
     await cm.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'a' } } });
     await cm.patchNamespacedConfigMap({ namespace: NS, name: 'a', body: { data: { k: 'v' } } }, mergePatch);
     await cm.deleteNamespacedConfigMap({ namespace: NS, name: 'a' });
+    // text() resolves only when the server ends the stream: timeoutSeconds does (nothing else closes it).
     const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as { type: string; object: Obj });
-    assert.ok(Date.now() - started < 3000, 'timeoutSeconds ends the stream');
     assert.deepEqual(lines.map((l) => `${l.type} ${l.object.metadata.name}`), ['ADDED a', 'MODIFIED a', 'DELETED a']);
     // The DELETED event carries the deletion's resourceVersion.
     assert.ok(Number(lines[2]?.object.metadata.resourceVersion) > Number(lines[1]?.object.metadata.resourceVersion));
@@ -478,15 +477,14 @@ test('a server that is never stopped does not keep the process alive', async () 
     const s = await startKubeApiServer();
     await (await fetch(s.url + '/version')).json();
   `;
-  const started = Date.now();
   const code = await new Promise<number | null>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    // A backstop so a hang fails instead of blocking the suite: a killed child has no exit code (null), not 0.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     child.on('close', (c) => {
       clearTimeout(timer);
       resolve(c);
     });
   });
-  assert.equal(code, 0);
-  assert.ok(Date.now() - started < 8000);
+  assert.equal(code, 0, 'the child exited by itself');
 });

@@ -18,33 +18,45 @@ after(async () => {
 
 const timings = { leaseDurationMs: 2000, renewDeadlineMs: 1200, retryPeriodMs: 200 };
 
-function candidate(identity: string, name: string) {
-  const elector = new LeaderElector(kubeConfigFor(api.url), { namespace: 'default', name, identity, logger: silentLogger(), ...timings });
+function candidate(identity: string, name: string, overrides: Partial<typeof timings> = {}) {
+  const elector = new LeaderElector(kubeConfigFor(api.url), { namespace: 'default', name, identity, logger: silentLogger(), ...timings, ...overrides });
   const log: string[] = [];
+  /** When each callback ran (ms since the epoch), to compare with the Lease's own times. */
+  const at: Record<string, number> = {};
   const running = elector.run({
-    onStartedLeading: () => log.push('started'),
-    onStoppedLeading: () => log.push('stopped'),
+    onStartedLeading: () => {
+      log.push('started');
+      at.started = Date.now();
+    },
+    onStoppedLeading: () => {
+      log.push('stopped');
+      at.stopped = Date.now();
+    },
   });
-  return { elector, log, running };
+  return { elector, log, at, running };
 }
 
 const waitFor = (what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<true> =>
   poll(what, () => predicate(), { timeoutMs, intervalMs: 20 });
 
 test('one leader at a time; release hands over at once', async () => {
-  const a = candidate('a', 'lease-1');
+  // A lease of 10 minutes: b can only take over this test's lease because a released it.
+  const long = { leaseDurationMs: 600_000 };
+  const a = candidate('a', 'lease-1', long);
   await waitFor('a to lead', () => a.elector.isLeader());
-  const b = candidate('b', 'lease-1');
+  const b = candidate('b', 'lease-1', long);
   await sleep(1000);
   assert.equal(b.elector.isLeader(), false, 'b must not lead while a renews');
   const lease = await kubeConfigFor(api.url).makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: 'default', name: 'lease-1' });
   assert.equal(lease.spec?.holderIdentity, 'a');
 
-  const released = Date.now();
   await a.elector.stop();
-  await waitFor('b to lead', () => b.elector.isLeader());
-  // Released Leases last 1 s: b takes over well before a full lease duration would pass.
-  assert.ok(Date.now() - released < 1900, `handover took ${Date.now() - released}ms`);
+  await waitFor('b to lead', () => b.elector.isLeader(), 60_000);
+  const taken = await kubeConfigFor(api.url).makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: 'default', name: 'lease-1' });
+  assert.equal(taken.spec?.holderIdentity, 'b');
+  // Leader from before a's 10-minute lease could have run out: the release handed it over.
+  const aRenewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+  assert.ok(b.at.started! < aRenewed + long.leaseDurationMs, 'b led before the lease a held expired');
   assert.deepEqual(a.log, ['started', 'stopped']);
   await b.elector.stop();
   await Promise.all([a.running, b.running]);
@@ -69,14 +81,24 @@ test('a holder that stops renewing (crash) is replaced after the lease duration'
 });
 
 test('losing the API server stops leading within the renew deadline', async () => {
-  const a = candidate('a', 'lease-3');
+  // The renew deadline (1.2 s) well inside the lease (10 s): stopping must come before the lease runs out.
+  const a = candidate('a', 'lease-3', { leaseDurationMs: 10_000 });
   await waitFor('a to lead', () => a.elector.isLeader());
   const port = api.port;
   const state = serverState(api);
   await api.stop();
-  const lost = Date.now();
-  await waitFor('a to stop leading', () => a.log.includes('stopped'), 5000);
-  assert.ok(Date.now() - lost < timings.leaseDurationMs + 500, 'stopped before anybody else could take over');
+  // The Lease as the stopped server holds it: a's last renewal. Nobody may take over before it expires.
+  const held = await (async () => {
+    const probe = await startKubeApiServer({ state });
+    try {
+      return await kubeConfigFor(probe.url).makeApiClient(CoordinationV1Api).readNamespacedLease({ namespace: 'default', name: 'lease-3' });
+    } finally {
+      await probe.stop();
+    }
+  })();
+  await waitFor('a to stop leading', () => a.log.includes('stopped'), 30_000);
+  const expires = new Date(held.spec!.renewTime!).getTime() + held.spec!.leaseDurationSeconds! * 1000;
+  assert.ok(a.at.stopped! < expires, `a stopped leading ${a.at.stopped! - expires} ms after its lease expired: two leaders were possible`);
   api = await startKubeApiServer({ port, state });
   await waitFor('a to lead again', () => a.log.filter((e) => e === 'started').length === 2);
   await a.elector.stop();

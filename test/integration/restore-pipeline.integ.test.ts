@@ -19,7 +19,7 @@ import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { ETCDCTL_BINARY, freePort } from '../../src/etcd/local-etcd.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { replayDeltas } from '../../src/restore/delta-replay.js';
+import { DeltaGapError, replayDeltas } from '../../src/restore/delta-replay.js';
 import { startMember } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { DELTA_DIR, classifyKeys, deltaKey, fullSnapshotKey } from '../../src/archive/naming.js';
@@ -231,4 +231,46 @@ test('the prefetch of delta objects never holds more than its byte budget, and f
   assert.ok(store.maxConcurrentGets <= 3, `at most three downloads at once, saw ${store.maxConcurrentGets}`);
   assert.equal(budget.usedBytes, 0, 'every reservation is released');
   assert.deepEqual(await readdir(spoolRoot), [], 'no spooled file is left behind');
+});
+
+test("a delta object whose contents do not match its name's range fails the replay, naming the object", async () => {
+  // Objects written with the real encoder under a name that promises more (or other) revisions than
+  // they hold. One etcd serves every case: each starts at its head and names revisions after it.
+  const target = await startTestEtcd();
+  cleanups.push(() => target.stop());
+  const client = target.client();
+  const local = new LocalStore(await tempDir('mismatch-store-'));
+  const put = (rev: number): DeltaEvent => ({
+    rev, type: 'PUT', key: Buffer.from(`mismatch/${rev}`), value: Buffer.from(`v${rev}`), createRev: rev, modRev: rev, version: 1, lease: '0',
+  });
+  const cases: Array<{ name: string; from: number; to: number; holds: number[]; missing: [number, number]; detail: string }> = [
+    { name: 'ends before its name says', from: 1, to: 3, holds: [1, 2], missing: [3, 3], detail: 'ends early' },
+    { name: 'a one-revision hole inside', from: 1, to: 3, holds: [1, 3], missing: [2, 2], detail: 'inside' },
+    { name: "another range's revisions", from: 1, to: 2, holds: [5, 6], missing: [1, 2], detail: 'ends early' },
+    { name: 'a later revision first', from: 1, to: 3, holds: [2, 3], missing: [1, 1], detail: 'inside' },
+    { name: 'empty', from: 1, to: 2, holds: [], missing: [1, 2], detail: 'ends early' },
+  ];
+  for (const c of cases) {
+    const base = await headRevision(client);
+    const key = deltaKey(base + c.from, base + c.to, { compression: 'none', encrypted: false });
+    await local.put(key, encodeDeltaStream(c.holds.map((r) => put(base + r)), 'none'));
+    const deltas = classifyKeys([key]).deltas;
+    await assert.rejects(
+      replayDeltas({ client, store: local, deltas, afterRevision: base, toRevision: base + c.to, logger }),
+      (err: unknown) => {
+        assert.ok(err instanceof DeltaGapError, `${c.name}: ${String(err)}`);
+        assert.deepEqual([err.missingFrom, err.missingTo], [base + c.missing[0], base + c.missing[1]], c.name);
+        assert.ok(err.message.includes(key) && err.message.includes(c.detail), `${c.name}: the error names ${key}: ${err.message}`);
+        return true;
+      },
+    );
+    await local.delete(key);
+  }
+  // Revisions past the name's end are not applied: the next object's range holds them.
+  const base = await headRevision(client);
+  const key = deltaKey(base + 1, base + 2, { compression: 'none', encrypted: false });
+  await local.put(key, encodeDeltaStream([1, 2, 3, 4].map((r) => put(base + r)), 'none'));
+  const result = await replayDeltas({ client, store: local, deltas: classifyKeys([key]).deltas, afterRevision: base, toRevision: base + 2, logger });
+  assert.equal(result.revision, base + 2);
+  assert.equal(await headRevision(client), base + 2, 'nothing past the name was written');
 });

@@ -101,6 +101,7 @@ test('planDeltas', async (t) => {
       want: [delta(1, 12), delta(11, 20)],
     },
     { name: 'old objects are skipped', keys: [delta(1, 3), delta(4, 8), delta(9, 12)], after: 8, to: 12, want: [delta(9, 12)] },
+    { name: 'single-revision objects, no hole', keys: [delta(1, 1), delta(2, 2), delta(3, 3)], after: 0, to: 3, want: [delta(1, 1), delta(2, 2), delta(3, 3)] },
   ];
   for (const c of cases) {
     await t.test(c.name, () => assert.deepEqual(planDeltas(names(c.keys), c.after, c.to).map((d) => d.key), c.want));
@@ -111,6 +112,12 @@ test('planDeltas', async (t) => {
     { name: 'archive ends before the target', keys: [delta(1, 10)], after: 0, to: 13, missing: [11, 13] },
     { name: 'no objects at all', keys: [], after: 7, to: 9, missing: [8, 9] },
     { name: 'hole larger than the target', keys: [delta(1, 10), delta(30, 40)], after: 0, to: 20, missing: [11, 20] },
+    // One-revision holes: an off-by-one in "starts at or before reached + 1" would bridge each of these.
+    { name: 'one-revision hole between objects', keys: [delta(1, 10), delta(12, 20)], after: 0, to: 20, missing: [11, 11] },
+    { name: 'one-revision hole right after the base', keys: [delta(7, 10)], after: 5, to: 10, missing: [6, 6] },
+    { name: 'one-revision hole after overlapping objects', keys: [delta(1, 8), delta(3, 10), delta(12, 15)], after: 0, to: 15, missing: [11, 11] },
+    { name: 'one-revision hole before single-revision objects', keys: [delta(1, 1), delta(2, 2), delta(4, 4)], after: 0, to: 4, missing: [3, 3] },
+    { name: 'the archive ends one revision short', keys: [delta(1, 10)], after: 0, to: 11, missing: [11, 11] },
   ];
   for (const c of gaps) {
     await t.test(`gap: ${c.name}`, () => {
@@ -125,6 +132,29 @@ test('planDeltas', async (t) => {
       );
     });
   }
+});
+
+test('planDeltas: the choice does not depend on the order of the listing', async (t) => {
+  const names = (keys: string[]) => classifyKeys(keys).deltas;
+  const gz = { compression: 'gzip', encrypted: false } as const;
+  const cases: Array<{ name: string; keys: string[]; after: number; to: number; want: string[] }> = [
+    { name: 'a later start that reaches further wins', keys: [delta(1, 8), delta(3, 12)], after: 5, to: 12, want: [delta(3, 12)] },
+    { name: 'reverse order', keys: [delta(11, 20), delta(6, 10), delta(1, 5)], after: 0, to: 20, want: [delta(1, 5), delta(6, 10), delta(11, 20)] },
+    { name: 'same range twice: the first key in key order', keys: [delta(1, 10, gz), delta(1, 10)], after: 0, to: 10, want: [delta(1, 10)] },
+  ];
+  for (const c of cases) {
+    for (const order of ['listed', 'reversed'] as const) {
+      await t.test(`${c.name} (${order})`, () => {
+        const input = order === 'listed' ? names(c.keys) : names(c.keys).reverse();
+        assert.deepEqual(planDeltas(input, c.after, c.to).map((d) => d.key), c.want);
+      });
+    }
+  }
+  await t.test('an archive that ends early says no object reaches that far', () => {
+    assert.throws(() => planDeltas(names([delta(1, 10)]), 0, 13), {
+      message: 'the delta archive is missing revisions 11..13 (no delta object reaches that far)',
+    });
+  });
 });
 
 test('planFetchBudget', async (t) => {

@@ -293,3 +293,37 @@ test(
     assert.equal(budget.usedBytes, 10);
   },
 );
+
+test('boundaries: a growth to exactly the limit fits; zero-byte growths never wait, even behind a queued request', async () => {
+  const budget = new MemoryBudget(100);
+  const a = budget.tryReserve(40)!;
+  assert.equal(a.tryGrow(60), true, 'growing to exactly the limit fits');
+  assert.equal(budget.usedBytes, 100);
+  a.shrink(60);
+  const queued = track(budget.reserve(100));
+  await settle();
+  assert.equal(queued.state, 'pending');
+  assert.equal(a.tryGrow(0), true, 'a zero growth succeeds while another request waits');
+  const grown = track(a.grow(0));
+  await settle();
+  assert.equal(grown.state, 'resolved', 'grow(0) does not queue behind the waiting request');
+  a.release();
+  await settle();
+  assert.equal(queued.state, 'resolved');
+  (await queued.promise).release();
+
+  const b = budget.tryReserve(10)!;
+  await assert.rejects(b.grow(91), { message: 'growing a reservation of 10 bytes by 91 can never fit the memory budget of 100 bytes' });
+  await b.grow(90); // exactly the limit
+  assert.equal(b.bytes, 100);
+  b.release();
+  assert.equal(budget.usedBytes, 0);
+});
+
+test('errors say what was wrong', () => {
+  assert.throws(() => new MemoryBudget(0), { message: 'memory budget must be a positive number of bytes, got 0' });
+  const budget = new MemoryBudget(100);
+  assert.throws(() => budget.tryReserve(-1), { message: 'invalid reservation size -1' });
+  assert.throws(() => budget.tryReserve(101), { message: 'a reservation of 101 bytes can never fit the memory budget of 100 bytes' });
+  assert.throws(() => budget.tryReserve(1)!.tryGrow(0.5), { message: 'invalid byte count 0.5' });
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decideFullSnapshot, retryDelayMs } from '../../src/engine/schedule.js';
+import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from '../../src/engine/schedule.js';
 
 const at = (iso: string): Date => new Date(`${iso}Z`);
 const HOURLY = '0 * * * *';
@@ -104,7 +104,27 @@ test('decideFullSnapshot: after a long outage the catch-up happens ONCE, then th
 });
 
 test('decideFullSnapshot: a schedule that never fires is a RangeError', () => {
-  assert.throws(() => decideFullSnapshot('0 0 31 2 *', undefined, at('2024-05-01T00:00:00')), RangeError);
+  assert.throws(() => decideFullSnapshot('0 0 31 2 *', undefined, at('2024-05-01T00:00:00')), {
+    name: 'RangeError',
+    message: 'cron expression "0 0 31 2 *" never fires',
+  });
+  assert.throws(() => nextScheduledRun('0 0 31 2 *', at('2024-05-01T00:00:00')), {
+    name: 'RangeError',
+    message: 'cron expression "0 0 31 2 *" never fires',
+  });
+});
+
+test('schedules are UTC whatever the process time zone is', () => {
+  const saved = process.env.TZ;
+  process.env.TZ = 'Asia/Kolkata'; // UTC+5:30: a local-time cron would fire 5.5 hours early
+  try {
+    assert.equal(nextScheduledRun('0 0 * * *', at('2024-05-01T12:00:00')).toISOString(), '2024-05-02T00:00:00.000Z');
+    assert.equal(decideFullSnapshot('0 0 * * *', at('2024-05-01T12:00:00'), at('2024-05-01T20:00:00')).next.toISOString(), '2024-05-02T00:00:00.000Z');
+    assert.equal(decideFullSnapshot('0 0 * * *', at('2024-05-01T12:00:00'), at('2024-05-01T20:00:00')).dueNow, false);
+  } finally {
+    if (saved === undefined) delete process.env.TZ;
+    else process.env.TZ = saved;
+  }
 });
 
 const retryCases: Array<{ failures: number; want: number }> = [
