@@ -11,6 +11,13 @@ import type { StoreObservation } from './store-status.js';
 
 export const ConditionType = {
   Ready: 'Ready',
+  /**
+   * kstatus's abnormal-true conditions (what Flux, `kubectl wait` pipelines and Argo CD read):
+   * Reconciling=True while the operator works towards Ready (starting, first snapshot, catching up),
+   * Stalled=True when it cannot get there without a person (bad spec or Secret, store gone too long).
+   */
+  Reconciling: 'Reconciling',
+  Stalled: 'Stalled',
   SpecValid: 'SpecValid',
   FullSnapshotSucceeded: 'FullSnapshotSucceeded',
   DeltaSnapshotSucceeded: 'DeltaSnapshotSucceeded',
@@ -37,6 +44,11 @@ export const Reason = {
   /** runner: pod */
   WorkerUnavailable: 'WorkerUnavailable',
   StoreUnreachable: 'StoreUnreachable',
+  // Reconciling (True: Starting, WaitingForFirstSnapshot, CatchingUp, Deleting, WorkerUnavailable)
+  CatchingUp: 'CatchingUp',
+  Reconciled: 'Reconciled',
+  // Stalled (True: InvalidSpec, SecretNotFound, SecretInvalid, StoreUnreachable, SupervisorCrashed)
+  NotStalled: 'NotStalled',
   // FullSnapshotSucceeded / DeltaSnapshotSucceeded
   SnapshotTaken: 'SnapshotTaken',
   NoSnapshotYet: 'NoSnapshotYet',
@@ -45,7 +57,6 @@ export const Reason = {
   NoDeltaYet: 'NoDeltaYet',
   DeltaSnapshotFailed: 'DeltaSnapshotFailed',
   DeltasDisabled: 'DeltasDisabled',
-  NotRunning: 'NotRunning',
   // RevisionsLost
   NoRevisionsLost: 'NoRevisionsLost',
   RevisionsCompacted: 'RevisionsCompacted',
@@ -92,8 +103,17 @@ export interface StatusInputs {
   deleting?: boolean;
 }
 
+/** Lag beyond which the archive is catching up (Reconciling=True): ten default chunks. */
+export const CATCHING_UP_LAG_REVISIONS = 10_000;
+/** How long the store may stay unreachable before a person is needed (Stalled=True). */
+export const STORE_UNREACHABLE_STALLED_MS = 5 * 60_000;
+/** Worker crashes in a row after which restarting alone is not expected to help (Stalled=True). */
+export const CRASHES_STALLED = 3;
+
 const CONDITION_ORDER: ConditionType[] = [
   ConditionType.Ready,
+  ConditionType.Reconciling,
+  ConditionType.Stalled,
   ConditionType.SpecValid,
   ConditionType.FullSnapshotSucceeded,
   ConditionType.DeltaSnapshotSucceeded,
@@ -111,8 +131,11 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   const previousCondition = (type: ConditionType) => previous.conditions?.find((c) => c.type === type);
 
   const verificationEnabled = inputs.verificationEnabled === true && inputs.specProblems.length === 0;
+  const ready = readyCondition(inputs, report);
   const cores: Record<ConditionType, ConditionCore | undefined> = {
-    [ConditionType.Ready]: readyCondition(inputs, report),
+    [ConditionType.Ready]: ready,
+    [ConditionType.Reconciling]: reconcilingCondition(ready, report),
+    [ConditionType.Stalled]: stalledCondition(inputs, ready, previousCondition(ConditionType.Ready)),
     [ConditionType.SpecValid]:
       inputs.specProblems.length === 0
         ? { status: 'True', reason: Reason.SpecValid, message: 'The spec is valid' }
@@ -244,6 +267,59 @@ function readyCondition(inputs: StatusInputs, report: SupervisorReport | undefin
   if (failing) return notReady(failing.reason, failing.message);
   if (!report.lastFullSnapshot) return notReady(Reason.WaitingForFirstSnapshot, 'Taking the first full snapshot');
   return { status: 'True', reason: Reason.BackupsCurrent, message: 'Backups are being stored on schedule' };
+}
+
+/** Reasons of Ready=False that are steps towards Ready, not failures. */
+const PROGRESSING_REASONS: ReadonlySet<string> = new Set([
+  Reason.Starting,
+  Reason.WaitingForFirstSnapshot,
+  Reason.Deleting,
+  Reason.WorkerUnavailable,
+]);
+
+function reconcilingCondition(ready: ConditionCore, report: SupervisorReport | undefined): ConditionCore {
+  if (PROGRESSING_REASONS.has(ready.reason)) return { status: 'True', reason: ready.reason, message: ready.message };
+  const lag = report?.lagRevisions ?? 0;
+  if (ready.status === 'True' && lag > CATCHING_UP_LAG_REVISIONS) {
+    return { status: 'True', reason: Reason.CatchingUp, message: `Archiving a backlog of ${lag} revisions` };
+  }
+  return { status: 'False', reason: Reason.Reconciled, message: 'Not working towards a new state' };
+}
+
+/**
+ * Stalled=True needs a person: the spec or a Secret must change, the store has been unreachable
+ * past STORE_UNREACHABLE_STALLED_MS, or the worker keeps crashing. Passing failures (etcd down for
+ * a minute, one failed upload) leave Ready=False alone, which kstatus reads as still in progress.
+ */
+function stalledCondition(inputs: StatusInputs, ready: ConditionCore, previousReady: Condition | undefined): ConditionCore {
+  const stalled = (reason: string, message: string): ConditionCore => ({ status: 'True', reason, message });
+  if (!inputs.deleting) {
+    if (inputs.specProblems.length > 0) return stalled(Reason.InvalidSpec, inputs.specProblems.join('; '));
+    if (ready.reason === Reason.SecretNotFound || ready.reason === Reason.SecretInvalid) return stalled(ready.reason, ready.message);
+    const worker = inputs.worker;
+    if (worker.phase === 'CrashLoop' && worker.restarts >= CRASHES_STALLED) return stalled(ready.reason, ready.message);
+    if (ready.reason === Reason.StoreUnreachable) {
+      const since = unreachableSince(inputs, previousReady);
+      if (inputs.now.getTime() - since.getTime() >= STORE_UNREACHABLE_STALLED_MS) {
+        return stalled(Reason.StoreUnreachable, `Unreachable since ${since.toISOString()}: ${ready.message}`);
+      }
+    }
+  }
+  return { status: 'False', reason: Reason.NotStalled, message: 'Nothing needs a person' };
+}
+
+/**
+ * When the store outage began, as well as a pure function can tell: not before Ready last turned
+ * False, nor before the last success; with Ready not False before, it begins now.
+ */
+function unreachableSince(inputs: StatusInputs, previousReady: Condition | undefined): Date {
+  if (previousReady?.status !== 'False') return inputs.now;
+  const worker = inputs.worker;
+  const report = worker.phase === 'Stopped' || worker.phase === 'Pod' ? undefined : worker.report;
+  const times = [previousReady.lastTransitionTime, report?.fullSnapshot.lastSuccessTime, report?.delta?.lastSuccessTime]
+    .filter((t): t is string => t !== undefined)
+    .map((t) => Date.parse(t));
+  return new Date(Math.max(...times));
 }
 
 function failingOutcome(report: SupervisorReport): { reason: string; message: string } | undefined {

@@ -26,6 +26,8 @@ export interface WorkOutcome {
   /** PascalCase reason of the last failure, e.g. EtcdUnavailable, StoreUnreachable. */
   lastErrorReason?: string;
   consecutiveFailures: number;
+  /** How long the last successful attempt took (full snapshots and verifications). */
+  lastDurationSeconds?: number;
 }
 
 /** Outcome of the last scheduled verification (trial restore of the latest full snapshot + deltas). */
@@ -55,7 +57,10 @@ export interface SupervisorReport
   verification?: VerificationOutcome;
   /** Set when etcd compacted revisions before they were archived. */
   revisionsLost?: { fromRevision: number; toRevision: number; time: string };
+  /** Stored bytes since the supervisor started: full snapshots plus deltas. */
   bytesUploaded: number;
+  /** The same bytes by kind. */
+  uploadedBytes: { full: number; delta: number };
 }
 
 /** Something a person should see as a Kubernetes Event. */

@@ -94,6 +94,7 @@ export class Supervisor implements BackupSupervisor {
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
+      uploadedBytes: { full: 0, delta: 0 },
     };
   }
 
@@ -174,6 +175,8 @@ export class Supervisor implements BackupSupervisor {
   private onDeltaProgress(progress: DeltaProgress): void {
     const outcome = this.state.delta;
     if (!outcome) return;
+    this.state.uploadedBytes.delta = progress.bytesUploaded;
+    this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
     if (!progress.waitingForFullSnapshot) {
       this.state.archivedRevision = progress.archivedRevision;
       this.state.etcdRevision = progress.etcdRevision;
@@ -197,7 +200,8 @@ export class Supervisor implements BackupSupervisor {
         const changed = progress.lastError !== outcome.lastError;
         this.recordFailure(outcome, undefined, progress.lastError);
         outcome.consecutiveFailures += newFailures - 1;
-        outcome.lastErrorReason = 'DeltaFailed';
+        // The poller's reason (EtcdUnavailable, StoreUnreachable) when it knows one; the Event's otherwise.
+        outcome.lastErrorReason = progress.lastErrorReason ?? 'DeltaSnapshotFailed';
         if (changed) this.emitEvent({ type: 'Warning', reason: 'DeltaSnapshotFailed', message: progress.lastError });
       }
     } else if (!progress.waitingForFullSnapshot) {
@@ -460,8 +464,10 @@ export class Supervisor implements BackupSupervisor {
       sizeBytes: result.sizeBytes,
       sha256: result.sha256,
     };
-    this.state.bytesUploaded += result.sizeBytes;
+    this.state.uploadedBytes.full += result.sizeBytes;
+    this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
     this.recordSuccess(this.state.fullSnapshot);
+    this.state.fullSnapshot.lastDurationSeconds = (Date.now() - started) / 1000;
     this.logger.info('Took full snapshot', {
       object: result.key,
       revision: result.revision,
@@ -508,7 +514,9 @@ export class Supervisor implements BackupSupervisor {
   private recordFailure(outcome: WorkOutcome, err: unknown, message = errorMessage(err)): void {
     outcome.lastFailureTime = this.now().toISOString();
     outcome.lastError = message;
-    outcome.lastErrorReason = err instanceof OperatorError ? err.reason : 'Failed';
+    // Without a reason of its own, the condition names the work that failed (FullSnapshotFailed...).
+    if (err instanceof OperatorError) outcome.lastErrorReason = err.reason;
+    else delete outcome.lastErrorReason;
     outcome.consecutiveFailures += 1;
   }
 

@@ -13,6 +13,7 @@ const base: SupervisorReport = {
   fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:10Z' },
   delta: { consecutiveFailures: 1, lastFailureTime: '2025-01-01T00:00:20Z', lastError: 'x' },
   bytesUploaded: 100,
+  uploadedBytes: { full: 60, delta: 40 },
 };
 
 test('metrics follow reports; counters survive supervisor restarts; forget drops series', async () => {
