@@ -342,6 +342,12 @@ export class DeltaPoller {
     }
     this.archived = archived;
     this.covered = advanceContiguous(archived, listing.deltas).pending;
+    // The newest archived delta, as stored, so status and metrics show it before the next upload.
+    const newest = listing.deltas.filter((d) => d.toRevision <= archived).at(-1);
+    const stored = newest && objects.find((o) => o.key === newest.key);
+    if (newest && stored && !this.lastDelta) {
+      this.lastDelta = { fromRevision: newest.fromRevision, toRevision: newest.toRevision, key: newest.key, time: stored.lastModified };
+    }
     logger.info('Recovered the delta archive position', {
       archivedRevision: archived,
       fullSnapshotRevision: listing.fulls[listing.fulls.length - 1]?.revision,

@@ -49,7 +49,8 @@ export interface SupervisorReport
     EtcdBackupStatus,
     'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision' | 'etcdRevision' | 'lagRevisions' | 'nextFullSnapshotTime'
   > {
-  memory: { budgetBytes: number; peakBytes: number; usedBytes: number };
+  /** rssBytes: the worker process's resident memory, when it runs in a worker process of the operator. */
+  memory: { budgetBytes: number; peakBytes: number; usedBytes: number; rssBytes?: number };
   fullSnapshot: WorkOutcome;
   /** Undefined when deltas are disabled (period 0). */
   delta?: WorkOutcome;
@@ -57,6 +58,8 @@ export interface SupervisorReport
   verification?: VerificationOutcome;
   /** Set when etcd compacted revisions before they were archived. */
   revisionsLost?: { fromRevision: number; toRevision: number; time: string };
+  /** The spec's cadence, for staleness alerts: the longest gap between scheduled full snapshots, the delta period (0: off). */
+  cadence?: { fullSnapshotIntervalSeconds: number; deltaPeriodSeconds: number; verificationIntervalSeconds?: number };
   /** Stored bytes since the supervisor started: full snapshots plus deltas. */
   bytesUploaded: number;
   /** The same bytes by kind. */

@@ -6,13 +6,13 @@ import { verifyBackup } from '../restore/verify.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
 import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.js';
-import type { ObjectStore } from '../store/object-store.js';
+import { SHA256_METADATA_KEY, type ObjectStore } from '../store/object-store.js';
 import { planRetention } from '../store/retention.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 import { MemoryBudget } from './memory-budget.js';
-import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from './schedule.js';
+import { decideFullSnapshot, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
 import type {
   BackupSupervisor,
   SupervisorConfig,
@@ -95,6 +95,13 @@ export class Supervisor implements BackupSupervisor {
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
       uploadedBytes: { full: 0, delta: 0 },
+      cadence: {
+        fullSnapshotIntervalSeconds: longestScheduleGapMs(config.resolved.spec.fullSnapshot.schedule, this.now()) / 1000,
+        deltaPeriodSeconds: config.resolved.deltaPeriodMs / 1000,
+        ...(config.resolved.spec.verification
+          ? { verificationIntervalSeconds: longestScheduleGapMs(config.resolved.spec.verification.schedule, this.now()) / 1000 }
+          : {}),
+      },
     };
   }
 
@@ -332,6 +339,7 @@ export class Supervisor implements BackupSupervisor {
         contentHash: result.contentHash,
         snapshot: result.snapshot,
         liveComparison,
+        lastDurationSeconds: (Date.now() - started) / 1000,
       });
       this.logger.info('Verified the latest backup', {
         snapshot: result.snapshot,
@@ -362,9 +370,29 @@ export class Supervisor implements BackupSupervisor {
     return structuredClone(outcome);
   }
 
-  private async latestFullSnapshot(): Promise<FullSnapshotName | undefined> {
-    const listing = classifyKeys((await this.store.list(FULL_DIR)).map((o) => o.key));
-    return listing.fulls.at(-1);
+  private async latestFullSnapshot(): Promise<(FullSnapshotName & { size: number }) | undefined> {
+    const objects = await this.store.list(FULL_DIR);
+    const latest = classifyKeys(objects.map((o) => o.key)).fulls.at(-1);
+    return latest && { ...latest, size: objects.find((o) => o.key === latest.key)?.size ?? 0 };
+  }
+
+  /**
+   * The newest stored full snapshot as status shows it after a restart: size from the listing,
+   * sha256 and exact time from its metadata (older objects without `time` keep the key's second).
+   */
+  private async storedFullSnapshot(latest: FullSnapshotName & { size: number }): Promise<NonNullable<SupervisorReport['lastFullSnapshot']>> {
+    const facts = { revision: latest.revision, time: latest.time.toISOString(), object: latest.key, sizeBytes: latest.size };
+    try {
+      const { body, metadata } = await this.store.get(latest.key, { signal: this.abort.signal });
+      // Only the metadata is wanted: drop the body unread (its checksum check then never runs).
+      body.on('error', () => undefined);
+      body.destroy();
+      const time = metadata.time !== undefined && !Number.isNaN(Date.parse(metadata.time)) ? metadata.time : facts.time;
+      return { ...facts, time, ...(metadata[SHA256_METADATA_KEY] ? { sha256: metadata[SHA256_METADATA_KEY] } : {}) };
+    } catch (err) {
+      this.logger.warn('Could not read the newest full snapshot\'s metadata', { object: latest.key, error: errorMessage(err) });
+      return facts;
+    }
   }
 
   private async scheduleFullSnapshot(): Promise<void> {
@@ -375,12 +403,9 @@ export class Supervisor implements BackupSupervisor {
       const latest = await this.latestFullSnapshot();
       last = latest?.time;
       if (latest && !this.state.lastFullSnapshot) {
-        this.state.lastFullSnapshot = {
-          revision: latest.revision,
-          time: latest.time.toISOString(),
-          object: latest.key,
-          sizeBytes: 0,
-        };
+        const stored = await this.storedFullSnapshot(latest);
+        // A snapshot taken meanwhile is newer than what the store listed.
+        this.state.lastFullSnapshot ??= stored;
       }
     } catch (err) {
       // The store is unreachable: decide again soon, with backoff. Never snapshot instead: whether
