@@ -34,58 +34,58 @@ const MiB = 2 ** 20;
 /** 2^53 bytes: the operator counts bytes in JavaScript numbers, exact only below this. */
 const MAX_BUDGET = '8Pi';
 
-/** Duration rules on the field itself; the guard leaves malformed text to the pattern's own error. */
+/** Duration rules on the field itself; the guard leaves malformed text to the pattern's own error. Patterns go into CEL as raw strings (r'...'): CEL's quoted strings reject \. and \+. */
 export function durationRule(test: string, message: string): CelRule {
-  return { rule: `!self.matches('${DURATION_PATTERN}') || ${test}`, message };
+  return { rule: `!self.matches(r'${DURATION_PATTERN}') || ${test}`, message };
 }
 
 export const budgetRangeRule: CelRule = {
   rule:
-    `type(self) == int || !self.matches('${QUANTITY_PATTERN}') || ` +
+    `type(self) == int || !self.matches(r'${QUANTITY_PATTERN}') || ` +
     `(quantity(self).isGreaterThan(quantity('0')) && quantity(self).isLessThan(quantity('${MAX_BUDGET}')))`,
   message: `must be a positive quantity below ${MAX_BUDGET} (e.g. 128Mi)`,
 };
 
 /**
  * The smallest budget (MiB) per chunkParallelism, for local/s3 with and without encryption, from the
- * same planner the operator uses (src/engine/budget-fit.ts), as a CEL list indexed by store and
- * parallelism: `[[local], [local encrypted], [s3], [s3 encrypted]][store][parallelism - 1]`.
+ * same planner the operator uses (src/engine/budget-fit.ts), flat: entry
+ * `(s3 ? 128 : 0) + (encrypted ? 64 : 0) + parallelism - 1`.
  */
-function minimumTable(): string {
+function minimumTableMiB(): number[] {
   const kinds: Array<[StoreKind, boolean]> = [['local', false], ['local', true], ['s3', false], ['s3', true]];
-  const rows = kinds.map(([kind, encrypted]) => {
-    const row: number[] = [];
-    for (let p = 1; p <= MAX_CHUNK_PARALLELISM; p++) row.push(minimumDeltaBudget(kind, p, encrypted) / MiB);
-    return `[${row.join(',')}]`;
-  });
-  return (
-    `[${rows.join(',')}]` +
-    `[(has(self.store.s3) ? 2 : 0) + (has(self.encryption) ? 1 : 0)][self.deltaSnapshot.chunkParallelism - 1]`
+  return kinds.flatMap(([kind, encrypted]) =>
+    Array.from({ length: MAX_CHUNK_PARALLELISM }, (_, i) => minimumDeltaBudget(kind, i + 1, encrypted) / MiB),
   );
 }
+
+const TABLE_INDEX =
+  `(has(self.store.s3) ? ${2 * MAX_CHUNK_PARALLELISM} : 0) + (has(self.encryption) ? ${MAX_CHUNK_PARALLELISM} : 0) + ` +
+  'self.deltaSnapshot.chunkParallelism - 1';
 
 /**
  * spec: the budget holds chunkParallelism maximal revisions (with S3 part buffers and encrypting
  * streams). Skipped where the operator skips it: deltas disabled, or a field another rule refuses.
+ * Shaped by the apiserver's cost estimate (checked against the real one): the budget is compared in
+ * bytes as an int, and the message indexes a flat list of string literals, because string() of a
+ * number or a nested list in a messageExpression is estimated as unbounded.
  */
 export function budgetMinimumRule(): CelRule {
-  const minimum = minimumTable();
+  const table = minimumTableMiB();
   const budget = 'self.memory.budget';
   const applies = [
     'has(self.memory) && has(self.memory.budget) && has(self.deltaSnapshot)',
     'has(self.deltaSnapshot.chunkParallelism) && has(self.deltaSnapshot.period)',
     `self.deltaSnapshot.chunkParallelism >= 1 && self.deltaSnapshot.chunkParallelism <= ${MAX_CHUNK_PARALLELISM}`,
-    `self.deltaSnapshot.period.matches('${DURATION_PATTERN}') && duration(self.deltaSnapshot.period) != duration('0s')`,
-    `(type(${budget}) == int || ${budget}.matches('${QUANTITY_PATTERN}'))`,
+    `self.deltaSnapshot.period.matches(r'${DURATION_PATTERN}') && duration(self.deltaSnapshot.period) != duration('0s')`,
+    `(type(${budget}) == int || (${budget}.matches(r'${QUANTITY_PATTERN}') && quantity(${budget}).isLessThan(quantity('${MAX_BUDGET}'))))`,
   ].join(' && ');
-  const bytes = `quantity(type(${budget}) == int ? string(${budget}) : ${budget})`;
+  const bytes = `(type(${budget}) == int ? ${budget} : quantity(${budget}).asInteger())`;
   return {
-    rule: `!(${applies}) || ${bytes}.compareTo(quantity(string(${minimum}) + 'Mi')) >= 0`,
+    rule: `!(${applies}) || ${bytes} >= [${table.join(',')}][${TABLE_INDEX}] * ${MiB}`,
     messageExpression:
-      `'cannot hold ' + string(self.deltaSnapshot.chunkParallelism) + ' maximal revisions in parallel' + ` +
+      `'cannot hold spec.deltaSnapshot.chunkParallelism maximal revisions in parallel' + ` +
       `(has(self.store.s3) ? ' with S3 upload buffers' : '') + (has(self.encryption) ? ' and encryption' : '') + ` +
-      `'; the minimum for chunkParallelism ' + string(self.deltaSnapshot.chunkParallelism) + ' is ' + ` +
-      `string(${minimum}) + 'Mi'`,
+      `'; the minimum for this parallelism is ' + [${table.map((m) => `'${m}Mi'`).join(',')}][${TABLE_INDEX}]`,
     fieldPath: '.memory.budget',
     reason: 'FieldValueInvalid',
   };
