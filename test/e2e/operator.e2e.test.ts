@@ -25,6 +25,7 @@ import { serverState, startKubeApiServer, type KubeApiServer } from '../harness/
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
 import { argoHealthOf, disagreement, fluxStatusOf, kstatusOf, skipUnlessLua } from '../helpers/gitops-health.js';
+import { exportedNames, metricNames, shippedQueries } from '../helpers/metric-names.js';
 import { waitFor as poll } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -242,6 +243,25 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     const [wideHeader, wideRow] = (await kubectl(['get', 'eb', 'main-local', '-o', 'wide'])).trim().split('\n');
     assert.match(wideHeader!, /\sAGE\s+SCHEDULE\s+LAST DELTA\s+SUSPEND\s+REASON$/);
     assert.match(wideRow!, /\s0 \*\/6 \* \* \*\s+\S+\s+false\s+BackupsCurrent$/, 'the sample\'s schedule, a delta time, suspend, reason');
+  });
+
+  test('metrics: every name the PrometheusRule and the Grafana dashboard use is in /metrics; counters start at 0', async () => {
+    const port = Number(logLines('Serving health probes and metrics').at(-1)?.port);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const exported = exportedNames(text);
+    const queries = shippedQueries();
+    assert.ok(queries.length >= 20, `${queries.length} queries found`);
+    const missing = queries.flatMap(({ where, expr }) => metricNames(expr).filter((n) => !exported.has(n)).map((n) => `${where}: ${n}`));
+    assert.deepEqual(missing, []);
+    const lines = text.split('\n');
+    for (const series of [
+      'etcdbackup_failures_total{namespace="default",name="main-local",kind="full"} 0',
+      'etcdbackup_supervisor_restarts_total{namespace="default",name="main-local"} 0',
+    ]) {
+      assert.ok(lines.includes(series), `${series} (a counter alerts can use before the first failure)`);
+    }
+    assert.ok(lines.some((l) => l.startsWith('etcdbackup_worker_resident_memory_bytes{namespace="default",name="main-local"} ')), 'worker RSS');
+    assert.ok(lines.some((l) => /^etcdbackup_uploaded_bytes_total\{namespace="default",name="main-local",kind="delta"\} [1-9]/.test(l)), 'delta bytes');
   });
 
   test('bad spec: SpecValid=False with every field error, no hot loop; fixing it recovers', async () => {
