@@ -98,23 +98,24 @@ export function validateEtcdBackup(input: unknown): ValidationResult {
   if (doc.apiVersion !== API_VERSION) problems.push(`apiVersion: must be ${API_VERSION}`);
   if (doc.kind !== KIND) problems.push(`kind: must be ${KIND}`);
   const shapeValid = validateShape(doc);
+  // Semantic checks run even when the shape is wrong, so one pass lists every problem; each
+  // check looks only at fields that have the right type.
+  const spec = (doc.spec ?? {}) as Partial<EtcdBackupSpec>;
+  const semantic: string[] = [];
+  const units = checkSemantics(spec, semantic);
   if (!shapeValid) {
     // anyOf reports each branch too; the anyOf line itself says it all.
     const errors = (validateShape.errors ?? []).filter(
       (e) => !(e.keyword === 'type' && /\/anyOf\/\d+\/type$/.test(e.schemaPath)),
     );
-    problems.push(...errors.filter((e) => !SUPERSEDED_BY_SEMANTICS.has(e.keyword)).map(describeShapeError));
+    for (const error of errors) {
+      const path = fieldPath(error);
+      // A pattern or range the semantic check of the same field says better (naming the value) is left to it.
+      if (SUPERSEDED_BY_SEMANTICS.has(error.keyword) && semantic.some((problem) => problem.startsWith(`${path}:`))) continue;
+      problems.push(error.keyword === 'pattern' ? describePattern(path, error) : describeShapeError(error));
+    }
   }
-  // Semantic checks run even when the shape is wrong, so one pass lists every problem; each
-  // check looks only at fields that have the right type.
-  const spec = (doc.spec ?? {}) as Partial<EtcdBackupSpec>;
-  const units = checkSemantics(spec, problems);
-  // These shape errors only when the semantic check of that field has not said it better.
-  for (const error of shapeValid ? [] : (validateShape.errors ?? []).filter((e) => SUPERSEDED_BY_SEMANTICS.has(e.keyword))) {
-    const path = fieldPath(error);
-    if (problems.some((problem) => problem.startsWith(`${path}:`))) continue;
-    problems.push(error.keyword === 'pattern' ? describePattern(path, error) : describeShapeError(error));
-  }
+  problems.push(...semantic);
   if (!shapeValid || problems.length > 0) return { ok: false, problems: [...new Set(problems)] };
   const backup = doc as unknown as EtcdBackup;
   return { ok: true, backup, resolved: { spec: backup.spec, ...(units as Units) } };
