@@ -195,6 +195,9 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
     if (report.nextFullSnapshotTime !== undefined) status.nextFullSnapshotTime = report.nextFullSnapshotTime;
     status.memory = { budgetBytes: report.memory.budgetBytes, peakBytes: report.memory.peakBytes };
   }
+  // The answer to a snapshot request stays until a newer request (the annotation) replaces it.
+  const requested = report?.lastRequestedSnapshot ?? previous.lastRequestedSnapshot;
+  if (requested) status.lastRequestedSnapshot = { ...requested };
   if (verificationEnabled) {
     const lastVerification = lastVerificationOf(report) ?? previous.lastVerification;
     if (lastVerification) status.lastVerification = { ...lastVerification };

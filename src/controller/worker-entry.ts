@@ -76,6 +76,7 @@ async function start(message: Extract<ParentMessage, { type: 'start' }>): Promis
 process.on('message', (message: ParentMessage) => {
   if (message.type === 'start' && !supervisor && !exiting) void start(message);
   else if (message.type === 'stop') void shutdown(0);
+  else if (message.type === 'snapshot' && supervisor && !exiting) void supervisor.requestFullSnapshot(message.requestedAt);
 });
 // The operator died or closed the channel: nobody will read reports or stop us later.
 process.on('disconnect', () => void shutdown(0));

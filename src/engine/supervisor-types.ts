@@ -1,5 +1,5 @@
 import type { ResolvedSpec } from '../api/validate.js';
-import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
+import type { EtcdBackupStatus, RequestedSnapshot } from '../api/v1alpha1/etcd-backup-types.js';
 
 /** Secret material resolved from Secrets (operator) or files/environment (CLI). Never logged. */
 export interface ResolvedSecrets {
@@ -60,6 +60,8 @@ export interface SupervisorReport
   revisionsLost?: { fromRevision: number; toRevision: number; time: string };
   /** The spec's cadence, for staleness alerts: the longest gap between scheduled full snapshots, the delta period (0: off). */
   cadence?: { fullSnapshotIntervalSeconds: number; deltaPeriodSeconds: number; verificationIntervalSeconds?: number };
+  /** The last full snapshot asked for by annotation (requestFullSnapshot). */
+  lastRequestedSnapshot?: RequestedSnapshot;
   /** Stored bytes since the supervisor started: full snapshots plus deltas. */
   bytesUploaded: number;
   /** The same bytes by kind. */

@@ -246,6 +246,22 @@ export class Supervisor implements BackupSupervisor {
     this.eventListeners.push(listener);
   }
 
+  /**
+   * A full snapshot asked for by a person (the snapshot-requested-at annotation): taken now (or the
+   * one already running is joined), its result reported in lastRequestedSnapshot under `requestedAt`.
+   */
+  async requestFullSnapshot(requestedAt: string): Promise<void> {
+    if (this.state.lastRequestedSnapshot?.requestedAt === requestedAt) return;
+    this.state.lastRequestedSnapshot = { requestedAt, phase: 'InProgress' };
+    this.emitReport();
+    const result = await this.takeFullSnapshotNow();
+    if (this.state.lastRequestedSnapshot?.requestedAt !== requestedAt) return;
+    this.state.lastRequestedSnapshot = result
+      ? { requestedAt, phase: 'Succeeded', object: result.key, revision: result.revision, time: result.time.toISOString() }
+      : { requestedAt, phase: 'Failed', message: this.state.fullSnapshot.lastError ?? 'the full snapshot did not complete' };
+    this.emitReport();
+  }
+
   /** Takes a full snapshot now, or joins the one already running. */
   async takeFullSnapshotNow(): Promise<FullSnapshotResult | undefined> {
     if (!this.fullInFlight) {

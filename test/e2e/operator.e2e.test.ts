@@ -264,6 +264,23 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     assert.ok(lines.some((l) => /^etcdbackup_uploaded_bytes_total\{namespace="default",name="main-local",kind="delta"\} [1-9]/.test(l)), 'delta bytes');
   });
 
+  test('on-demand snapshot: the annotation takes one full snapshot per value; kubectl wait sees the result', async () => {
+    const dir = join(work, 'store-local');
+    const before = await filesUnder(join(dir, 'full'));
+    const requestedAt = new Date().toISOString();
+    await kubectl(['annotate', '--overwrite', 'etcdbackup/main-local', `etcdbackup.io/snapshot-requested-at=${requestedAt}`]);
+    await kubectl(['wait', `--for=jsonpath={.status.lastRequestedSnapshot.requestedAt}=${requestedAt}`, 'etcdbackup/main-local', '--timeout=60s']);
+    const done = await waitFor('the requested snapshot to finish', async () => {
+      const obj = await get('main-local');
+      return obj?.status?.lastRequestedSnapshot?.phase === 'Succeeded' ? obj : undefined;
+    });
+    const result = done.status!.lastRequestedSnapshot!;
+    const after = await filesUnder(join(dir, 'full'));
+    assert.deepEqual(after.filter((f) => !before.includes(f)), [result.object!.replace(/^full\//, '')], 'exactly the reported snapshot is new');
+    // Once per value: the annotation stays set, and the operator restart scenario below checks that the
+    // restarted operator and its new workers take no full snapshot for it again.
+  });
+
   test('bad spec: SpecValid=False with every field error, no hot loop; fixing it recovers', async () => {
     const dir = join(work, 'store-b');
     // What the CRD's schema cannot refuse at the API (croner's reading of the fields, URL parsing):

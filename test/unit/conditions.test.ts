@@ -459,3 +459,13 @@ test('BackupVerified condition and lastVerification (table)', () => {
   );
   assert.equal(isTransition(bad, again), false);
 });
+
+test('the answer to a snapshot request stays in status after the worker stops or restarts', () => {
+  const answer = { requestedAt: '2025-01-01T00:04:00Z', phase: 'Succeeded' as const, object: 'full/z.db.gz', revision: 300, time: '2025-01-01T00:04:05Z' };
+  const running = computeStatus(inputs({ worker: { phase: 'Running', report: report({ lastRequestedSnapshot: answer }) } }));
+  assert.deepEqual(running.lastRequestedSnapshot, answer);
+  const stopped = computeStatus(inputs({ now: T1, previous: running, suspended: true, worker: { phase: 'Stopped' } }));
+  assert.deepEqual(stopped.lastRequestedSnapshot, answer);
+  const restarted = computeStatus(inputs({ now: T1, previous: stopped, worker: { phase: 'Running', report: report() } }));
+  assert.deepEqual(restarted.lastRequestedSnapshot, answer);
+});

@@ -20,7 +20,7 @@ const kubectl = spawnSync('kubectl', ['version', '--client']).status === 0;
 
 test('the section has its snippets', () => {
   assert.ok(start >= 0, 'no "GitOps and dashboards" section');
-  assert.deepEqual(blocks.map((b) => b.lang), ['yaml', 'sh', 'sh', 'sh']);
+  assert.deepEqual(blocks.map((b) => b.lang), ['yaml', 'sh', 'sh', 'sh', 'sh']);
 });
 
 test('YAML snippets are verbatim parts of the file their first line names', () => {
@@ -36,6 +36,10 @@ test('every file a command names exists', () => {
   const commands = blocks.filter((b) => b.lang === 'sh').flatMap((b) => b.body.trim().split('\n'));
   const files = commands.flatMap((c) => c.match(/config\/[\w./-]+/g) ?? []);
   assert.ok(files.length >= 3);
+  // The on-demand snapshot commands are the ones the operator e2e runs (annotation, jsonpath wait).
+  const annotate = commands.find((c) => c.startsWith('kubectl annotate'));
+  assert.match(annotate ?? '', /etcdbackup\.io\/snapshot-requested-at=\$now$/);
+  assert.ok(commands.some((c) => c.includes("--for=jsonpath='{.status.lastRequestedSnapshot.requestedAt}'=$now")));
   for (const file of files) assert.ok(existsSync(join(REPO_ROOT, file)), file);
 });
 

@@ -312,6 +312,18 @@ export const statusSchema = {
         contentHash: text('Hash of the restored keys and values.'),
       },
     },
+    lastRequestedSnapshot: {
+      type: 'object',
+      description: 'The full snapshot asked for with the etcdbackup.io/snapshot-requested-at annotation (once per value).',
+      properties: {
+        requestedAt: text('The annotation value this answers.'),
+        phase: { type: 'string', enum: ['InProgress', 'Succeeded', 'Failed'], description: 'InProgress, Succeeded or Failed.' },
+        object: text('Object key of the snapshot in the store.'),
+        revision: integer('etcd revision it holds.'),
+        time: time('When it was stored.'),
+        message: text('Why it failed.'),
+      },
+    },
     memory: {
       type: 'object',
       description: "The worker's memory budget use.",
