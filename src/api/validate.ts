@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Cron } from 'croner';
-import { deltaParallelismFor, minimumDeltaBudget } from '../engine/budget-fit.js';
+import { deltaParallelismFor, minimumDeltaBudget } from '../budget/budget-fit.js';
 import { parseDuration } from './duration.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { API_VERSION, KIND, type EtcdBackup, type EtcdBackupSpec } from './v1alpha1/etcd-backup-types.js';

@@ -1,5 +1,5 @@
 import type { Condition, EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
-import type { SupervisorReport, WorkOutcome } from '../engine/supervisor-types.js';
+import type { SupervisorReport, WorkOutcome } from '../api/supervisor-report.js';
 import type { StoreObservation } from './store-status.js';
 
 /**

@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { SupervisorConfig, SupervisorEvent, SupervisorReport } from '../engine/supervisor-types.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
+import type { SupervisorConfig, SupervisorEvent } from '../engine/supervisor-types.js';
 import type { Logger } from '../observability/logger.js';
 import type { WorkerState } from './conditions.js';
 import type { ChildMessage, ParentMessage } from './worker-protocol.js';

@@ -6,7 +6,7 @@
  */
 import { favourSmallHeap } from '../engine/heap-mode.js';
 import { Supervisor } from '../engine/supervisor.js';
-import type { SupervisorReport } from '../engine/supervisor-types.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
 import { OperatorError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { ChildMessage, ParentMessage } from './worker-protocol.js';

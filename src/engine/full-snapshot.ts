@@ -6,9 +6,9 @@ import { createEncryptStream, ENCRYPT_STREAM_BYTES } from '../crypto/encryption.
 import { headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
-import { fullSnapshotKey, type Compression } from '../store/naming.js';
+import { fullSnapshotKey, type Compression } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
-import type { MemoryBudget, Reservation } from './memory-budget.js';
+import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
 
 export interface FullSnapshotOptions {
   client: Etcd3;

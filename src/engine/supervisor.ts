@@ -5,22 +5,16 @@ import { errorMessage, OperatorError, UsageError } from '../errors.js';
 import { verifyBackup } from '../restore/verify.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
-import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.js';
+import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../archive/naming.js';
 import { SHA256_METADATA_KEY, type ObjectStore } from '../store/object-store.js';
 import { planRetention } from '../store/retention.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
-import { MemoryBudget } from './memory-budget.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import { decideFullSnapshot, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
-import type {
-  BackupSupervisor,
-  SupervisorConfig,
-  SupervisorEvent,
-  SupervisorReport,
-  VerificationOutcome,
-  WorkOutcome,
-} from './supervisor-types.js';
+import type { SupervisorReport, VerificationOutcome, WorkOutcome } from '../api/supervisor-report.js';
+import type { BackupSupervisor, SupervisorConfig, SupervisorEvent } from './supervisor-types.js';
 
 /** setTimeout cannot wait longer than 2^31-1 ms; re-evaluate the schedule at least hourly anyway. */
 const MAX_TIMER_MS = 3_600_000;

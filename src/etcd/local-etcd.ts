@@ -25,6 +25,8 @@ export interface LocalEtcd {
 
 export interface LocalEtcdOptions {
   dataDir: string;
+  /** The etcd program to run (a path or a name on PATH); default ETCD_BINARY. */
+  binary?: string;
   name?: string;
   /** Extra flags (TLS, auth, quotas...). */
   extraArgs?: string[];
@@ -105,6 +107,7 @@ async function startOnce(
   const metricsUrl = `http://127.0.0.1:${ports.metrics}`;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const logFile = options.logFile ?? `${options.dataDir}.log`;
+  const binary = options.binary ?? ETCD_BINARY;
   const args = [
     '--name', name,
     '--data-dir', options.dataDir,
@@ -119,7 +122,7 @@ async function startOnce(
   const logFd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(ETCD_BINARY, args, { stdio: ['ignore', logFd, logFd] });
+    child = spawn(binary, args, { stdio: ['ignore', logFd, logFd] });
   } finally {
     closeSync(logFd);
   }
@@ -135,7 +138,7 @@ async function startOnce(
   while (Date.now() < deadline) {
     if (spawnError) {
       await stop();
-      throw new EtcdUnavailableError(`cannot start ${ETCD_BINARY}: ${spawnError.message} (is etcd-server installed?)`);
+      throw new EtcdUnavailableError(`cannot start ${binary}: ${spawnError.message} (is etcd-server installed?)`);
     }
     if (child.exitCode !== null || child.signalCode !== null) {
       watchdog?.kill('SIGKILL');

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { SupervisorReport } from '../engine/supervisor-types.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
 
 /**
  * Prometheus metrics of the operator, in their own registry (not prom-client's global one, so tests

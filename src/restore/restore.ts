@@ -9,12 +9,13 @@ import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
-import { MemoryBudget } from '../engine/memory-budget.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
-import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
+import { defaultEtcdBinaries, findRestoreTools, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
+import { ETCD_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { classifyKeys, type DeltaName, type FullSnapshotName } from '../store/naming.js';
+import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { replayDeltas } from './delta-replay.js';
 import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
@@ -40,7 +41,12 @@ export interface RestoreOptions extends RestoreTarget {
   /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
   pipelineDepth?: number;
   /**
-   * Cancels the restore: the download and etcdctl stop, and the temporary member is killed, which
+   * The etcd programs to run; default defaultEtcdBinaries() (ETCD_BIN, ETCDCTL_BIN, ETCDUTL_BIN or PATH).
+   * The snapshot is restored with etcdutl when it runs, else with etcdctl (3.4, 3.5).
+   */
+  tools?: EtcdBinaries;
+  /**
+   * Cancels the restore: the download and etcdutl/etcdctl stop, and the temporary member is killed, which
    * fails a replay in progress. Rejects with the signal's reason; nothing is left behind.
    */
   signal?: AbortSignal;
@@ -58,7 +64,7 @@ export interface RestoreResult {
 
 /**
  * Rebuilds an etcd data dir from the store: the newest full snapshot at or before the target,
- * checked against its recorded sha256 before `etcdctl snapshot restore` sees it.
+ * checked against its recorded sha256 before `etcdutl snapshot restore` (or 3.4's etcdctl) sees it.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const dataDir = resolve(options.dataDir);
@@ -75,14 +81,23 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const deltas = options.toTime
     ? listing.deltas.filter((d) => (storedAt.get(d.key) ?? Infinity) <= options.toTime!.getTime())
     : listing.deltas;
-  const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   const { signal } = options;
+  const tools = await findRestoreTools(options.tools ?? defaultEtcdBinaries(), signal);
+  options.logger.info('Chose the etcd tools for the restore', {
+    restoreTool: tools.restore.name,
+    restoreToolVersion: tools.restore.version,
+    restoreToolPath: tools.restore.binary,
+    etcd: tools.etcd.binary,
+    etcdVersion: tools.etcd.version ?? 'unknown',
+  });
+  const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
-      await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
+      await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, tools.restore, options);
       signal?.throwIfAborted();
-      const result = await withTemporaryMember(dataDir, options.name ?? 'default', workDir, signal, async (client) => {
+      const member = { dataDir, name: options.name ?? 'default', workDir, etcd: tools.etcd.binary };
+      const result = await withTemporaryMember(member, signal, async (client) => {
         const snapshotRevision = await headRevision(client);
         if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
         options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
@@ -126,12 +141,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
 }
 
-/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdctl build the data dir. */
+/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdutl/etcdctl build the data dir. */
 async function restoreSnapshotInto(
   store: ObjectStore,
   snapshot: FullSnapshotName,
   dataDir: string,
   workDir: string,
+  tool: RestoreTool,
   options: RestoreOptions,
 ): Promise<void> {
   const keys = options.encryptionKeys ?? [];
@@ -144,7 +160,7 @@ async function restoreSnapshotInto(
   const out = createWriteStream(file, { mode: 0o600 });
   try {
     // The store stream fails at its end on a sha256 mismatch, and decryption on any segment that does
-    // not authenticate (or a missing end), before etcdctl ever reads the file.
+    // not authenticate (or a missing end), before the restore tool reads the file.
     const stages: Transform[] = [];
     if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
     if (snapshot.compression === 'gzip') stages.push(createGunzip());
@@ -158,7 +174,7 @@ async function restoreSnapshotInto(
   const peerUrl = options.peerUrl ?? 'http://localhost:2380';
   try {
     await run(
-      ETCDCTL_BINARY,
+      tool.binary,
       [
         'snapshot', 'restore', file,
         '--data-dir', dataDir,
@@ -172,7 +188,7 @@ async function restoreSnapshotInto(
   } catch (err) {
     signal?.throwIfAborted();
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
-    throw new RestoreError(`etcdctl snapshot restore of ${snapshot.key} failed: ${stderr || errorMessage(err)}`, err);
+    throw new RestoreError(`${tool.name} ${tool.version} snapshot restore of ${snapshot.key} failed: ${stderr || errorMessage(err)}`, err);
   }
 }
 
@@ -181,10 +197,11 @@ async function restoreSnapshotInto(
  * revision as one txn, so the member must accept txns as large as any the source accepted: many ops
  * (a delete-range or lease revocation touches many keys) and the source's request size.
  */
-export async function startMember(dataDir: string, name: string, workDir: string): Promise<LocalEtcd> {
+export async function startMember(dataDir: string, name: string, workDir: string, etcd = ETCD_BINARY): Promise<LocalEtcd> {
   return startLocalEtcd({
     dataDir,
     name,
+    binary: etcd,
     logFile: join(workDir, `etcd-${Date.now()}.log`),
     extraArgs: ['--max-txn-ops', String(REPLAY_MAX_TXN_OPS), '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES)],
   });
@@ -194,19 +211,26 @@ export async function startMember(dataDir: string, name: string, workDir: string
 const REPLAY_MAX_TXN_OPS = 1_000_000;
 const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 
+/** Where and how a temporary member runs: its data dir, member name, log dir and etcd program. */
+export interface TemporaryMember {
+  dataDir: string;
+  name: string;
+  workDir: string;
+  /** Default ETCD_BINARY. */
+  etcd?: string;
+}
+
 /**
  * Starts a temporary member on `dataDir`, runs `use` with a client to it and stops it. `signal`
  * kills the member at once; the call then rejects with the signal's reason (killing the member
  * fails whatever was talking to it: the cancellation is the cause).
  */
 export async function withTemporaryMember<T>(
-  dataDir: string,
-  name: string,
-  workDir: string,
+  spec: TemporaryMember,
   signal: AbortSignal | undefined,
   use: (client: Etcd3) => Promise<T>,
 ): Promise<T> {
-  const member = await startMember(dataDir, name, workDir);
+  const member = await startMember(spec.dataDir, spec.name, spec.workDir, spec.etcd);
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
@@ -239,7 +263,7 @@ async function ensureEmptyDir(dir: string): Promise<void> {
     const code = (err as { code?: string }).code;
     if (code === 'ENOTDIR') throw new DataDirNotEmptyError(dir);
     if (code !== 'ENOENT') throw new RestoreError(`cannot use data dir ${dir}: ${errorMessage(err)}`, err);
-    // Missing is fine when its parent exists: etcdctl creates it.
+    // Missing is fine when its parent exists: the restore tool creates it.
     await stat(dirname(dir)).catch(() => {
       throw new RestoreError(`cannot use data dir ${dir}: parent directory does not exist`);
     });

@@ -1,29 +1,10 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
-import type { MemoryBudget } from '../engine/memory-budget.js';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import { LocalStore } from './local-store.js';
 import type { ObjectStore } from './object-store.js';
-
-export interface LocalStoreConfig {
-  kind: 'local';
-  path: string;
-}
-
-export interface S3StoreConfig {
-  kind: 's3';
-  bucket: string;
-  /** Key prefix inside the bucket, without leading or trailing slash ('' for the bucket root). */
-  prefix: string;
-  region: string;
-  /** Custom endpoint for S3-compatible servers; undefined means AWS. */
-  endpoint?: string;
-  forcePathStyle: boolean;
-  /** Undefined means the standard AWS credential chain (environment, profile, IRSA...). */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-}
-
-export type StoreConfig = LocalStoreConfig | S3StoreConfig;
+import type { StoreConfig } from './store-config.js';
 
 /**
  * Parses a CLI store URL:

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { DELTA_DIR, FULL_DIR } from './naming.js';
+import { DELTA_DIR, FULL_DIR } from '../archive/naming.js';
 
 /** What a listing returns for one object. Keys are relative to the store's root (its prefix). */
 export interface ObjectInfo {

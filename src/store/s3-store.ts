@@ -15,18 +15,18 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { MemoryBudget, Reservation } from '../engine/memory-budget.js';
+import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
 import { ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sha256Hex, verifyingStream } from './checksum.js';
-import type { S3StoreConfig } from './factory.js';
+import type { S3StoreConfig } from './store-config.js';
 import {
   formatBytes,
   MIN_PART_SIZE_BYTES,
   planUpload,
   streamReservationBytes,
   type UploadPlan,
-} from './s3-upload-plan.js';
+} from '../budget/s3-upload-plan.js';
 import {
   SHA256_METADATA_KEY,
   type GetResult,
@@ -752,4 +752,4 @@ export {
   streamReservationBytes,
   uploadWorkingSetBytes,
   type UploadPlan,
-} from './s3-upload-plan.js';
+} from '../budget/s3-upload-plan.js';

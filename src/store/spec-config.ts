@@ -1,5 +1,5 @@
 import type { StoreSpec } from '../api/v1alpha1/etcd-backup-types.js';
-import type { StoreConfig } from './factory.js';
+import type { StoreConfig } from './store-config.js';
 
 /** The store config an EtcdBackup spec names (validation guarantees exactly one of s3/local). */
 export function storeConfigFromSpec(

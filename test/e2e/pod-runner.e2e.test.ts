@@ -38,7 +38,7 @@ import {
 } from '../../src/controller/pod-runner.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createStore } from '../../src/store/factory.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';

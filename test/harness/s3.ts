@@ -9,7 +9,7 @@ import {
   type MultipartUpload,
 } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
-import type { S3StoreConfig } from '../../src/store/factory.js';
+import type { S3StoreConfig } from '../../src/store/store-config.js';
 
 /**
  * A real S3 protocol server (s3rver, in-process) on 127.0.0.1 in its own temp dir, with one bucket.

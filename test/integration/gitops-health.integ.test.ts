@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { parse } from 'yaml';
 import type { EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
 import { computeStatus, STORE_UNREACHABLE_STALLED_MS, type StatusInputs } from '../../src/controller/conditions.js';
-import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 import { REPO_ROOT } from '../harness/test-tools.js';
 import {
   ARGOCD_HEALTH_LUA,

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough, Transform, Writable, type Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { ObjectNotFoundError, StoreUnreachableError } from '../../src/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { S3Store, type S3StoreDependencies } from '../../src/store/s3-store.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CreateMultipartUploadCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { InvalidSpecError } from '../../src/errors.js';
 import { openStoreUrl } from '../../src/store/factory.js';
 import { S3Store } from '../../src/store/s3-store.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { ChecksumMismatchError, ObjectNotFoundError } from '../../src/errors.js';
 import { sha256Hex } from '../../src/store/checksum.js';
 import { LocalStore } from '../../src/store/local-store.js';

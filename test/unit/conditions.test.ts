@@ -10,7 +10,7 @@ import {
   STORE_UNREACHABLE_STALLED_MS,
   type StatusInputs,
 } from '../../src/controller/conditions.js';
-import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 
 const T0 = new Date('2025-01-01T00:00:00.000Z');
 const T1 = new Date('2025-01-01T00:05:00.000Z');

@@ -78,7 +78,7 @@ test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl &&
     'etcdbackup.io/etcdbackups/finalizers': ['update'],
     'core/secrets': ['get', 'list', 'watch'],
     'events.k8s.io/events': ['create', 'patch'],
-    // spec.runner: pod (src/controller/etcd-backup-controller.ts reconcilePod / removePodWorker)
+    // spec.runner: pod (src/controller/pod-runner-reconcile.ts reconcile / remove)
     'apps/deployments': ['create', 'delete', 'get', 'update'],
     'core/configmaps': ['create', 'delete', 'get', 'update'],
   });

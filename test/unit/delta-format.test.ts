@@ -11,8 +11,8 @@ import {
   eventCost,
   groupByRevision,
   type DeltaEvent,
-} from '../../src/engine/delta-format.js';
-import type { Compression } from '../../src/store/naming.js';
+} from '../../src/archive/delta-format.js';
+import type { Compression } from '../../src/archive/naming.js';
 
 function put(rev: number, key: string, value: Buffer | string, extra: Partial<DeltaEvent> = {}): DeltaEvent {
   return {

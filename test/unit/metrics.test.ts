@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 import { startHttpServer } from '../../src/observability/http-server.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { OperatorMetrics } from '../../src/observability/metrics.js';

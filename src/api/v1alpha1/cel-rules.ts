@@ -1,4 +1,4 @@
-import { minimumDeltaBudget, type StoreKind } from '../../engine/budget-fit.js';
+import { minimumDeltaBudget, type StoreKind } from '../../budget/budget-fit.js';
 
 /**
  * The CEL `x-kubernetes-validations` of the CRD and the patterns they share with the OpenAPI schema,

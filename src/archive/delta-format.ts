@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { OperatorError } from '../errors.js';
-import type { Compression } from '../store/naming.js';
+import type { Compression } from './naming.js';
 
 export type DeltaEventType = 'PUT' | 'DELETE';
 
