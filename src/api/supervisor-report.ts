@@ -35,7 +35,13 @@ export interface VerificationOutcome extends WorkOutcome {
 export interface SupervisorReport
   extends Pick<
     EtcdBackupStatus,
-    'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision' | 'etcdRevision' | 'lagRevisions' | 'nextFullSnapshotTime'
+    | 'lastFullSnapshot'
+    | 'lastDeltaSnapshot'
+    | 'archivedRevision'
+    | 'etcdRevision'
+    | 'lagRevisions'
+    | 'nextFullSnapshotTime'
+    | 'retention'
   > {
   /** rssBytes: the worker process's resident memory, when it runs in a worker process of the operator. */
   memory: { budgetBytes: number; peakBytes: number; usedBytes: number; rssBytes?: number };
@@ -50,6 +56,13 @@ export interface SupervisorReport
   cadence?: { fullSnapshotIntervalSeconds: number; deltaPeriodSeconds: number; verificationIntervalSeconds?: number };
   /** The last full snapshot asked for by annotation (requestFullSnapshot). */
   lastRequestedSnapshot?: RequestedSnapshot;
+  /** When this supervisor was created (freshness is judged from here until its first delta poll ends). */
+  startTime?: string;
+  /**
+   * The last time a delta was stored or a delta poll ended with every revision up to the head it read
+   * in the store (an idle etcd writes no delta, so the newest delta's time alone would call it stale).
+   */
+  deltasCurrentTime?: string;
   /** Stored bytes since the supervisor started: full snapshots plus deltas. */
   bytesUploaded: number;
   /** The same bytes by kind. */

@@ -4,7 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdUnavailableError } from '../errors.js';
-import { exitOf, startWatchdog, terminate } from '../process/guarded-child.js';
+import { exitOf, terminate } from '../process/guarded-child.js';
+import { killWithParent } from '../process/parent-watchdog.js';
 
 /**
  * Starts and stops an etcd server on 127.0.0.1 (free ports, given data dir). Restore and verify use it
@@ -129,7 +130,7 @@ async function startOnce(
   const exited = exitOf(child);
   let spawnError: Error | undefined;
   child.once('error', (err) => (spawnError = err));
-  const watchdog = startWatchdog(child);
+  const watchdog = killWithParent(child);
 
   const stop = (): Promise<void> => terminate(child, exited, watchdog, 5000);
 

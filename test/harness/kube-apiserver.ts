@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { freePort } from '../../src/etcd/local-etcd.js';
-import { exitOf, startWatchdog, terminate } from '../../src/process/guarded-child.js';
+import { exitOf, terminate } from '../../src/process/guarded-child.js';
+import { killWithParent } from '../../src/process/parent-watchdog.js';
 import { generateTestCerts, issueClientCert, type TestCerts } from './certs.js';
 import { startTestEtcd, type TestEtcd } from './etcd.js';
 import { kubeApiServerBinary, KUBERNETES_VERSION } from './test-tools.js';
@@ -205,7 +206,7 @@ async function spawnApiServer(
     const exited = exitOf(child);
     let spawnError: Error | undefined;
     child.once('error', (err) => (spawnError = err));
-    const watchdog = startWatchdog(child);
+    const watchdog = killWithParent(child);
     // A cold start (CRD, RBAC and priority-and-fairness bootstrap) takes seconds on a busy machine.
     const deadline = Date.now() + 180_000;
     let failure: string | undefined;

@@ -29,7 +29,7 @@ function sourceFiles(dir: string): string[] {
 }
 const sources = sourceFiles(join(REPO_ROOT, 'src')).map((file) => readFileSync(file, 'utf8'));
 /** Reasons of OperatorErrors (`super('X'` in a subclass, `new OperatorError('X'`). */
-const errorReasons = new Set(sources.flatMap((text) => [...text.matchAll(/(?:super|new OperatorError)\('([A-Z]\w+)'/g)].map((m) => m[1]!)));
+const errorReasons = new Set(sources.flatMap((text) => [...text.matchAll(/(?:super|new OperatorError)\(\s*'([A-Z]\w+)'/g)].map((m) => m[1]!)));
 
 test('docs list exactly the condition types of the code', () => {
   assert.deepEqual([...documentedTypes].sort(), Object.values(ConditionType).sort());

@@ -60,6 +60,11 @@ export const specSchema = {
         },
         tlsSecretRef: { ...secretRef, description: 'Secret with ca.crt, tls.crt, tls.key.' },
         credentialsSecretRef: { ...secretRef, description: 'Secret with username and password.' },
+        insecure: {
+          type: 'boolean',
+          description:
+            'Allow sending the credentialsSecretRef password to http:// endpoints without TLS. The operator refuses that otherwise.',
+        },
       },
     },
     store: {
@@ -92,6 +97,34 @@ export const specSchema = {
               description: 'Address the bucket as a path (endpoint/bucket/key), as most S3-compatible servers need.',
             },
             credentialsSecretRef: { ...secretRef, description: 'Secret with accessKeyId and secretAccessKey.' },
+            objectLock: {
+              type: 'object',
+              required: ['mode', 'retainFor'],
+              description:
+                'S3 Object Lock: write every backup object with this retention, so that nobody can delete it before ' +
+                'it ends (the bucket must be created with Object Lock enabled). Retention and deletionPolicy Delete ' +
+                'leave locked objects in place and report them. Absent: no explicit retention (a bucket default ' +
+                'retention still applies and is honoured).',
+              properties: {
+                mode: {
+                  type: 'string',
+                  enum: ['GOVERNANCE', 'COMPLIANCE'],
+                  description:
+                    'COMPLIANCE: nobody, not even the account root, can delete or shorten the lock. GOVERNANCE: only ' +
+                    'principals with s3:BypassGovernanceRetention can.',
+                },
+                retainFor: {
+                  ...durationString,
+                  description: 'Go duration each object stays locked after it is written, e.g. 720h (30 days).',
+                  'x-kubernetes-validations': [durationRule("duration(self) >= duration('1s')", 'must be a duration of at least 1s (e.g. 720h)')],
+                },
+              },
+            },
+            insecure: {
+              type: 'boolean',
+              description:
+                'Allow credentialsSecretRef with an http:// endpoint: signed requests, the session token and the data travel without TLS. The operator refuses that otherwise.',
+            },
           },
         },
         local: {
@@ -286,6 +319,17 @@ export const statusSchema = {
         object: text('Object key in the store.'),
         sizeBytes: integer('Stored size in bytes.'),
         sha256: text('sha256 of the plain snapshot.'),
+        retainUntil: time('S3 Object Lock: the snapshot cannot be deleted before this time.'),
+        retentionMode: text('S3 Object Lock mode of the snapshot (GOVERNANCE or COMPLIANCE).'),
+      },
+    },
+    retention: {
+      type: 'object',
+      description: 'Objects the last retention run could not delete because they are still under S3 Object Lock.',
+      properties: {
+        lockedObjects: integer('How many objects retention had to keep because they are locked.'),
+        lockedUntil: time('When the last of those locks expires.'),
+        message: text('What retention could not delete, for people.'),
       },
     },
     lastDeltaSnapshot: {
