@@ -53,7 +53,8 @@ export const Reason = {
   // Reconciling (True: Starting, WaitingForFirstSnapshot, CatchingUp, Deleting, WorkerUnavailable)
   CatchingUp: 'CatchingUp',
   Reconciled: 'Reconciled',
-  // Stalled (True: InvalidSpec, SecretNotFound, SecretInvalid, StoreUnreachable, SupervisorCrashed)
+  // Stalled (True: InvalidSpec, SecretNotFound, SecretInvalid, StoreUnreachable, SupervisorCrashed,
+  // FullSnapshotStale, DeltasStale)
   NotStalled: 'NotStalled',
   // FullSnapshotSucceeded / DeltaSnapshotSucceeded
   SnapshotTaken: 'SnapshotTaken',
@@ -312,14 +313,16 @@ function reconcilingCondition(ready: ConditionCore, report: SupervisorReport | u
 
 /**
  * Stalled=True needs a person: the spec or a Secret must change, the store has been unreachable
- * past STORE_UNREACHABLE_STALLED_MS, or the worker keeps crashing. Passing failures (etcd down for
- * a minute, one failed upload) leave Ready=False alone, which kstatus reads as still in progress.
+ * past STORE_UNREACHABLE_STALLED_MS, the worker keeps crashing, or the backups are stale (BackupFresh
+ * False: its deadline of missed intervals already allows for passing failures). Passing failures
+ * (etcd down for a minute, one failed upload) leave Ready=False alone, which kstatus reads as in progress.
  */
 function stalledCondition(inputs: StatusInputs, ready: ConditionCore, previousReady: Condition | undefined): ConditionCore {
   const stalled = (reason: string, message: string): ConditionCore => ({ status: 'True', reason, message });
   if (!inputs.deleting) {
     if (inputs.specProblems.length > 0) return stalled(Reason.InvalidSpec, inputs.specProblems.join('; '));
     if (ready.reason === Reason.SecretNotFound || ready.reason === Reason.SecretInvalid) return stalled(ready.reason, ready.message);
+    if (ready.reason === Reason.FullSnapshotStale || ready.reason === Reason.DeltasStale) return stalled(ready.reason, ready.message);
     const worker = inputs.worker;
     if (worker.phase === 'CrashLoop' && worker.restarts >= CRASHES_STALLED) return stalled(ready.reason, ready.message);
     if (ready.reason === Reason.StoreUnreachable) {

@@ -129,6 +129,29 @@ const cases: Array<{ name: string; obj: Obj; kstatus: KStatus; flux: KStatus; ar
     argo: 'Degraded',
   },
   {
+    // Hourly schedule, nothing failed, but no full snapshot for 2.5 hours: a stopped schedule.
+    name: 'full snapshot stale',
+    obj: object({
+      freshness: { schedule: '0 * * * *', deltaPeriodMs: 20_000 },
+      now: new Date('2026-01-01T02:30:00Z'),
+      worker: { phase: 'Running', report: report({ deltasCurrentTime: '2026-01-01T02:29:50Z' }) },
+    }),
+    kstatus: 'Failed',
+    flux: 'Failed',
+    argo: 'Degraded',
+  },
+  {
+    name: 'deltas stale',
+    obj: object({
+      freshness: { schedule: '0 * * * *', deltaPeriodMs: 20_000 },
+      now: new Date('2026-01-01T00:10:00Z'),
+      worker: { phase: 'Running', report: report({ startTime: '2026-01-01T00:00:00Z', deltasCurrentTime: '2026-01-01T00:00:00Z' }) },
+    }),
+    kstatus: 'Failed',
+    flux: 'Failed',
+    argo: 'Degraded',
+  },
+  {
     name: 'worker crash loop',
     obj: object({ worker: { phase: 'CrashLoop', lastError: 'exit code 134', restarts: 4 } }),
     kstatus: 'Failed',

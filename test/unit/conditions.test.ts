@@ -494,6 +494,13 @@ test('BackupFresh and Ready follow the freshness rules when the schedule is give
   );
   assert.equal(condition(staleDeltas, 'BackupFresh').reason, Reason.DeltasStale);
   assert.equal(condition(staleDeltas, 'Ready').reason, Reason.DeltasStale);
+  // Stale is past its own deadline (it allows for retries): a person must look, kstatus reads Failed.
+  for (const [stale, reason] of [[staleFull, Reason.FullSnapshotStale], [staleDeltas, Reason.DeltasStale]] as const) {
+    assert.equal(condition(stale, 'Stalled').status, 'True');
+    assert.equal(condition(stale, 'Stalled').reason, reason);
+    assert.equal(condition(stale, 'Reconciling').status, 'False');
+  }
+  assert.equal(condition(fresh, 'Stalled').status, 'False');
 
   // runner: pod: judged on the stored full snapshot only.
   const pod = computeStatus(
