@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what etcd-backup needs on Debian/Ubuntu with Node 20: etcd + etcdctl (Debian etcd-server,
-# etcd-client) when missing, the npm dependencies (npm ci), and the compiled CLI (dist/).
+# etcd-client) when missing, lua5.1 and promtool for the GitOps tests, the npm dependencies (npm ci),
+# and the compiled CLI (dist/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,20 @@ if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; th
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq etcd-server etcd-client >/dev/null
 fi
 echo "==> $(etcd --version | head -n 1)"
+
+# Test-only: lua5.1 runs config/argocd/health.lua as Argo CD would; promtool (Debian package prometheus)
+# checks and unit-tests config/prometheus/. Their tests skip with one line naming the package when missing.
+missing=()
+command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing ${missing[*]} (apt)"
+  as_root apt-get update -qq
+  # --no-install-recommends: only promtool is wanted, not a running Prometheus server.
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package may start a Prometheus service; the tests only run promtool.
+  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then

@@ -3,7 +3,7 @@
  * the controller that turns it into EtcdBackup status, and the metrics that export it. It lives beside
  * the spec and status types so that every one of them can read it without importing the engine.
  */
-import type { EtcdBackupStatus } from './v1alpha1/etcd-backup-types.js';
+import type { EtcdBackupStatus, RequestedSnapshot } from './v1alpha1/etcd-backup-types.js';
 
 /** Outcome of the last attempt of one kind of work. */
 export interface WorkOutcome {
@@ -14,6 +14,8 @@ export interface WorkOutcome {
   /** PascalCase reason of the last failure, e.g. EtcdUnavailable, StoreUnreachable. */
   lastErrorReason?: string;
   consecutiveFailures: number;
+  /** How long the last successful attempt took (full snapshots and verifications). */
+  lastDurationSeconds?: number;
 }
 
 /** Outcome of the last scheduled verification (trial restore of the latest full snapshot + deltas). */
@@ -41,7 +43,8 @@ export interface SupervisorReport
     | 'nextFullSnapshotTime'
     | 'retention'
   > {
-  memory: { budgetBytes: number; peakBytes: number; usedBytes: number };
+  /** rssBytes: the worker process's resident memory, when it runs in a worker process of the operator. */
+  memory: { budgetBytes: number; peakBytes: number; usedBytes: number; rssBytes?: number };
   fullSnapshot: WorkOutcome;
   /** Undefined when deltas are disabled (period 0). */
   delta?: WorkOutcome;
@@ -49,6 +52,10 @@ export interface SupervisorReport
   verification?: VerificationOutcome;
   /** Set when etcd compacted revisions before they were archived. */
   revisionsLost?: { fromRevision: number; toRevision: number; time: string };
+  /** The spec's cadence, for staleness alerts: the longest gap between scheduled full snapshots, the delta period (0: off). */
+  cadence?: { fullSnapshotIntervalSeconds: number; deltaPeriodSeconds: number; verificationIntervalSeconds?: number };
+  /** The last full snapshot asked for by annotation (requestFullSnapshot). */
+  lastRequestedSnapshot?: RequestedSnapshot;
   /** When this supervisor was created (freshness is judged from here until its first delta poll ends). */
   startTime?: string;
   /**
@@ -56,5 +63,8 @@ export interface SupervisorReport
    * in the store (an idle etcd writes no delta, so the newest delta's time alone would call it stale).
    */
   deltasCurrentTime?: string;
+  /** Stored bytes since the supervisor started: full snapshots plus deltas. */
   bytesUploaded: number;
+  /** The same bytes by kind. */
+  uploadedBytes: { full: number; delta: number };
 }

@@ -5,6 +5,7 @@ import { parseObjectLock } from './object-lock.js';
 import { parseDuration } from './duration.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { API_VERSION, KIND, type EtcdBackup, type EtcdBackupSpec } from './v1alpha1/etcd-backup-types.js';
+import { CRON_PATTERN, DURATION_PATTERN, QUANTITY_PATTERN } from './v1alpha1/cel-rules.js';
 import { etcdBackupSchema } from './v1alpha1/schema.js';
 
 const MAX_CHUNK_PARALLELISM = etcdBackupSchema.properties.spec.properties.deltaSnapshot.properties.chunkParallelism.maximum;
@@ -22,7 +23,8 @@ export type ValidationResult =
   | { ok: false; problems: string[] };
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, validateFormats: false, strictTypes: false });
-for (const keyword of ['x-kubernetes-int-or-string', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys']) {
+// CEL rules (x-kubernetes-validations) are for the apiserver; checkSemantics below holds the same rules.
+for (const keyword of ['x-kubernetes-int-or-string', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys', 'x-kubernetes-validations']) {
   ajv.addKeyword(keyword);
 }
 const validateShape = ajv.compile(etcdBackupSchema);
@@ -49,6 +51,16 @@ function describeShapeError(error: ErrorObject): string {
     default:
       return `${path}: ${error.message ?? 'invalid'}`;
   }
+}
+
+/** Schema keywords whose field checkSemantics also checks, with a message that names the value. */
+const SUPERSEDED_BY_SEMANTICS = new Set(['pattern', 'minimum']);
+
+function describePattern(path: string, error: ErrorObject): string {
+  const pattern = (error.params as { pattern: string }).pattern;
+  const kind = pattern === CRON_PATTERN ? 'a cron schedule (5 fields or @hourly, @daily...)' : pattern === DURATION_PATTERN
+    ? 'a duration (e.g. 20s, 15m, 1h30m)' : pattern === QUANTITY_PATTERN ? 'a quantity (e.g. 128Mi)' : `text matching ${pattern}`;
+  return `${path}: must be ${kind}`;
 }
 
 /** Checks a cron expression the way the scheduler will use it; returns a problem or undefined. */
@@ -87,17 +99,24 @@ export function validateEtcdBackup(input: unknown): ValidationResult {
   if (doc.apiVersion !== API_VERSION) problems.push(`apiVersion: must be ${API_VERSION}`);
   if (doc.kind !== KIND) problems.push(`kind: must be ${KIND}`);
   const shapeValid = validateShape(doc);
+  // Semantic checks run even when the shape is wrong, so one pass lists every problem; each
+  // check looks only at fields that have the right type.
+  const spec = (doc.spec ?? {}) as Partial<EtcdBackupSpec>;
+  const semantic: string[] = [];
+  const units = checkSemantics(spec, semantic);
   if (!shapeValid) {
     // anyOf reports each branch too; the anyOf line itself says it all.
     const errors = (validateShape.errors ?? []).filter(
       (e) => !(e.keyword === 'type' && /\/anyOf\/\d+\/type$/.test(e.schemaPath)),
     );
-    problems.push(...errors.map(describeShapeError));
+    for (const error of errors) {
+      const path = fieldPath(error);
+      // A pattern or range the semantic check of the same field says better (naming the value) is left to it.
+      if (SUPERSEDED_BY_SEMANTICS.has(error.keyword) && semantic.some((problem) => problem.startsWith(`${path}:`))) continue;
+      problems.push(error.keyword === 'pattern' ? describePattern(path, error) : describeShapeError(error));
+    }
   }
-  // Semantic checks run even when the shape is wrong, so one pass lists every problem; each
-  // check looks only at fields that have the right type.
-  const spec = (doc.spec ?? {}) as Partial<EtcdBackupSpec>;
-  const units = checkSemantics(spec, problems);
+  problems.push(...semantic);
   if (!shapeValid || problems.length > 0) return { ok: false, problems: [...new Set(problems)] };
   const backup = doc as unknown as EtcdBackup;
   return { ok: true, backup, resolved: { spec: backup.spec, ...(units as Units) } };

@@ -12,6 +12,13 @@ import type { StoreObservation } from './store-status.js';
 
 export const ConditionType = {
   Ready: 'Ready',
+  /**
+   * kstatus's abnormal-true conditions (what Flux, `kubectl wait` pipelines and Argo CD read):
+   * Reconciling=True while the operator works towards Ready (starting, first snapshot, catching up),
+   * Stalled=True when it cannot get there without a person (bad spec or Secret, store gone too long).
+   */
+  Reconciling: 'Reconciling',
+  Stalled: 'Stalled',
   SpecValid: 'SpecValid',
   FullSnapshotSucceeded: 'FullSnapshotSucceeded',
   DeltaSnapshotSucceeded: 'DeltaSnapshotSucceeded',
@@ -43,6 +50,12 @@ export const Reason = {
   /** runner: pod */
   WorkerUnavailable: 'WorkerUnavailable',
   StoreUnreachable: 'StoreUnreachable',
+  // Reconciling (True: Starting, WaitingForFirstSnapshot, CatchingUp, Deleting, WorkerUnavailable)
+  CatchingUp: 'CatchingUp',
+  Reconciled: 'Reconciled',
+  // Stalled (True: InvalidSpec, SecretNotFound, SecretInvalid, StoreUnreachable, SupervisorCrashed,
+  // FullSnapshotStale, DeltasStale)
+  NotStalled: 'NotStalled',
   // FullSnapshotSucceeded / DeltaSnapshotSucceeded
   SnapshotTaken: 'SnapshotTaken',
   NoSnapshotYet: 'NoSnapshotYet',
@@ -104,8 +117,17 @@ export interface StatusInputs {
   freshness?: { schedule: string; deltaPeriodMs: number };
 }
 
+/** Lag beyond which the archive is catching up (Reconciling=True): ten default chunks. */
+export const CATCHING_UP_LAG_REVISIONS = 10_000;
+/** How long the store may stay unreachable before a person is needed (Stalled=True). */
+export const STORE_UNREACHABLE_STALLED_MS = 5 * 60_000;
+/** Worker crashes in a row after which restarting alone is not expected to help (Stalled=True). */
+export const CRASHES_STALLED = 3;
+
 const CONDITION_ORDER: ConditionType[] = [
   ConditionType.Ready,
+  ConditionType.Reconciling,
+  ConditionType.Stalled,
   ConditionType.SpecValid,
   ConditionType.FullSnapshotSucceeded,
   ConditionType.DeltaSnapshotSucceeded,
@@ -124,8 +146,11 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   const previousCondition = (type: ConditionType) => previous.conditions?.find((c) => c.type === type);
 
   const verificationEnabled = inputs.verificationEnabled === true && inputs.specProblems.length === 0;
+  const ready = readyCondition(inputs, report);
   const cores: Record<ConditionType, ConditionCore | undefined> = {
-    [ConditionType.Ready]: readyCondition(inputs, report),
+    [ConditionType.Ready]: ready,
+    [ConditionType.Reconciling]: reconcilingCondition(ready, report),
+    [ConditionType.Stalled]: stalledCondition(inputs, ready, previousCondition(ConditionType.Ready)),
     [ConditionType.SpecValid]:
       inputs.specProblems.length === 0
         ? { status: 'True', reason: Reason.SpecValid, message: 'The spec is valid' }
@@ -188,6 +213,9 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
     if (report.nextFullSnapshotTime !== undefined) status.nextFullSnapshotTime = report.nextFullSnapshotTime;
     status.memory = { budgetBytes: report.memory.budgetBytes, peakBytes: report.memory.peakBytes };
   }
+  // The answer to a snapshot request stays until a newer request (the annotation) replaces it.
+  const requested = report?.lastRequestedSnapshot ?? previous.lastRequestedSnapshot;
+  if (requested) status.lastRequestedSnapshot = { ...requested };
   if (verificationEnabled) {
     const lastVerification = lastVerificationOf(report) ?? previous.lastVerification;
     if (lastVerification) status.lastVerification = { ...lastVerification };
@@ -264,6 +292,61 @@ function readyCondition(inputs: StatusInputs, report: SupervisorReport | undefin
   const freshness = freshnessOf(inputs);
   if (freshness && !freshness.fresh) return notReady(freshness.reason, freshness.message);
   return { status: 'True', reason: Reason.BackupsCurrent, message: 'Backups are being stored on schedule' };
+}
+
+/** Reasons of Ready=False that are steps towards Ready, not failures. */
+const PROGRESSING_REASONS: ReadonlySet<string> = new Set([
+  Reason.Starting,
+  Reason.WaitingForFirstSnapshot,
+  Reason.Deleting,
+  Reason.WorkerUnavailable,
+]);
+
+function reconcilingCondition(ready: ConditionCore, report: SupervisorReport | undefined): ConditionCore {
+  if (PROGRESSING_REASONS.has(ready.reason)) return { status: 'True', reason: ready.reason, message: ready.message };
+  const lag = report?.lagRevisions ?? 0;
+  if (ready.status === 'True' && lag > CATCHING_UP_LAG_REVISIONS) {
+    return { status: 'True', reason: Reason.CatchingUp, message: `Archiving a backlog of ${lag} revisions` };
+  }
+  return { status: 'False', reason: Reason.Reconciled, message: 'Not working towards a new state' };
+}
+
+/**
+ * Stalled=True needs a person: the spec or a Secret must change, the store has been unreachable
+ * past STORE_UNREACHABLE_STALLED_MS, the worker keeps crashing, or the backups are stale (BackupFresh
+ * False: its deadline of missed intervals already allows for passing failures). Passing failures
+ * (etcd down for a minute, one failed upload) leave Ready=False alone, which kstatus reads as in progress.
+ */
+function stalledCondition(inputs: StatusInputs, ready: ConditionCore, previousReady: Condition | undefined): ConditionCore {
+  const stalled = (reason: string, message: string): ConditionCore => ({ status: 'True', reason, message });
+  if (!inputs.deleting) {
+    if (inputs.specProblems.length > 0) return stalled(Reason.InvalidSpec, inputs.specProblems.join('; '));
+    if (ready.reason === Reason.SecretNotFound || ready.reason === Reason.SecretInvalid) return stalled(ready.reason, ready.message);
+    if (ready.reason === Reason.FullSnapshotStale || ready.reason === Reason.DeltasStale) return stalled(ready.reason, ready.message);
+    const worker = inputs.worker;
+    if (worker.phase === 'CrashLoop' && worker.restarts >= CRASHES_STALLED) return stalled(ready.reason, ready.message);
+    if (ready.reason === Reason.StoreUnreachable) {
+      const since = unreachableSince(inputs, previousReady);
+      if (inputs.now.getTime() - since.getTime() >= STORE_UNREACHABLE_STALLED_MS) {
+        return stalled(Reason.StoreUnreachable, `Unreachable since ${since.toISOString()}: ${ready.message}`);
+      }
+    }
+  }
+  return { status: 'False', reason: Reason.NotStalled, message: 'Nothing needs a person' };
+}
+
+/**
+ * When the store outage began, as well as a pure function can tell: not before Ready last turned
+ * False, nor before the last success; with Ready not False before, it begins now.
+ */
+function unreachableSince(inputs: StatusInputs, previousReady: Condition | undefined): Date {
+  if (previousReady?.status !== 'False') return inputs.now;
+  const worker = inputs.worker;
+  const report = worker.phase === 'Stopped' || worker.phase === 'Pod' ? undefined : worker.report;
+  const times = [previousReady.lastTransitionTime, report?.fullSnapshot.lastSuccessTime, report?.delta?.lastSuccessTime]
+    .filter((t): t is string => t !== undefined)
+    .map((t) => Date.parse(t));
+  return new Date(Math.max(...times));
 }
 
 /**

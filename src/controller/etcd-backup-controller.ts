@@ -9,7 +9,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
+import { GROUP, PLURAL, SNAPSHOT_REQUEST_ANNOTATION, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 import { validateEtcdBackup, type ValidationResult } from '../api/validate.js';
 import type { SupervisorEvent } from '../engine/supervisor-types.js';
 import { errorMessage, OperatorError } from '../errors.js';
@@ -337,8 +337,31 @@ export class EtcdBackupController {
     await this.host.ensure(key, { resolved, secrets: secrets.secrets, name: key }, hash);
     if (previousHash !== hash) log.info(previousHash ? 'Restarted backup worker' : 'Started backup worker', { generation, configHash: hash });
 
+    const waitingToRequest = !this.requestSnapshotIfAsked(key, obj, log);
     const inputs: StatusInputs = { ...base, worker: this.host.state(key) };
-    return this.writeStatus(key, obj, computeStatus(inputs), { requeueAfterMs: untilStale(inputs, this.options.resyncIntervalMs ?? 600_000) });
+    return this.writeStatus(key, obj, computeStatus(inputs), {
+      requeueAfterMs: waitingToRequest ? 1000 : untilStale(inputs, this.options.resyncIntervalMs ?? 600_000),
+    });
+  }
+
+  /**
+   * The snapshot-requested-at annotation: a value not answered yet (in status or by the worker) goes to
+   * the worker once. False while it must wait for the worker to run.
+   */
+  private requestSnapshotIfAsked(key: string, obj: EtcdBackup, log: Logger): boolean {
+    const requestedAt = obj.metadata.annotations?.[SNAPSHOT_REQUEST_ANNOTATION];
+    if (requestedAt === undefined) return true;
+    const state = this.host.state(key);
+    const report = state.phase === 'Stopped' || state.phase === 'Pod' ? undefined : state.report;
+    const answered = [obj.status?.lastRequestedSnapshot?.requestedAt, report?.lastRequestedSnapshot?.requestedAt];
+    if (answered.includes(requestedAt)) return true;
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(requestedAt) || Number.isNaN(Date.parse(requestedAt))) {
+      log.warn('Ignored a snapshot request that is not an RFC 3339 time', { annotation: SNAPSHOT_REQUEST_ANNOTATION, value: requestedAt });
+      return true;
+    }
+    const outcome = this.host.requestSnapshot(key, requestedAt);
+    if (outcome === 'sent') log.info('Requested a full snapshot', { requestedAt });
+    return outcome !== 'notRunning';
   }
 
   /** Stops whichever worker runs: the local process and the pod. */

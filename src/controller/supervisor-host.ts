@@ -57,6 +57,8 @@ interface Entry {
   startedAt: number;
   restartTimer?: NodeJS.Timeout;
   nextRestartTime?: string;
+  /** The snapshot request last sent to this worker process (sent once per value and process). */
+  requestedSnapshot?: string;
 }
 
 /**
@@ -136,6 +138,20 @@ export class SupervisorHost {
     const entry: Entry = { key, config, hash, phase: 'Starting', restarts: 0, startedAt: Date.now() };
     this.entries.set(key, entry);
     this.spawn(entry);
+  }
+
+  /**
+   * Asks the running worker of `key` for a full snapshot answering `requestedAt`, once per value and
+   * worker process: 'sent' now, 'pending' when sent before, 'notRunning' when no worker runs yet.
+   */
+  requestSnapshot(key: string, requestedAt: string): 'sent' | 'pending' | 'notRunning' {
+    const entry = this.entries.get(key);
+    const child = entry?.child;
+    if (!entry || entry.phase !== 'Running' || !child?.connected) return 'notRunning';
+    if (entry.requestedSnapshot === requestedAt) return 'pending';
+    entry.requestedSnapshot = requestedAt;
+    child.send({ type: 'snapshot', requestedAt } satisfies ParentMessage, () => undefined);
+    return 'sent';
   }
 
   /**

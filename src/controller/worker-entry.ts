@@ -6,6 +6,7 @@
  */
 import { favourSmallHeap } from '../engine/heap-mode.js';
 import { Supervisor } from '../engine/supervisor.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
 import { OperatorError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { ChildMessage, ParentMessage } from './worker-protocol.js';
@@ -51,11 +52,16 @@ async function start(message: Extract<ParentMessage, { type: 'start' }>): Promis
   });
   try {
     supervisor = new Supervisor(message.config, logger);
-    supervisor.onReport((report) => void send({ type: 'report', report }));
+    // The worker's own RSS rides along: the operator exports it per EtcdBackup.
+    const withRss = (report: SupervisorReport): SupervisorReport => ({
+      ...report,
+      memory: { ...report.memory, rssBytes: process.memoryUsage.rss() },
+    });
+    supervisor.onReport((report) => void send({ type: 'report', report: withRss(report) }));
     supervisor.onEvent((event) => void send({ type: 'event', event }));
     await supervisor.start();
     await send({ type: 'started' });
-    await send({ type: 'report', report: supervisor.report() });
+    await send({ type: 'report', report: withRss(supervisor.report()) });
   } catch (err) {
     logger.error('Failed to start the backup supervisor', { error: errorMessage(err) });
     await send({
@@ -70,6 +76,7 @@ async function start(message: Extract<ParentMessage, { type: 'start' }>): Promis
 process.on('message', (message: ParentMessage) => {
   if (message.type === 'start' && !supervisor && !exiting) void start(message);
   else if (message.type === 'stop') void shutdown(0);
+  else if (message.type === 'snapshot' && supervisor && !exiting) void supervisor.requestFullSnapshot(message.requestedAt);
 });
 // The operator died or closed the channel: nobody will read reports or stop us later.
 process.on('disconnect', () => void shutdown(0));

@@ -14,7 +14,9 @@ export type ParentMessage =
       labels: { namespace: string; name: string };
       log: { level: string; format: 'json' | 'text' };
     }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /** Take a full snapshot now for this annotation value (once per value). */
+  | { type: 'snapshot'; requestedAt: string };
 
 export type ChildMessage =
   | { type: 'started' }

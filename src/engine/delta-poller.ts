@@ -25,7 +25,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
-import { EtcdUnavailableError, RevisionCompactedError, StoreUnreachableError, errorMessage } from '../errors.js';
+import { EtcdUnavailableError, OperatorError, RevisionCompactedError, StoreUnreachableError, errorMessage } from '../errors.js';
 import { headRevision } from '../etcd/client.js';
 import { fetchRevisions, type RevisionSegment } from '../etcd/revision-fetch.js';
 import type { Logger } from '../observability/logger.js';
@@ -49,8 +49,12 @@ export interface DeltaProgress {
   /** True until the store holds a full snapshot for the chain to start from. */
   waitingForFullSnapshot: boolean;
   lastDelta?: { fromRevision: number; toRevision: number; key: string; time: Date };
+  /** Stored bytes of every delta object uploaded since start. */
+  bytesUploaded: number;
   /** One-line message of the last failed poll; cleared by the next successful one. */
   lastError?: string;
+  /** The OperatorError reason of that failure (EtcdUnavailable, StoreUnreachable...), when it had one. */
+  lastErrorReason?: string;
   /**
    * Polls that ended failed (with lastError set) since start, including repeats of the same error.
    * Progress is also reported mid-poll, so a listener counts failed polls by this number's increase.
@@ -125,7 +129,9 @@ export class DeltaPoller {
   private covered: RevisionRange[] = [];
   private etcdRevision = 0;
   private lastDelta: DeltaProgress['lastDelta'];
+  private bytesUploaded = 0;
   private lastError: string | undefined;
+  private lastErrorReason: string | undefined;
   private failedPolls = 0;
   private revisionsLost: DeltaProgress['revisionsLost'];
   private control = new AbortController();
@@ -180,7 +186,9 @@ export class DeltaPoller {
       lagRevisions: this.archived === undefined ? 0 : Math.max(0, this.etcdRevision - archivedRevision),
       waitingForFullSnapshot: this.archived === undefined,
       ...(this.lastDelta ? { lastDelta: { ...this.lastDelta } } : {}),
+      bytesUploaded: this.bytesUploaded,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(this.lastError !== undefined && this.lastErrorReason !== undefined ? { lastErrorReason: this.lastErrorReason } : {}),
       failedPolls: this.failedPolls,
       ...(this.revisionsLost ? { revisionsLost: { ...this.revisionsLost } } : {}),
       budgetPeakBytes: budget.peakBytes,
@@ -199,6 +207,7 @@ export class DeltaPoller {
       await this.recover();
     } catch (err) {
       this.lastError = errorMessage(err);
+      this.lastErrorReason = err instanceof OperatorError ? err.reason : undefined;
       this.failedPolls += 1;
       this.options.logger.warn('Could not read the delta archive position; will retry', { error: this.lastError });
     }
@@ -286,6 +295,7 @@ export class DeltaPoller {
         }
       }
       this.lastError = warning;
+      this.lastErrorReason = undefined;
       if (warning !== undefined) this.failedPolls += 1;
       if (this.archived! > startedAt) {
         // One line per poll that archived something: what an operator reading logs needs to see.
@@ -298,6 +308,7 @@ export class DeltaPoller {
     } catch (err) {
       if (!signal.aborted) {
         this.lastError = errorMessage(err);
+        this.lastErrorReason = err instanceof OperatorError ? err.reason : undefined;
         this.failedPolls += 1;
       }
       this.emit();
@@ -330,6 +341,12 @@ export class DeltaPoller {
     }
     this.archived = archived;
     this.covered = advanceContiguous(archived, listing.deltas).pending;
+    // The newest archived delta, as stored, so status and metrics show it before the next upload.
+    const newest = listing.deltas.filter((d) => d.toRevision <= archived).at(-1);
+    const stored = newest && objects.find((o) => o.key === newest.key);
+    if (newest && stored && !this.lastDelta) {
+      this.lastDelta = { fromRevision: newest.fromRevision, toRevision: newest.toRevision, key: newest.key, time: stored.lastModified };
+    }
     logger.info('Recovered the delta archive position', {
       archivedRevision: archived,
       fullSnapshotRevision: listing.fulls[listing.fulls.length - 1]?.revision,
@@ -445,6 +462,7 @@ export class DeltaPoller {
           events: segment.events.length,
           sizeBytes: result.size,
         });
+        this.bytesUploaded += result.size;
         break;
       } catch (err) {
         if (signal.aborted || attempt >= attempts || !(err instanceof StoreUnreachableError)) throw err;

@@ -87,6 +87,8 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
       signal,
       metadata: {
         revision: String(revision),
+        // The exact time (the key holds whole seconds): status after a restart reads it back.
+        time: time.toISOString(),
         compression,
         ...(encrypt ? { encryption: 'aes-256-gcm-segmented-v1', 'encryption-key-id': encrypt.keyId } : {}),
       },

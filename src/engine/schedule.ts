@@ -32,3 +32,18 @@ export function nextScheduledRun(schedule: string, after: Date): Date {
   if (!next) throw new RangeError(`cron expression ${JSON.stringify(schedule)} never fires`);
   return next;
 }
+
+/**
+ * The longest gap between consecutive runs of `schedule` among the next `runs` after `from` (pure):
+ * the interval a staleness alert compares with, long enough for weekday-only or monthly schedules.
+ */
+export function longestScheduleGapMs(schedule: string, from: Date, runs = 8): number {
+  let previous = nextScheduledRun(schedule, from);
+  let longest = 0;
+  for (let i = 0; i < runs; i++) {
+    const next = nextScheduledRun(schedule, previous);
+    longest = Math.max(longest, next.getTime() - previous.getTime());
+    previous = next;
+  }
+  return longest;
+}

@@ -6,7 +6,7 @@ import { verifyBackup } from '../restore/verify.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
 import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../archive/naming.js';
-import type { ObjectStore } from '../store/object-store.js';
+import { SHA256_METADATA_KEY, type ObjectStore } from '../store/object-store.js';
 import { OwnedStore } from '../store/owned-store.js';
 import { planRetention } from '../store/retention.js';
 import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
@@ -15,7 +15,7 @@ import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
-import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from './schedule.js';
+import { decideFullSnapshot, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
 import type { SupervisorReport, VerificationOutcome, WorkOutcome } from '../api/supervisor-report.js';
 import type { BackupSupervisor, SupervisorConfig, SupervisorEvent } from './supervisor-types.js';
 
@@ -111,6 +111,14 @@ export class Supervisor implements BackupSupervisor {
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
+      uploadedBytes: { full: 0, delta: 0 },
+      cadence: {
+        fullSnapshotIntervalSeconds: longestScheduleGapMs(config.resolved.spec.fullSnapshot.schedule, this.now()) / 1000,
+        deltaPeriodSeconds: config.resolved.deltaPeriodMs / 1000,
+        ...(config.resolved.spec.verification
+          ? { verificationIntervalSeconds: longestScheduleGapMs(config.resolved.spec.verification.schedule, this.now()) / 1000 }
+          : {}),
+      },
       startTime: this.now().toISOString(),
     };
   }
@@ -195,6 +203,8 @@ export class Supervisor implements BackupSupervisor {
   private onDeltaProgress(progress: DeltaProgress): void {
     const outcome = this.state.delta;
     if (!outcome) return;
+    this.state.uploadedBytes.delta = progress.bytesUploaded;
+    this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
     if (!progress.waitingForFullSnapshot) {
       this.state.archivedRevision = progress.archivedRevision;
       this.state.etcdRevision = progress.etcdRevision;
@@ -219,7 +229,8 @@ export class Supervisor implements BackupSupervisor {
         const changed = progress.lastError !== outcome.lastError;
         this.recordFailure(outcome, undefined, progress.lastError);
         outcome.consecutiveFailures += newFailures - 1;
-        outcome.lastErrorReason = 'DeltaFailed';
+        // The poller's reason (EtcdUnavailable, StoreUnreachable) when it knows one; the Event's otherwise.
+        outcome.lastErrorReason = progress.lastErrorReason ?? 'DeltaSnapshotFailed';
         if (changed) this.emitEvent({ type: 'Warning', reason: 'DeltaSnapshotFailed', message: progress.lastError });
       }
     } else if (!progress.waitingForFullSnapshot) {
@@ -256,6 +267,22 @@ export class Supervisor implements BackupSupervisor {
 
   onEvent(listener: (event: SupervisorEvent) => void): void {
     this.eventListeners.push(listener);
+  }
+
+  /**
+   * A full snapshot asked for by a person (the snapshot-requested-at annotation): taken now (or the
+   * one already running is joined), its result reported in lastRequestedSnapshot under `requestedAt`.
+   */
+  async requestFullSnapshot(requestedAt: string): Promise<void> {
+    if (this.state.lastRequestedSnapshot?.requestedAt === requestedAt) return;
+    this.state.lastRequestedSnapshot = { requestedAt, phase: 'InProgress' };
+    this.emitReport();
+    const result = await this.takeFullSnapshotNow();
+    if (this.state.lastRequestedSnapshot?.requestedAt !== requestedAt) return;
+    this.state.lastRequestedSnapshot = result
+      ? { requestedAt, phase: 'Succeeded', object: result.key, revision: result.revision, time: result.time.toISOString() }
+      : { requestedAt, phase: 'Failed', message: this.state.fullSnapshot.lastError ?? 'the full snapshot did not complete' };
+    this.emitReport();
   }
 
   /**
@@ -364,6 +391,7 @@ export class Supervisor implements BackupSupervisor {
         contentHash: result.contentHash,
         snapshot: result.snapshot,
         liveComparison,
+        lastDurationSeconds: (Date.now() - started) / 1000,
       });
       this.logger.info('Verified the latest backup', {
         snapshot: result.snapshot,
@@ -394,9 +422,29 @@ export class Supervisor implements BackupSupervisor {
     return structuredClone(outcome);
   }
 
-  private async latestFullSnapshot(): Promise<FullSnapshotName | undefined> {
-    const listing = classifyKeys((await this.store.list(FULL_DIR)).map((o) => o.key));
-    return listing.fulls.at(-1);
+  private async latestFullSnapshot(): Promise<(FullSnapshotName & { size: number }) | undefined> {
+    const objects = await this.store.list(FULL_DIR);
+    const latest = classifyKeys(objects.map((o) => o.key)).fulls.at(-1);
+    return latest && { ...latest, size: objects.find((o) => o.key === latest.key)?.size ?? 0 };
+  }
+
+  /**
+   * The newest stored full snapshot as status shows it after a restart: size from the listing,
+   * sha256 and exact time from its metadata (older objects without `time` keep the key's second).
+   */
+  private async storedFullSnapshot(latest: FullSnapshotName & { size: number }): Promise<NonNullable<SupervisorReport['lastFullSnapshot']>> {
+    const facts = { revision: latest.revision, time: latest.time.toISOString(), object: latest.key, sizeBytes: latest.size };
+    try {
+      const { body, metadata } = await this.store.get(latest.key, { signal: this.abort.signal });
+      // Only the metadata is wanted: drop the body unread (its checksum check then never runs).
+      body.on('error', () => undefined);
+      body.destroy();
+      const time = metadata.time !== undefined && !Number.isNaN(Date.parse(metadata.time)) ? metadata.time : facts.time;
+      return { ...facts, time, ...(metadata[SHA256_METADATA_KEY] ? { sha256: metadata[SHA256_METADATA_KEY] } : {}) };
+    } catch (err) {
+      this.logger.warn('Could not read the newest full snapshot\'s metadata', { object: latest.key, error: errorMessage(err) });
+      return facts;
+    }
   }
 
   private async scheduleFullSnapshot(): Promise<void> {
@@ -407,13 +455,9 @@ export class Supervisor implements BackupSupervisor {
       const latest = await this.latestFullSnapshot();
       last = latest?.time;
       if (latest && !this.state.lastFullSnapshot) {
-        this.state.lastFullSnapshot = {
-          revision: latest.revision,
-          time: latest.time.toISOString(),
-          object: latest.key,
-          sizeBytes: 0,
-          ...retentionStatus(await this.store.retentionOf?.(latest.key)),
-        };
+        const stored = { ...(await this.storedFullSnapshot(latest)), ...retentionStatus(await this.store.retentionOf?.(latest.key)) };
+        // A snapshot taken meanwhile is newer than what the store listed.
+        this.state.lastFullSnapshot ??= stored;
       }
     } catch (err) {
       // The store is unreachable: decide again soon, with backoff. Never snapshot instead: whether
@@ -501,8 +545,10 @@ export class Supervisor implements BackupSupervisor {
       sha256: result.sha256,
       ...retentionStatus(result.retention),
     };
-    this.state.bytesUploaded += result.sizeBytes;
+    this.state.uploadedBytes.full += result.sizeBytes;
+    this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
     this.recordSuccess(this.state.fullSnapshot);
+    this.state.fullSnapshot.lastDurationSeconds = (Date.now() - started) / 1000;
     this.logger.info('Took full snapshot', {
       object: result.key,
       revision: result.revision,
@@ -574,7 +620,9 @@ export class Supervisor implements BackupSupervisor {
   private recordFailure(outcome: WorkOutcome, err: unknown, message = errorMessage(err)): void {
     outcome.lastFailureTime = this.now().toISOString();
     outcome.lastError = message;
-    outcome.lastErrorReason = err instanceof OperatorError ? err.reason : 'Failed';
+    // Without a reason of its own, the condition names the work that failed (FullSnapshotFailed...).
+    if (err instanceof OperatorError) outcome.lastErrorReason = err.reason;
+    else delete outcome.lastErrorReason;
     outcome.consecutiveFailures += 1;
   }
 

@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdUnavailableError } from '../errors.js';
+import { exitOf, terminate } from '../process/guarded-child.js';
 import { killWithParent } from '../process/parent-watchdog.js';
 
 /**
@@ -138,28 +139,12 @@ async function startOnce(
   } finally {
     closeSync(logFd);
   }
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
+  const exited = exitOf(child);
   let spawnError: Error | undefined;
   child.once('error', (err) => (spawnError = err));
   const watchdog = killWithParent(child);
 
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const grace = new AbortController();
-      const killed = await Promise.race([
-        exited.then(() => true),
-        sleep(5000, false, { signal: grace.signal }).catch(() => false),
-      ]);
-      grace.abort(); // do not keep the event loop alive for the unused timer
-      if (!killed) child.kill('SIGKILL');
-      await exited;
-    }
-    watchdog?.kill('SIGKILL');
-  };
+  const stop = (): Promise<void> => terminate(child, exited, watchdog, 5000);
 
   const isReady = options.isReady ?? defaultIsReady;
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SupervisorReport } from '../api/supervisor-report.js';
 import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 
@@ -6,6 +6,11 @@ import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
  * Prometheus metrics of the operator, in their own registry (not prom-client's global one, so tests
  * and a second operator in one process do not collide). Per-EtcdBackup series carry
  * `namespace` and `name` labels; `forget` removes them when the EtcdBackup goes away.
+ *
+ * Alerts need series that exist before anything goes wrong: counters start at 0 per EtcdBackup, and
+ * the last-success times and snapshot size come from the store (the worker's first report lists it),
+ * not only from work done since the operator started. Process metrics have the standard names
+ * (process_*, nodejs_*). config/prometheus/ and config/grafana/ use only these names (a test checks).
  */
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -13,7 +18,16 @@ export class OperatorMetrics {
   private readonly archivedRevision: Gauge<'namespace' | 'name'>;
   private readonly etcdRevision: Gauge<'namespace' | 'name'>;
   private readonly lag: Gauge<'namespace' | 'name'>;
-  private readonly bytesUploaded: Counter<'namespace' | 'name'>;
+  private readonly bytesUploaded: Counter<'namespace' | 'name' | 'kind'>;
+  private readonly lastFullSize: Gauge<'namespace' | 'name'>;
+  private readonly memoryUsed: Gauge<'namespace' | 'name'>;
+  private readonly fullInterval: Gauge<'namespace' | 'name'>;
+  private readonly deltaPeriod: Gauge<'namespace' | 'name'>;
+  private readonly verificationInterval: Gauge<'namespace' | 'name'>;
+  private readonly revisionsLost: Counter<'namespace' | 'name'>;
+  private readonly workerRss: Gauge<'namespace' | 'name'>;
+  private readonly fullDuration: Histogram<'namespace' | 'name'>;
+  private readonly verificationDuration: Histogram<'namespace' | 'name'>;
   private readonly failures: Counter<'namespace' | 'name' | 'kind'>;
   private readonly memoryPeak: Gauge<'namespace' | 'name'>;
   private readonly memoryBudget: Gauge<'namespace' | 'name'>;
@@ -26,11 +40,11 @@ export class OperatorMetrics {
   readonly reconciles: Counter<'result'>;
   readonly leader: Gauge;
   /** Per supervisor run: counters in reports restart from zero when the supervisor restarts. */
-  private readonly seen = new Map<string, { bytesUploaded: number; failureTimes: Record<string, string | undefined> }>();
+  private readonly seen = new Map<string, SeenRun>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'etcdbackup_operator_' });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     this.lastSuccess = new Gauge({
       name: 'etcdbackup_last_success_timestamp_seconds',
       help: 'Unix time of the last successful backup, by kind (full or delta)',
@@ -57,8 +71,66 @@ export class OperatorMetrics {
     });
     this.bytesUploaded = new Counter({
       name: 'etcdbackup_uploaded_bytes_total',
-      help: 'Bytes stored (full snapshots and deltas)',
+      help: 'Bytes stored, by kind (full or delta)',
+      labelNames: ['namespace', 'name', 'kind'],
+      registers,
+    });
+    this.lastFullSize = new Gauge({
+      name: 'etcdbackup_last_full_snapshot_size_bytes',
+      help: 'Stored size of the newest full snapshot',
       labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.fullInterval = new Gauge({
+      name: 'etcdbackup_full_snapshot_interval_seconds',
+      help: 'Longest gap between scheduled full snapshots (spec.fullSnapshot.schedule): what staleness alerts compare with',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.deltaPeriod = new Gauge({
+      name: 'etcdbackup_delta_period_seconds',
+      help: 'spec.deltaSnapshot.period in seconds (0: deltas disabled)',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.verificationInterval = new Gauge({
+      name: 'etcdbackup_verification_interval_seconds',
+      help: 'Longest gap between scheduled verifications (spec.verification.schedule); absent without one',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.revisionsLost = new Counter({
+      name: 'etcdbackup_revisions_lost_total',
+      help: 'Times etcd compacted revisions before they were archived (condition RevisionsLost)',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.memoryUsed = new Gauge({
+      name: 'etcdbackup_memory_used_bytes',
+      help: 'Bytes held under the memory budget at the last report',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.workerRss = new Gauge({
+      name: 'etcdbackup_worker_resident_memory_bytes',
+      help: "Resident memory of the EtcdBackup's worker process (runner: operator)",
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    // Full snapshots take seconds (small clusters) to tens of minutes (multi-GiB databases to S3).
+    const durationBuckets = [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600];
+    this.fullDuration = new Histogram({
+      name: 'etcdbackup_full_snapshot_duration_seconds',
+      help: 'Duration of successful full snapshots',
+      labelNames: ['namespace', 'name'],
+      buckets: durationBuckets,
+      registers,
+    });
+    this.verificationDuration = new Histogram({
+      name: 'etcdbackup_verification_duration_seconds',
+      help: 'Duration of successful scheduled verifications (trial restores)',
+      labelNames: ['namespace', 'name'],
+      buckets: durationBuckets,
       registers,
     });
     this.failures = new Counter({
@@ -127,7 +199,22 @@ export class OperatorMetrics {
   /** A new supervisor run started: its report counters begin at zero again. */
   supervisorStarted(namespace: string, name: string): void {
     this.seen.delete(`${namespace}/${name}`);
+    this.initialise(namespace, name);
   }
+
+  /** Counters exist at 0 from the first sight of an EtcdBackup, so rate() and increase() see the first failure. */
+  private initialise(namespace: string, name: string): void {
+    const labels = { namespace, name };
+    for (const kind of ['full', 'delta']) {
+      this.failures.inc({ ...labels, kind }, 0);
+      this.bytesUploaded.inc({ ...labels, kind }, 0);
+    }
+    this.restarts.inc(labels, 0);
+    this.verificationFailures.inc(labels, 0);
+    this.revisionsLost.inc(labels, 0);
+  }
+
+
 
   supervisorCrashed(namespace: string, name: string): void {
     this.restarts.inc({ namespace, name });
@@ -136,15 +223,29 @@ export class OperatorMetrics {
   observeReport(namespace: string, name: string, report: SupervisorReport): void {
     const labels = { namespace, name };
     const key = `${namespace}/${name}`;
-    const seen = this.seen.get(key) ?? { bytesUploaded: 0, failureTimes: {} };
-    this.seen.set(key, seen);
+    let seen = this.seen.get(key);
+    if (!seen) {
+      seen = { uploaded: { full: 0, delta: 0 }, failureTimes: {}, successTimes: {} };
+      this.seen.set(key, seen);
+      this.initialise(namespace, name);
+    }
 
+    // What the store holds counts as the last success (seeded at start from its listing).
+    const stored = { full: report.lastFullSnapshot?.time, delta: report.lastDeltaSnapshot?.time };
     const outcomes = { full: report.fullSnapshot, delta: report.delta };
     for (const [kind, outcome] of Object.entries(outcomes)) {
+      const times = [outcome?.lastSuccessTime, stored[kind as keyof typeof stored]].filter((t): t is string => t !== undefined);
+      if (times.length > 0) this.lastSuccess.set({ ...labels, kind }, Math.max(...times.map((t) => Date.parse(t))) / 1000);
       if (!outcome) continue;
-      if (outcome.lastSuccessTime) {
-        this.lastSuccess.set({ ...labels, kind }, Date.parse(outcome.lastSuccessTime) / 1000);
+      if (
+        kind === 'full' &&
+        outcome.lastSuccessTime &&
+        outcome.lastSuccessTime !== seen.successTimes.full &&
+        outcome.lastDurationSeconds !== undefined
+      ) {
+        this.fullDuration.observe(labels, outcome.lastDurationSeconds);
       }
+      seen.successTimes[kind] = outcome.lastSuccessTime;
       // A failure is counted once: when its time is new.
       if (outcome.lastFailureTime && outcome.lastFailureTime !== seen.failureTimes[kind]) {
         this.failures.inc({ ...labels, kind });
@@ -154,6 +255,14 @@ export class OperatorMetrics {
     const verification = report.verification;
     if (verification) {
       if (verification.lastSuccessTime) this.lastVerification.set(labels, Date.parse(verification.lastSuccessTime) / 1000);
+      if (
+        verification.lastSuccessTime &&
+        verification.lastSuccessTime !== seen.successTimes.verification &&
+        verification.lastDurationSeconds !== undefined
+      ) {
+        this.verificationDuration.observe(labels, verification.lastDurationSeconds);
+      }
+      seen.successTimes.verification = verification.lastSuccessTime;
       if (verification.lastFailureTime && verification.lastFailureTime !== seen.failureTimes.verification) {
         this.verificationFailures.inc(labels);
       }
@@ -162,8 +271,23 @@ export class OperatorMetrics {
     if (report.archivedRevision !== undefined) this.archivedRevision.set(labels, report.archivedRevision);
     if (report.etcdRevision !== undefined) this.etcdRevision.set(labels, report.etcdRevision);
     if (report.lagRevisions !== undefined) this.lag.set(labels, report.lagRevisions);
-    if (report.bytesUploaded > seen.bytesUploaded) this.bytesUploaded.inc(labels, report.bytesUploaded - seen.bytesUploaded);
-    seen.bytesUploaded = report.bytesUploaded;
+    for (const kind of ['full', 'delta'] as const) {
+      const now = report.uploadedBytes[kind];
+      if (now > seen.uploaded[kind]) this.bytesUploaded.inc({ ...labels, kind }, now - seen.uploaded[kind]);
+      seen.uploaded[kind] = now;
+    }
+    if (report.lastFullSnapshot?.sizeBytes) this.lastFullSize.set(labels, report.lastFullSnapshot.sizeBytes);
+    this.memoryUsed.set(labels, report.memory.usedBytes);
+    if (report.cadence) {
+      this.fullInterval.set(labels, report.cadence.fullSnapshotIntervalSeconds);
+      this.deltaPeriod.set(labels, report.cadence.deltaPeriodSeconds);
+      const verification = report.cadence.verificationIntervalSeconds;
+      if (verification !== undefined) this.verificationInterval.set(labels, verification);
+      else this.verificationInterval.remove(labels);
+    }
+    if (report.revisionsLost && report.revisionsLost.time !== seen.revisionsLostTime) this.revisionsLost.inc(labels);
+    seen.revisionsLostTime = report.revisionsLost?.time;
+    if (report.memory.rssBytes !== undefined) this.workerRss.set(labels, report.memory.rssBytes);
     this.memoryPeak.set(labels, report.memory.peakBytes);
     this.memoryBudget.set(labels, report.memory.budgetBytes);
     const retainUntil = report.lastFullSnapshot?.retainUntil;
@@ -188,7 +312,15 @@ export class OperatorMetrics {
       this.archivedRevision,
       this.etcdRevision,
       this.lag,
-      this.bytesUploaded,
+      this.lastFullSize,
+      this.memoryUsed,
+      this.fullInterval,
+      this.deltaPeriod,
+      this.verificationInterval,
+      this.revisionsLost,
+      this.workerRss,
+      this.fullDuration,
+      this.verificationDuration,
       this.memoryPeak,
       this.memoryBudget,
       this.restarts,
@@ -203,6 +335,15 @@ export class OperatorMetrics {
     for (const kind of ['full', 'delta']) {
       this.lastSuccess.remove({ ...labels, kind });
       this.failures.remove({ ...labels, kind });
+      this.bytesUploaded.remove({ ...labels, kind });
     }
   }
+}
+
+/** What one supervisor run reported so far: its counters restart from zero with the run. */
+interface SeenRun {
+  uploaded: { full: number; delta: number };
+  failureTimes: Record<string, string | undefined>;
+  successTimes: Record<string, string | undefined>;
+  revisionsLostTime?: string;
 }

@@ -24,6 +24,8 @@ import { chainOf } from '../helpers/backup-chain.js';
 import { serverState, startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
+import { argoHealthOf, disagreement, fluxStatusOf, kstatusOf, skipUnlessLua } from '../helpers/gitops-health.js';
+import { exportedNames, metricNames, shippedQueries } from '../helpers/metric-names.js';
 import { waitFor as poll } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -133,9 +135,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Every distinct status the operator wrote that this test read, for the GitOps health check at the end. */
+const observed = new Map<string, EtcdBackup>();
+
 async function get(name: string): Promise<EtcdBackup | undefined> {
   try {
-    return (await co.getNamespacedCustomObject({ ...CR, name })) as EtcdBackup;
+    const obj = (await co.getNamespacedCustomObject({ ...CR, name })) as EtcdBackup;
+    const key = JSON.stringify([obj.metadata.generation, obj.spec?.suspend, obj.status?.observedGeneration, obj.status?.conditions?.map((c) => [c.type, c.status, c.reason])]);
+    observed.set(key, obj);
+    return obj;
   } catch (err) {
     if ((err as { code?: number }).code === 404) return undefined;
     throw err;
@@ -224,6 +232,7 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     assert.ok((await filesUnder(join(dir, 'full'))).some((f) => /\.db\.gz$/.test(f)), 'a full snapshot in the store');
     const obj = await get('main-local');
     assert.ok(obj?.status?.lastFullSnapshot?.revision, 'status.lastFullSnapshot.revision');
+    assert.equal(kstatusOf(obj), 'Current');
     assert.equal(obj.metadata.finalizers?.includes('etcdbackup.io/finalizer'), true);
 
     const head = await putKeys(etcdA, 'a2', 10);
@@ -231,21 +240,63 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     assert.ok((await filesUnder(join(dir, 'delta'))).length > 0, 'deltas in the store');
     const columns = (await kubectl(['get', 'eb', 'main-local', '--no-headers'])).trim().split(/\s{2,}/);
     assert.ok(Number(columns[3]) >= head, `ARCHIVED REV column shows a revision: ${columns.join(' | ')}`);
+    const [wideHeader, wideRow] = (await kubectl(['get', 'eb', 'main-local', '-o', 'wide'])).trim().split('\n');
+    assert.match(wideHeader!, /\sAGE\s+SCHEDULE\s+LAST DELTA\s+SUSPEND\s+REASON$/);
+    assert.match(wideRow!, /\s0 \*\/6 \* \* \*\s+\S+\s+false\s+BackupsCurrent$/, 'the sample\'s schedule, a delta time, suspend, reason');
+  });
+
+  test('metrics: every name the PrometheusRule and the Grafana dashboard use is in /metrics; counters start at 0', async () => {
+    const port = Number(logLines('Serving health probes and metrics').at(-1)?.port);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const exported = exportedNames(text);
+    const queries = shippedQueries();
+    assert.ok(queries.length >= 20, `${queries.length} queries found`);
+    const missing = queries.flatMap(({ where, expr }) => metricNames(expr).filter((n) => !exported.has(n)).map((n) => `${where}: ${n}`));
+    assert.deepEqual(missing, []);
+    const lines = text.split('\n');
+    for (const series of [
+      'etcdbackup_failures_total{namespace="default",name="main-local",kind="full"} 0',
+      'etcdbackup_supervisor_restarts_total{namespace="default",name="main-local"} 0',
+    ]) {
+      assert.ok(lines.includes(series), `${series} (a counter alerts can use before the first failure)`);
+    }
+    assert.ok(lines.some((l) => l.startsWith('etcdbackup_worker_resident_memory_bytes{namespace="default",name="main-local"} ')), 'worker RSS');
+    assert.ok(lines.some((l) => /^etcdbackup_uploaded_bytes_total\{namespace="default",name="main-local",kind="delta"\} [1-9]/.test(l)), 'delta bytes');
+  });
+
+  test('on-demand snapshot: the annotation takes one full snapshot per value; kubectl wait sees the result', async () => {
+    const dir = join(work, 'store-local');
+    const before = await filesUnder(join(dir, 'full'));
+    const requestedAt = new Date().toISOString();
+    await kubectl(['annotate', '--overwrite', 'etcdbackup/main-local', `etcdbackup.io/snapshot-requested-at=${requestedAt}`]);
+    await kubectl(['wait', `--for=jsonpath={.status.lastRequestedSnapshot.requestedAt}=${requestedAt}`, 'etcdbackup/main-local', '--timeout=60s']);
+    const done = await waitFor('the requested snapshot to finish', async () => {
+      const obj = await get('main-local');
+      return obj?.status?.lastRequestedSnapshot?.phase === 'Succeeded' ? obj : undefined;
+    });
+    const result = done.status!.lastRequestedSnapshot!;
+    const after = await filesUnder(join(dir, 'full'));
+    assert.deepEqual(after.filter((f) => !before.includes(f)), [result.object!.replace(/^full\//, '')], 'exactly the reported snapshot is new');
+    // Once per value: the annotation stays set, and the operator restart scenario below checks that the
+    // restarted operator and its new workers take no full snapshot for it again.
   });
 
   test('bad spec: SpecValid=False with every field error, no hot loop; fixing it recovers', async () => {
     const dir = join(work, 'store-b');
+    // What the CRD's schema cannot refuse at the API (croner's reading of the fields, URL parsing):
+    // the operator reports it. test/integration/crd-validation.integ.test.ts covers what the API refuses.
     const bad = parse(localSample('cluster-b', etcdB, dir)) as EtcdBackup;
-    bad.spec.fullSnapshot.schedule = 'every hour';
-    bad.spec.memory.budget = '1Mi';
-    bad.spec.store.s3 = { bucket: 'backups' };
+    bad.spec.fullSnapshot.schedule = '0 0 31 2 *'; // February 31st: never fires
+    bad.spec.verification = { schedule: '*/61 * * * *' };
+    bad.spec.etcd.endpoints = ['http://'];
     await kubectl(['apply', '-f', '-'], stringify(bad));
     const invalid = await waitCondition('cluster-b', 'SpecValid', (c) => c.status === 'False');
     const message = conditionOf(invalid, 'SpecValid')!.message;
-    for (const field of ['spec.fullSnapshot.schedule', 'spec.memory.budget', 'spec.store']) {
+    for (const field of ['spec.fullSnapshot.schedule', 'spec.verification.schedule', 'spec.etcd.endpoints[0]']) {
       assert.ok(message.includes(field), `SpecValid names ${field}: ${message}`);
     }
     assert.equal(conditionOf(invalid, 'Ready')?.reason, 'InvalidSpec');
+    assert.equal(kstatusOf(invalid), 'Failed', 'kstatus (Flux, kubectl-based pipelines) sees the invalid spec as Failed');
     assert.deepEqual(workerPids('cluster-b'), [], 'no worker for an invalid spec');
     // No hot loop: an invalid spec is terminal until it changes.
     const before = await metric('etcdbackup_reconcile_total');
@@ -274,6 +325,7 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     await kubectl(['apply', '-f', '-'], stringify(doc));
     const waiting = await waitCondition('main-s3', 'Ready', (c) => c.reason === 'SecretNotFound');
     assert.match(conditionOf(waiting, 'Ready')!.message, /Secret default\/s3-creds \(spec\.store\.s3\.credentialsSecretRef\) not found/);
+    assert.equal(kstatusOf(waiting), 'Failed', 'a missing Secret needs a person: Stalled');
     const events = await kubectl(['get', 'events', '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
     assert.match(events, /SecretNotFound/);
 
@@ -304,11 +356,12 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     await etcdB.stopProcess();
     etcdBStoppedAt = Date.now();
     const degraded = await waitCondition('cluster-b', 'Ready', (c) => c.status === 'False', 60_000);
-    assert.equal(conditionOf(degraded, 'Ready')!.reason, 'DeltaFailed');
+    assert.equal(conditionOf(degraded, 'Ready')!.reason, 'EtcdUnavailable');
     assert.match(conditionOf(degraded, 'Ready')!.message, /^Delta failed (once|\d+ times in a row): cannot read etcd's head revision: .*127\.0\.0\.1:\d+/);
     const delta = conditionOf(degraded, 'DeltaSnapshotSucceeded')!;
     assert.equal(delta.status, 'False');
-    assert.equal(delta.reason, 'DeltaFailed');
+    assert.equal(delta.reason, 'EtcdUnavailable');
+    assert.equal(kstatusOf(degraded), 'InProgress', 'etcd down for a while is retried, not Stalled');
     assert.equal(conditionOf(await get('main-local'), 'Ready')?.status, 'True');
     assert.equal(conditionOf(await get('main-s3'), 'Ready')?.status, 'True');
   });
@@ -421,5 +474,25 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     assert.deepEqual(remaining.items, []);
     // The operator is still healthy after all of it.
     assert.equal(operator?.child.exitCode, null);
+  });
+
+  test('GitOps health: kstatus, Flux healthCheckExprs and Argo CD health.lua agree on every status observed', { skip: skipUnlessLua() }, async () => {
+    const objects = [...observed.values()];
+    const kinds = new Set(objects.map((o) => kstatusOf(o)));
+    for (const kind of ['Current', 'InProgress', 'Failed'] as const) assert.ok(kinds.has(kind), `the run produced a ${kind} status`);
+    const argo = await argoHealthOf(objects);
+    const problems = objects.flatMap((obj, i) => {
+      const problem = disagreement(obj, kstatusOf(obj), fluxStatusOf(obj), argo[i]!.status);
+      return problem ? [`${obj.metadata.name} ${JSON.stringify(obj.status?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`))}: ${problem}`] : [];
+    });
+    assert.deepEqual(problems, []);
+    for (const obj of objects.filter((o) => o.status !== undefined)) {
+      const conditions = obj.status?.conditions ?? [];
+      for (const type of ['Ready', 'Reconciling', 'Stalled']) {
+        const c = conditions.find((x) => x.type === type);
+        assert.ok(c, `${obj.metadata.name}: ${type} condition`);
+        assert.equal(c.observedGeneration, obj.status?.observedGeneration, `${type} carries observedGeneration`);
+      }
+    }
   });
 });

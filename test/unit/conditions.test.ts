@@ -7,6 +7,7 @@ import {
   jsonEqual,
   mergePatch,
   Reason,
+  STORE_UNREACHABLE_STALLED_MS,
   type StatusInputs,
 } from '../../src/controller/conditions.js';
 import type { SupervisorReport } from '../../src/api/supervisor-report.js';
@@ -26,6 +27,7 @@ function report(overrides: Partial<SupervisorReport> = {}): SupervisorReport {
     fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:10Z' },
     delta: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:30Z' },
     bytesUploaded: 123,
+    uploadedBytes: { full: 100, delta: 23 },
     ...overrides,
   };
 }
@@ -61,6 +63,8 @@ test('conditions from observed state (table)', () => {
       in: {},
       expect: {
         Ready: ['True', Reason.BackupsCurrent],
+        Reconciling: ['False', Reason.Reconciled],
+        Stalled: ['False', Reason.NotStalled],
         SpecValid: ['True', Reason.SpecValid],
         FullSnapshotSucceeded: ['True', Reason.SnapshotTaken, 'revision 100'],
         DeltaSnapshotSucceeded: ['True', Reason.DeltaUploaded],
@@ -76,6 +80,8 @@ test('conditions from observed state (table)', () => {
       },
       expect: {
         Ready: ['False', Reason.InvalidSpec, '2 problems'],
+        Stalled: ['True', Reason.InvalidSpec, 'spec.fullSnapshot.schedule: bad cron; spec.store: exactly one'],
+        Reconciling: ['False', Reason.Reconciled],
         SpecValid: ['False', Reason.InvalidSpec, 'spec.fullSnapshot.schedule: bad cron; spec.store: exactly one'],
         FullSnapshotSucceeded: ['Unknown', Reason.NoSnapshotYet],
       },
@@ -88,22 +94,39 @@ test('conditions from observed state (table)', () => {
         ],
         worker: { phase: 'Stopped' },
       },
-      expect: { Ready: ['False', Reason.SecretNotFound, 'default/etcd-tls'], SpecValid: ['True', Reason.SpecValid] },
+      expect: {
+        Ready: ['False', Reason.SecretNotFound, 'default/etcd-tls'],
+        Stalled: ['True', Reason.SecretNotFound, 'default/etcd-tls'],
+        SpecValid: ['True', Reason.SpecValid],
+      },
     },
     {
       name: 'suspended',
       in: { suspended: true, worker: { phase: 'Stopped' } },
-      expect: { Ready: ['False', Reason.Suspended] },
+      expect: { Ready: ['False', Reason.Suspended], Reconciling: ['False', Reason.Reconciled], Stalled: ['False', Reason.NotStalled] },
     },
     {
       name: 'crash loop',
       in: { worker: { phase: 'CrashLoop', lastError: 'exit code 134', restarts: 3 } },
-      expect: { Ready: ['False', Reason.SupervisorCrashed, 'failed 3 times: exit code 134'] },
+      expect: {
+        Ready: ['False', Reason.SupervisorCrashed, 'failed 3 times: exit code 134'],
+        Stalled: ['True', Reason.SupervisorCrashed, 'failed 3 times'],
+      },
+    },
+    {
+      name: 'one crash is not stalled yet',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 134', restarts: 1 } },
+      expect: { Ready: ['False', Reason.SupervisorCrashed], Stalled: ['False', Reason.NotStalled] },
     },
     {
       name: 'starting without a report',
       in: { worker: { phase: 'Starting' } },
-      expect: { Ready: ['False', Reason.Starting], DeltaSnapshotSucceeded: ['Unknown', Reason.NoDeltaYet] },
+      expect: {
+        Ready: ['False', Reason.Starting],
+        Reconciling: ['True', Reason.Starting],
+        Stalled: ['False', Reason.NotStalled],
+        DeltaSnapshotSucceeded: ['Unknown', Reason.NoDeltaYet],
+      },
     },
     {
       name: 'first snapshot pending',
@@ -113,7 +136,36 @@ test('conditions from observed state (table)', () => {
           report: report({ lastFullSnapshot: undefined, fullSnapshot: { consecutiveFailures: 0 }, delta: { consecutiveFailures: 0 } }),
         },
       },
-      expect: { Ready: ['False', Reason.WaitingForFirstSnapshot], FullSnapshotSucceeded: ['Unknown', Reason.NoSnapshotYet] },
+      expect: {
+        Ready: ['False', Reason.WaitingForFirstSnapshot],
+        Reconciling: ['True', Reason.WaitingForFirstSnapshot],
+        FullSnapshotSucceeded: ['Unknown', Reason.NoSnapshotYet],
+      },
+    },
+    {
+      name: 'catching up a large backlog',
+      in: { worker: { phase: 'Running', report: report({ lagRevisions: 50_000 }) } },
+      expect: { Ready: ['True', Reason.BackupsCurrent], Reconciling: ['True', Reason.CatchingUp, '50000 revisions'] },
+    },
+    {
+      name: 'a lag at the threshold is not catching up',
+      in: { worker: { phase: 'Running', report: report({ lagRevisions: 10_000 }) } },
+      expect: { Reconciling: ['False', Reason.Reconciled] },
+    },
+    {
+      name: 'store unreachable, Ready was True: a passing failure, not stalled',
+      in: {
+        worker: {
+          phase: 'Running',
+          report: report({ delta: { consecutiveFailures: 2, lastError: 'cannot reach S3', lastErrorReason: 'StoreUnreachable' } }),
+        },
+      },
+      expect: { Ready: ['False', 'StoreUnreachable'], Stalled: ['False', Reason.NotStalled], Reconciling: ['False', Reason.Reconciled] },
+    },
+    {
+      name: 'runner pod: deployment not available is progress',
+      in: { worker: { phase: 'Pod', available: false, message: '0/1 replicas available' } },
+      expect: { Ready: ['False', Reason.WorkerUnavailable], Reconciling: ['True', Reason.WorkerUnavailable] },
     },
     {
       name: 'etcd unavailable uses the failure reason',
@@ -127,6 +179,8 @@ test('conditions from observed state (table)', () => {
       },
       expect: {
         Ready: ['False', 'EtcdUnavailable', '4 times in a row: cannot reach etcd'],
+        Stalled: ['False', Reason.NotStalled],
+        Reconciling: ['False', Reason.Reconciled],
         DeltaSnapshotSucceeded: ['False', 'EtcdUnavailable', 'cannot reach etcd'],
         FullSnapshotSucceeded: ['True', Reason.SnapshotTaken],
       },
@@ -152,7 +206,7 @@ test('conditions from observed state (table)', () => {
     assert.equal(status.observedGeneration, 2, c.name);
     assert.deepEqual(
       status.conditions?.map((x) => x.type),
-      ['Ready', 'SpecValid', 'FullSnapshotSucceeded', 'DeltaSnapshotSucceeded', 'RevisionsLost'],
+      ['Ready', 'Reconciling', 'Stalled', 'SpecValid', 'FullSnapshotSucceeded', 'DeltaSnapshotSucceeded', 'RevisionsLost'],
       c.name,
     );
     for (const [type, [expectedStatus, reason, includes]] of Object.entries(c.expect)) {
@@ -163,6 +217,33 @@ test('conditions from observed state (table)', () => {
       if (includes) assert.ok(got.message.includes(includes), `${c.name}: ${type}.message ${JSON.stringify(got.message)}`);
       assert.equal(got.observedGeneration, 2);
     }
+  }
+});
+
+test('a store unreachable for longer than the threshold stalls; shorter does not (pod and operator runners)', () => {
+  const failing = report({
+    fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:00Z' },
+    delta: { consecutiveFailures: 9, lastError: 'cannot reach S3', lastErrorReason: 'StoreUnreachable', lastSuccessTime: '2025-01-01T00:00:00Z' },
+  });
+  const workers = [
+    { phase: 'Running', report: failing },
+    { phase: 'Pod', available: true, message: '1/1', storeError: 'cannot reach S3' },
+  ] as const;
+  for (const worker of workers) {
+    const first = computeStatus(inputs({ now: T0, worker }));
+    assert.equal(condition(first, 'Ready').reason, 'StoreUnreachable', worker.phase);
+    assert.equal(condition(first, 'Stalled').status, 'False', `${worker.phase}: the outage begins now`);
+    const justBefore = new Date(T0.getTime() + STORE_UNREACHABLE_STALLED_MS - 1000);
+    const second = computeStatus(inputs({ now: justBefore, previous: first, worker }));
+    assert.equal(condition(second, 'Stalled').status, 'False', `${worker.phase}: under the threshold`);
+    const past = new Date(T0.getTime() + STORE_UNREACHABLE_STALLED_MS);
+    const third = computeStatus(inputs({ now: past, previous: second, worker }));
+    assert.equal(condition(third, 'Stalled').status, 'True', `${worker.phase}: at the threshold`);
+    assert.equal(condition(third, 'Stalled').reason, 'StoreUnreachable');
+    assert.match(condition(third, 'Stalled').message, /^Unreachable since 2025-01-01T00:00:00\.000Z: /);
+    // Recovery clears it.
+    const healthy = computeStatus(inputs({ now: past, previous: third }));
+    assert.equal(condition(healthy, 'Stalled').status, 'False');
   }
 });
 
@@ -379,6 +460,16 @@ test('BackupVerified condition and lastVerification (table)', () => {
   assert.equal(isTransition(bad, again), false);
 });
 
+test('the answer to a snapshot request stays in status after the worker stops or restarts', () => {
+  const answer = { requestedAt: '2025-01-01T00:04:00Z', phase: 'Succeeded' as const, object: 'full/z.db.gz', revision: 300, time: '2025-01-01T00:04:05Z' };
+  const running = computeStatus(inputs({ worker: { phase: 'Running', report: report({ lastRequestedSnapshot: answer }) } }));
+  assert.deepEqual(running.lastRequestedSnapshot, answer);
+  const stopped = computeStatus(inputs({ now: T1, previous: running, suspended: true, worker: { phase: 'Stopped' } }));
+  assert.deepEqual(stopped.lastRequestedSnapshot, answer);
+  const restarted = computeStatus(inputs({ now: T1, previous: stopped, worker: { phase: 'Running', report: report() } }));
+  assert.deepEqual(restarted.lastRequestedSnapshot, answer);
+});
+
 test('BackupFresh and Ready follow the freshness rules when the schedule is given', () => {
   const freshness = { schedule: '0 * * * *', deltaPeriodMs: 20_000 };
   const running = (overrides: Partial<SupervisorReport>): StatusInputs['worker'] => ({ phase: 'Running', report: report(overrides) });
@@ -403,6 +494,13 @@ test('BackupFresh and Ready follow the freshness rules when the schedule is give
   );
   assert.equal(condition(staleDeltas, 'BackupFresh').reason, Reason.DeltasStale);
   assert.equal(condition(staleDeltas, 'Ready').reason, Reason.DeltasStale);
+  // Stale is past its own deadline (it allows for retries): a person must look, kstatus reads Failed.
+  for (const [stale, reason] of [[staleFull, Reason.FullSnapshotStale], [staleDeltas, Reason.DeltasStale]] as const) {
+    assert.equal(condition(stale, 'Stalled').status, 'True');
+    assert.equal(condition(stale, 'Stalled').reason, reason);
+    assert.equal(condition(stale, 'Reconciling').status, 'False');
+  }
+  assert.equal(condition(fresh, 'Stalled').status, 'False');
 
   // runner: pod: judged on the stored full snapshot only.
   const pod = computeStatus(

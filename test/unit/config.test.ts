@@ -28,6 +28,8 @@ test('config/default builds and holds CRD, RBAC and the manager', { skip: !hasKu
   const kinds = docs.map((d) => d.kind).sort();
   assert.deepEqual(kinds, [
     'ClusterRole',
+    'ClusterRole', // etcdbackup-editor, aggregated into admin/edit
+    'ClusterRole', // etcdbackup-viewer, aggregated into view
     'ClusterRoleBinding',
     'CustomResourceDefinition',
     'Deployment',
@@ -74,7 +76,7 @@ test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl &&
   const docs = kustomize('rbac');
   const rules = (kind: string) =>
     Object.fromEntries(
-      ((docs.find((d) => d.kind === kind) as unknown as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }).rules).map(
+      ((docs.find((d) => d.kind === kind && (kind !== 'ClusterRole' || d.metadata.name === 'manager-role')) as unknown as { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }).rules).map(
         (r) => [`${r.apiGroups[0] || 'core'}/${r.resources[0]}`, [...r.verbs].sort()],
       ),
     );
@@ -102,10 +104,18 @@ test('samples are valid EtcdBackups (local and S3)', () => {
 test('config/namespaced: the manager rules as a Role in its namespace, and the operator watches only that namespace', { skip: !hasKubectl && 'kubectl not installed' }, () => {
   const docs = kustomize('namespaced');
   const kinds = docs.map((d) => d.kind);
-  assert.ok(!kinds.includes('ClusterRole') && !kinds.includes('ClusterRoleBinding'), `no cluster-wide rights: ${kinds.join(', ')}`);
-  type Rbac = Doc & { metadata: { namespace?: string }; rules: unknown[]; roleRef: { kind: string; name: string } };
+  assert.ok(!kinds.includes('ClusterRoleBinding'), `no cluster-wide rights: ${kinds.join(', ')}`);
+  type Rbac = Doc & { metadata: { namespace?: string; labels?: Record<string, string> }; rules: unknown[]; roleRef: { kind: string; name: string } };
+  // The only ClusterRoles are the users' aggregated etcdbackup-editor/viewer: they grant nothing unless
+  // the built-in admin/edit/view roles are bound, which a namespace's RoleBinding does in that namespace.
+  const clusterRoles = docs.filter((d) => d.kind === 'ClusterRole') as Rbac[];
+  for (const clusterRole of clusterRoles) {
+    const labels = Object.keys(clusterRole.metadata.labels ?? {});
+    assert.ok(labels.some((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to-')), `${clusterRole.metadata.name} is aggregated`);
+  }
+  assert.deepEqual(clusterRoles.map((r) => r.metadata.name).sort(), ['etcd-backup-etcdbackup-editor', 'etcd-backup-etcdbackup-viewer']);
   const role = docs.find((d) => d.kind === 'Role' && d.metadata.name === 'etcd-backup-manager-role') as Rbac | undefined;
-  const clusterRole = kustomize('default').find((d) => d.kind === 'ClusterRole') as Rbac;
+  const clusterRole = kustomize('default').find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'etcd-backup-manager-role') as Rbac;
   assert.deepEqual(role?.rules, clusterRole.rules);
   const binding = docs.find((d) => d.kind === 'RoleBinding' && (d as Rbac).roleRef.name === 'etcd-backup-manager-role') as Rbac | undefined;
   assert.equal(binding?.roleRef.kind, 'Role');

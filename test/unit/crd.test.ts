@@ -135,6 +135,11 @@ test('CRD identity: group, version, scope, short name, status subresource', () =
   assert.deepEqual(version.subresources, { status: {} });
   assert.deepEqual(
     version.additionalPrinterColumns.map((c) => c.name),
-    ['Ready', 'Last Full', 'Archived Rev', 'Lag', 'Age'],
+    ['Ready', 'Last Full', 'Archived Rev', 'Lag', 'Age', 'Schedule', 'Last Delta', 'Suspend', 'Reason'],
+  );
+  assert.deepEqual(
+    version.additionalPrinterColumns.filter((c) => c.priority === 1).map((c) => c.name),
+    ['Schedule', 'Last Delta', 'Suspend', 'Reason'],
+    'only under -o wide',
   );
 });

@@ -29,7 +29,7 @@ const LAYERS: readonly (readonly string[])[] = [
 
 /** The rooms that hold primitives every layer uses: none of them may reach up into these. */
 const UPPER_ROOMS = ['engine', 'controller', 'cli'];
-const LOWER_ROOMS = ['etcd', 'store', 'restore', 'api', 'observability', 'crypto', 'budget', 'archive'];
+const LOWER_ROOMS = ['etcd', 'store', 'restore', 'api', 'observability', 'crypto', 'budget', 'archive', 'process'];
 
 /** `from '...'` (import, import type, export ... from), `import('...')` and bare `import '...'`. */
 const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from '../../src/engine/schedule.js';
+import { decideFullSnapshot, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from '../../src/engine/schedule.js';
 
 const at = (iso: string): Date => new Date(`${iso}Z`);
 const HOURLY = '0 * * * *';
@@ -155,4 +155,15 @@ test('retryDelayMs never decreases as failures grow', () => {
     assert.ok(delay >= previous, `failures=${failures}`);
     previous = delay;
   }
+});
+
+test('longestScheduleGapMs: the widest gap between runs (weekends, months), what staleness compares with', () => {
+  const from = new Date('2026-01-05T00:00:00Z'); // a Monday
+  const cases: Array<[schedule: string, hours: number]> = [
+    ['0 */1 * * *', 1],
+    ['@daily', 24],
+    ['30 3 * * 1-5', 72], // Friday 03:30 to Monday 03:30
+    ['0 */6 * * *', 6],
+  ];
+  for (const [schedule, hours] of cases) assert.equal(longestScheduleGapMs(schedule, from) / 3_600_000, hours, schedule);
 });

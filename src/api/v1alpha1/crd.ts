@@ -65,6 +65,17 @@ export const PRINTER_COLUMNS: PrinterColumn[] = [
     description: 'Revisions written to etcd but not archived yet',
   },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  // priority 1: shown by `kubectl get -o wide`
+  { name: 'Schedule', type: 'string', jsonPath: '.spec.fullSnapshot.schedule', description: 'Cron schedule of full snapshots (UTC)', priority: 1 },
+  { name: 'Last Delta', type: 'date', jsonPath: '.status.lastDeltaSnapshot.time', description: 'When the last delta was stored', priority: 1 },
+  { name: 'Suspend', type: 'boolean', jsonPath: '.spec.suspend', description: 'Whether backups are suspended', priority: 1 },
+  {
+    name: 'Reason',
+    type: 'string',
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    description: 'Why Ready has its status',
+    priority: 1,
+  },
 ];
 
 /** A deep copy, so callers that edit the CRD object cannot change the schema ajv validates with. */

@@ -147,6 +147,23 @@ export interface EtcdBackupStatus {
   /** The last successful verification: when, the revision restored, its key count and content hash. */
   lastVerification?: { time: string; revision: number; keyCount: number; contentHash: string };
   memory?: { budgetBytes: number; peakBytes: number };
+  /** The full snapshot asked for with the SNAPSHOT_REQUEST_ANNOTATION, once per annotation value. */
+  lastRequestedSnapshot?: RequestedSnapshot;
+}
+
+/** `kubectl annotate etcdbackup NAME etcdbackup.io/snapshot-requested-at=<RFC 3339 time>` takes a full snapshot now. */
+export const SNAPSHOT_REQUEST_ANNOTATION = 'etcdbackup.io/snapshot-requested-at';
+
+export interface RequestedSnapshot {
+  /** The annotation's value this result answers. */
+  requestedAt: string;
+  phase: 'InProgress' | 'Succeeded' | 'Failed';
+  /** Succeeded: the stored snapshot. */
+  object?: string;
+  revision?: number;
+  time?: string;
+  /** Failed: why. */
+  message?: string;
 }
 
 export interface ObjectMeta {
