@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
@@ -16,6 +15,7 @@ import { ETCD_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
+import { createDecompressStream } from '../archive/compression.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { replayDeltas } from './delta-replay.js';
 import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
@@ -163,7 +163,8 @@ async function restoreSnapshotInto(
     // not authenticate (or a missing end), before the restore tool reads the file.
     const stages: Transform[] = [];
     if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
-    if (snapshot.compression === 'gzip') stages.push(createGunzip());
+    const decompress = createDecompressStream(snapshot.compression);
+    if (decompress) stages.push(decompress);
     await pipeline([object.body, ...stages, out], { signal });
   } catch (err) {
     signal?.throwIfAborted();

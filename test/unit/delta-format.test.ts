@@ -68,7 +68,7 @@ test('a line has every field in a fixed order', () => {
   );
 });
 
-for (const compression of ['none', 'gzip'] as const) {
+for (const compression of ['none', 'gzip', 'zstd'] as const) {
   test(`round trip (${compression})`, async () => {
     const bytes = await collect(encodeDeltaStream(sample, compression));
     assert.deepEqual(await decodeAll(bytes, compression), sample);

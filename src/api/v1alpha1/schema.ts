@@ -59,7 +59,12 @@ export const specSchema = {
       default: {},
       properties: {
         schedule: { type: 'string', default: '0 */1 * * *', description: 'Cron schedule in UTC.' },
-        compression: { type: 'string', enum: ['gzip', 'none'], default: 'gzip' },
+        compression: {
+          type: 'string',
+          enum: ['gzip', 'zstd', 'none'],
+          default: 'gzip', // = DEFAULT_COMPRESSION (src/archive/compression.ts); test/unit/compression.test.ts checks
+          description: 'gzip (.gz) or zstd (.zst), both compressed in parallel blocks; restore reads every format.',
+        },
         timeout: { ...durationString, default: '15m' },
       },
     },
