@@ -22,7 +22,7 @@ export type Compression = 'gzip' | 'zstd' | 'none';
 export const COMPRESSIONS: readonly Compression[] = ['gzip', 'zstd', 'none'];
 
 /** The spec's and the CLI's default (chosen from bench/full-snapshot.ts; docs/architecture.md says why). */
-export const DEFAULT_COMPRESSION: Compression = 'gzip';
+export const DEFAULT_COMPRESSION: Compression = 'zstd';
 
 export interface CompressOptions {
   /** gzip 1-9, zstd 1-19; defaults: gzip 1, zstd 1 (bench/full-snapshot.ts). */
@@ -31,11 +31,11 @@ export interface CompressOptions {
   parallelism?: number;
 }
 
-/** Uncompressed bytes per block: large enough that per-block restarts cost <1% of output. */
-export const COMPRESS_BLOCK_BYTES = 1024 * 1024;
+/** Uncompressed bytes per block: small enough to keep blocks in flight well inside the RSS goal, large enough that per-block restarts cost little output (bench/full-snapshot.ts). */
+export const COMPRESS_BLOCK_BYTES = 256 * 1024;
 /** zstd frames we write hold one block; a frame this large is not ours (or corrupt): refuse rather than buffer it. */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
-/** Compressor state per block in flight (zstd level <= 3 with a 1 MiB block needs ~1.5 MiB, deflate ~300 KiB). */
+/** Compressor state per block in flight (zstd level <= 3 on a 256 KiB block needs ~1.5 MiB, deflate ~300 KiB). */
 const COMPRESSOR_STATE_BYTES = 2 * 1024 * 1024;
 
 export const DEFAULT_LEVEL: Record<Exclude<Compression, 'none'>, number> = { gzip: 1, zstd: 1 };

@@ -62,7 +62,7 @@ export const specSchema = {
         compression: {
           type: 'string',
           enum: ['gzip', 'zstd', 'none'],
-          default: 'gzip', // = DEFAULT_COMPRESSION (src/archive/compression.ts); test/unit/compression.test.ts checks
+          default: 'zstd', // = DEFAULT_COMPRESSION (src/archive/compression.ts); test/unit/compression.test.ts checks
           description: 'gzip (.gz) or zstd (.zst), both compressed in parallel blocks; restore reads every format.',
         },
         timeout: { ...durationString, default: '15m' },
