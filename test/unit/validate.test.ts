@@ -430,8 +430,8 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
   },
   {
     name: 'unknown compression',
-    mutate: (d) => (d.spec.fullSnapshot = { compression: 'zstd' }),
-    problems: ['spec.fullSnapshot.compression: must be one of gzip, none'],
+    mutate: (d) => (d.spec.fullSnapshot = { compression: 'lz4' }),
+    problems: ['spec.fullSnapshot.compression: must be one of gzip, zstd, none'],
   },
   {
     name: 'encryption without a key reference',
