@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { ETCD_BINARY, ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../src/etcd/local-etcd.js';
-import { DEFAULT_COMPRESSION, defaultParallelism } from '../src/archive/compression.js';
+import { COMPRESS_BLOCK_BYTES, DEFAULT_COMPRESSION, defaultParallelism } from '../src/archive/compression.js';
 import { writeDocsSection } from './lib/docs-section.js';
 import { recordGoals, type GoalRow } from './lib/goals.js';
 import { hasGnuTime, measureProcess, type MeasuredRun } from './lib/measure-process.js';
@@ -590,7 +590,7 @@ start-up included), median CPU (user + sys) and the highest peak RSS of the runs
 Our CLI is measured compiled (\`tsc -p tsconfig.build.json\` into a temp dir, \`node --max-semi-space-size=1
 dist/cli/main.js\`, as the \`etcd-backup\` bin runs it): the fair comparison with a Go binary. Methods: gzip
 level 1 in one stream (what every version before issue #19 wrote), gzip level 1 and zstd levels 1 and 3 in
-parallel 1 MiB blocks (src/archive/compression.ts; ${defaultParallelism()} blocks in flight on this machine). The
+parallel ${COMPRESS_BLOCK_BYTES / 1024} KiB blocks (src/archive/compression.ts; ${defaultParallelism()} blocks in flight on this machine). The
 default is marked **(default)**.
 The tsx and start-up rows (smallest size only) show what tsx and Node's start-up cost. Both write to local
 disk and fsync; ours into a \`file://\` store (temp file, sha256, fsync, rename, sidecar).
@@ -606,7 +606,7 @@ size; the highest of all our methods' runs for RSS):
 
 ${goalLines}
 
-Re-run: \`node --import tsx bench/full-snapshot.ts [--size-mb 200,1024] [--runs N]\` (about 5 minutes; rewrites
+Re-run: \`node --import tsx bench/full-snapshot.ts [--size-mb 200,1024] [--data realistic,incompressible] [--runs N]\` (about 12 minutes; rewrites
 only this section, its charts and goal rows); \`npm run bench\` re-measures every bench.`;
   return { markdown, goals };
 }
