@@ -33,7 +33,13 @@ export interface VerificationOutcome extends WorkOutcome {
 export interface SupervisorReport
   extends Pick<
     EtcdBackupStatus,
-    'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision' | 'etcdRevision' | 'lagRevisions' | 'nextFullSnapshotTime'
+    | 'lastFullSnapshot'
+    | 'lastDeltaSnapshot'
+    | 'archivedRevision'
+    | 'etcdRevision'
+    | 'lagRevisions'
+    | 'nextFullSnapshotTime'
+    | 'retention'
   > {
   memory: { budgetBytes: number; peakBytes: number; usedBytes: number };
   fullSnapshot: WorkOutcome;
@@ -43,5 +49,12 @@ export interface SupervisorReport
   verification?: VerificationOutcome;
   /** Set when etcd compacted revisions before they were archived. */
   revisionsLost?: { fromRevision: number; toRevision: number; time: string };
+  /** When this supervisor was created (freshness is judged from here until its first delta poll ends). */
+  startTime?: string;
+  /**
+   * The last time a delta was stored or a delta poll ended with every revision up to the head it read
+   * in the store (an idle etcd writes no delta, so the newest delta's time alone would call it stale).
+   */
+  deltasCurrentTime?: string;
   bytesUploaded: number;
 }

@@ -8,21 +8,31 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  type V1Secret,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
-import { validateEtcdBackup } from '../api/validate.js';
+import { validateEtcdBackup, type ValidationResult } from '../api/validate.js';
 import type { SupervisorEvent } from '../engine/supervisor-types.js';
 import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
-import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
+import {
+  computeStatus,
+  isTransition,
+  jsonEqual,
+  mergePatch,
+  Reason,
+  type StatusInputs,
+  type WorkerState,
+  untilStale,
+} from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
 import { EtcdBackupFinalizer, FINALIZER, hasFinalizer } from './finalizer.js';
 import { ResilientInformer } from './informer.js';
 import { isNotFound, kubeErrorMessage } from './kube-errors.js';
 import { PodRunnerReconciler } from './pod-runner-reconcile.js';
+import { SecretWatches } from './secret-watches.js';
 import { coreSecretGetter, referencedSecrets, resolveSecrets, type SecretGetter } from './secrets.js';
+import { DEFAULT_POLICY, policyProblems, type OperatorPolicy } from './spec-policy.js';
 import { StoreObserver } from './store-observer.js';
 import { SupervisorHost, type SupervisorHostOptions } from './supervisor-host.js';
 import { WorkQueue } from './workqueue.js';
@@ -51,6 +61,8 @@ export interface EtcdBackupControllerOptions {
   host?: Partial<Omit<SupervisorHostOptions, 'logger' | 'listener'>>;
   /** Image of runner: pod workers when spec.pod.image is not set (the operator's --worker-image). */
   workerImage?: string;
+  /** What an EtcdBackup may do with the operator's privileges; default DEFAULT_POLICY (least). */
+  policy?: OperatorPolicy;
   /** runner: pod: how often status is refreshed from the store and the Deployment. Default 30 s. */
   podStatusIntervalMs?: number;
   now?: () => Date;
@@ -72,10 +84,9 @@ export class EtcdBackupController {
   readonly host: SupervisorHost;
   /** Only keys matter here: reconcile reads the object itself. */
   private readonly backups: ResilientInformer<KubernetesObject>;
-  private readonly secrets: ResilientInformer<V1Secret>;
+  /** Watches the Secrets specs reference (and only those), to route their changes to keys. */
+  private readonly secrets: SecretWatches;
   private readonly now: () => Date;
-  /** key -> namespace and names of the Secrets its spec references (to route Secret events). */
-  private readonly secretIndex = new Map<string, { namespace: string; names: Set<string> }>();
   private readonly subjects = new Map<string, EventSubject>();
   private readonly lastStatusPatch = new Map<string, number>();
   private readonly secretRetries = new Map<string, number>();
@@ -97,6 +108,7 @@ export class EtcdBackupController {
     });
     this.finalizer = new EtcdBackupFinalizer({
       getSecret: this.getSecret,
+      validate: (obj) => this.validate(obj),
       stopProcess: (key) => this.host.stop(key),
       removePodWorker: (key, obj, log) => this.pods.remove(key, obj, log),
       replace: (obj) => this.replace(obj),
@@ -150,42 +162,42 @@ export class EtcdBackupController {
       logger,
       relistIntervalMs: options.relistIntervalMs,
     });
-    this.secrets = new ResilientInformer<V1Secret>({
-      name: 'secrets',
+    this.secrets = new SecretWatches({
       kc: options.kc,
-      path: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
-      list: () => (namespace ? core.listNamespacedSecret({ namespace }) : core.listSecretForAllNamespaces()),
-      handlers: {
-        onObject: (secret) => this.secretChanged(secret.metadata?.namespace ?? '', secret.metadata?.name ?? ''),
-        onRelisted: () => undefined,
-      },
       logger,
-      relistIntervalMs: options.relistIntervalMs,
+      onChange: (keys) => keys.forEach((key) => this.queue.add(key)),
+      timeoutSeconds: Math.ceil((options.relistIntervalMs ?? 300_000) / 1000),
     });
   }
 
   hasSynced(): boolean {
-    return this.backups.hasSynced() && this.secrets.hasSynced();
+    return this.backups.hasSynced();
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.backups.start();
-    this.secrets.start();
     const count = this.options.workers ?? 4;
     this.workers = Array.from({ length: count }, () => this.runWorker());
     this.options.logger.info('Started EtcdBackup controller', { namespace: this.options.namespace ?? '(all)', workers: count });
   }
 
-  /** Stops watching, lets in-flight reconciles finish, then stops every worker process. */
-  async stop(): Promise<void> {
+  /**
+   * Stops watching, lets in-flight reconciles finish, then stops every worker process. With
+   * `workerDeadlineMs` (the leader Lease was lost) the workers are stopped first and killed if they
+   * are still running after it: another operator may start writing then.
+   */
+  async stop(options: { workerDeadlineMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    await Promise.all([this.backups.stop(), this.secrets.stop()]);
+    const workersStopped = options.workerDeadlineMs !== undefined ? this.host.stopAll(options.workerDeadlineMs) : undefined;
+    this.secrets.stop();
+    await this.backups.stop();
     await this.queue.shutDownWithDrain();
     await Promise.all(this.workers);
-    await this.host.stopAll();
+    await (workersStopped ?? this.host.stopAll());
+    this.stores.clear();
     for (const key of this.subjects.keys()) {
       const [ns = '', name = ''] = key.split('/');
       this.options.metrics.forget(ns, name);
@@ -262,11 +274,11 @@ export class EtcdBackupController {
       suspended: false,
       deltasEnabled: true,
     };
-    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    const validation = this.validate(obj);
     if (!validation.ok) {
       // Terminal: a retry cannot fix the spec; the next edit triggers a new reconcile.
       await this.stopWorkers(key, obj);
-      this.secretIndex.delete(key);
+      this.secrets.delete(key);
       const status = computeStatus({ ...base, specProblems: validation.problems, worker: { phase: 'Stopped' } });
       if (isTransition(obj.status, status)) {
         log.warn('Rejected invalid EtcdBackup spec', { problems: validation.problems });
@@ -277,8 +289,9 @@ export class EtcdBackupController {
     const { resolved } = validation;
     const spec = resolved.spec;
     base.deltasEnabled = resolved.deltaPeriodMs !== 0;
+    base.freshness = { schedule: spec.fullSnapshot.schedule, deltaPeriodMs: resolved.deltaPeriodMs };
     base.verificationEnabled = spec.verification !== undefined;
-    this.secretIndex.set(key, { namespace, names: new Set(referencedSecrets(spec).map((ref) => ref.name)) });
+    this.secrets.set(key, namespace, referencedSecrets(spec).map((ref) => ref.name));
 
     if (spec.suspend) {
       if (this.host.hashOf(key) !== undefined) log.info('Suspended backups');
@@ -324,8 +337,8 @@ export class EtcdBackupController {
     await this.host.ensure(key, { resolved, secrets: secrets.secrets, name: key }, hash);
     if (previousHash !== hash) log.info(previousHash ? 'Restarted backup worker' : 'Started backup worker', { generation, configHash: hash });
 
-    const status = computeStatus({ ...base, worker: this.host.state(key) });
-    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.resyncIntervalMs ?? 600_000 });
+    const inputs: StatusInputs = { ...base, worker: this.host.state(key) };
+    return this.writeStatus(key, obj, computeStatus(inputs), { requeueAfterMs: untilStale(inputs, this.options.resyncIntervalMs ?? 600_000) });
   }
 
   /** Stops whichever worker runs: the local process and the pod. */
@@ -348,6 +361,7 @@ export class EtcdBackupController {
    */
   private async writeStatus(key: string, obj: EtcdBackup, status: EtcdBackupStatus, result: ReconcileResult): Promise<ReconcileResult> {
     const previous = obj.status ?? {};
+    this.options.metrics.observeFreshness(obj.metadata.namespace ?? '', obj.metadata.name ?? '', status);
     if (jsonEqual(previous, status)) return result;
     const minInterval = this.options.statusMinIntervalMs ?? 5000;
     const sinceLast = Date.now() - (this.lastStatusPatch.get(key) ?? 0);
@@ -364,17 +378,19 @@ export class EtcdBackupController {
     return result;
   }
 
+  /** The schema and the operator's policy: a spec the policy refuses is treated like an invalid one. */
+  private validate(obj: EtcdBackup): ValidationResult {
+    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    if (!validation.ok) return validation;
+    const problems = policyProblems(validation.resolved.spec, this.options.policy ?? DEFAULT_POLICY, this.options.workerImage);
+    return problems.length > 0 ? { ok: false, problems } : validation;
+  }
+
   /** PUT with the resourceVersion we read: a concurrent change gives 409 and a retry. */
   private async replace(obj: EtcdBackup): Promise<EtcdBackup> {
     const { namespace = '', name = '' } = obj.metadata;
     const { status: _status, ...body } = obj;
     return (await this.co.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body })) as EtcdBackup;
-  }
-
-  private secretChanged(namespace: string, name: string): void {
-    for (const [key, refs] of this.secretIndex) {
-      if (refs.namespace === namespace && refs.names.has(name)) this.queue.add(key);
-    }
   }
 
   /** Everything listed plus everything we run: a relist cannot tell us what was deleted meanwhile. */
@@ -389,7 +405,7 @@ export class EtcdBackupController {
     const [ns = '', name = ''] = key.split('/');
     this.options.metrics.forget(ns, name);
     this.subjects.delete(key);
-    this.secretIndex.delete(key);
+    this.secrets.delete(key);
     this.lastStatusPatch.delete(key);
     this.secretRetries.delete(key);
     this.pods.forget(key);

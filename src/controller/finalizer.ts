@@ -1,13 +1,16 @@
 import type { EtcdBackup } from '../api/v1alpha1/etcd-backup-types.js';
-import { validateEtcdBackup } from '../api/validate.js';
+import type { ValidationResult } from '../api/validate.js';
 import { parseBackupKey } from '../archive/naming.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
 import type { Logger } from '../observability/logger.js';
-import { createStore } from '../store/factory.js';
-import { listBackupObjects } from '../store/object-store.js';
+import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
+import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
+import { describeLocked, summariseLocked } from '../store/object-lock.js';
+import { STORE_MARKER_KEY } from '../store/store-marker.js';
 import type { EventInfo } from './events.js';
 import { resolveSecrets, type SecretGetter } from './secrets.js';
+import { withStore } from './store-cache.js';
 
 export const FINALIZER = 'etcdbackup.io/finalizer';
 
@@ -17,6 +20,8 @@ export function hasFinalizer(obj: EtcdBackup): boolean {
 
 export interface FinalizerOptions {
   getSecret: SecretGetter;
+  /** The schema and the operator's policy: a spec the policy refuses names no store to empty either. */
+  validate(obj: EtcdBackup): ValidationResult;
   /** Stops the local worker process of `key` and waits for it to exit. */
   stopProcess(key: string): Promise<void>;
   /** Removes the runner: pod worker; true once no pod of it can still write. */
@@ -64,9 +69,9 @@ export class EtcdBackupFinalizer {
   /** deletionPolicy Delete: removes every backup object (full/ and delta/) of the EtcdBackup's store. */
   private async deleteBackups(key: string, obj: EtcdBackup, log: Logger): Promise<'done' | 'retry'> {
     const { options } = this;
-    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    const validation = options.validate(obj);
     if (!validation.ok) {
-      // Without a valid spec we cannot know which store to empty; do not hold the object hostage.
+      // Without a valid (and allowed) spec we cannot know which store to empty; do not hold the object hostage.
       options.recordEvent(key, {
         type: 'Warning',
         reason: 'BackupsNotDeleted',
@@ -91,17 +96,30 @@ export class EtcdBackupFinalizer {
       }
       credentials = secrets.secrets.s3Credentials;
     }
-    const store = await createStore(storeConfigFromSpec(spec.store, credentials));
+    return withStore(storeConfigFromSpec(spec.store, credentials), (store) => this.deleteStoredObjects(key, store, log));
+  }
+
+  private async deleteStoredObjects(key: string, store: ObjectStore, log: Logger): Promise<'done'> {
     const keys = (await listBackupObjects(store)).map((info) => info.key).filter((key) => parseBackupKey(key) !== undefined);
     // Bounded parallelism: a store with years of deltas has many objects, but hammering it helps nobody.
-    const pending = [...keys];
-    await Promise.all(
-      Array.from({ length: Math.min(8, pending.length) }, async () => {
-        for (let next = pending.shift(); next !== undefined; next = pending.shift()) await store.delete(next);
-      }),
-    );
-    log.info('Deleted stored backups', { objects: keys.length, store: store.describe() });
-    options.recordEvent(key, {
+    const locked = await deleteUnlessLocked(store, keys, 8);
+    const deleted = keys.length - locked.length;
+    log.info('Deleted stored backups', { objects: deleted, store: store.describe() });
+    if (locked.length > 0) {
+      // Waiting could take years (COMPLIANCE): let the object go and say what stays. The marker stays
+      // with the locked objects: the prefix still holds this cluster's backups.
+      const summary = summariseLocked(locked);
+      log.warn('Left backups under S3 Object Lock', { locked: summary.count, lockedUntil: summary.until?.toISOString() });
+      this.options.recordEvent(key, {
+        type: 'Warning',
+        reason: 'BackupsNotDeleted',
+        action: 'Delete',
+        note: `Deleted ${deleted} backup objects from ${store.describe()} (deletionPolicy Delete); ${describeLocked(summary)}`,
+      });
+      return 'done';
+    }
+    await store.delete(STORE_MARKER_KEY); // last: the prefix is free for another cluster only once empty
+    this.options.recordEvent(key, {
       type: 'Normal',
       reason: 'BackupsDeleted',
       action: 'Delete',

@@ -4,7 +4,7 @@ import type { ResolvedSpec } from '../api/validate.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
 import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { computeStatus, type StatusInputs } from './conditions.js';
+import { computeStatus, type StatusInputs, untilStale } from './conditions.js';
 import { isNotFound } from './kube-errors.js';
 import { ANNOTATION_APPLIED_HASH, buildPodRunnerObjects, controlledBy, deploymentAvailability, workerName } from './pod-runner.js';
 import type { StoreObserver } from './store-observer.js';
@@ -68,8 +68,8 @@ export class PodRunnerReconciler {
     } catch (err) {
       storeError = errorMessage(err);
     }
-    const status = computeStatus({ ...base, worker: { phase: 'Pod', available, message, store, storeError } });
-    return { status, requeueAfterMs: this.options.podStatusIntervalMs ?? 30_000 };
+    const inputs: StatusInputs = { ...base, worker: { phase: 'Pod', available, message, store, storeError } };
+    return { status: computeStatus(inputs), requeueAfterMs: untilStale(inputs, this.options.podStatusIntervalMs ?? 30_000) };
   }
 
   /**

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { StoreSpec } from '../api/v1alpha1/etcd-backup-types.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
-import { createStore } from '../store/factory.js';
-import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
+import { listBackupObjects } from '../store/object-store.js';
+import { retentionStatus } from '../store/object-lock.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
+import { StoreCache } from './store-cache.js';
 import { observeStore, type StoreObservation } from './store-status.js';
 
 /**
@@ -11,20 +11,26 @@ import { observeStore, type StoreObservation } from './store-status.js';
  * while its config (and credentials) stay the same, so a status refresh does not build a client each time.
  */
 export class StoreObserver {
-  private readonly stores = new Map<string, { id: string; store: ObjectStore }>();
+  private readonly stores = new StoreCache();
 
   async observe(key: string, spec: StoreSpec, credentials: ResolvedSecrets['s3Credentials']): Promise<StoreObservation> {
-    const config = storeConfigFromSpec(spec, credentials);
-    const id = createHash('sha256').update(JSON.stringify(config)).digest('hex');
-    let cached = this.stores.get(key);
-    if (cached?.id !== id) {
-      cached = { id, store: await createStore(config) };
-      this.stores.set(key, cached);
+    const store = await this.stores.get(key, storeConfigFromSpec(spec, credentials));
+    const observation = observeStore(await listBackupObjects(store));
+    const full = observation.lastFullSnapshot;
+    // S3 Object Lock: the newest snapshot's retention is not in the listing; one HeadObject.
+    if (full && store.retentionOf) {
+      Object.assign(full, retentionStatus(await store.retentionOf(full.object)));
     }
-    return observeStore(await listBackupObjects(cached.store));
+    return observation;
   }
 
+  /** Forgets (and closes) the store of `key`. */
   forget(key: string): void {
-    this.stores.delete(key);
+    this.stores.drop(key);
+  }
+
+  /** Closes every store (the operator stops). */
+  clear(): void {
+    this.stores.clear();
   }
 }

@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdUnavailableError } from '../errors.js';
+import { killWithParent } from '../process/parent-watchdog.js';
 
 /**
  * Starts and stops an etcd server on 127.0.0.1 (free ports, given data dir). Restore and verify use it
@@ -131,7 +132,7 @@ async function startOnce(
   });
   let spawnError: Error | undefined;
   child.once('error', (err) => (spawnError = err));
-  const watchdog = startWatchdog(child);
+  const watchdog = killWithParent(child);
 
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -174,16 +175,6 @@ async function defaultIsReady(clientUrl: string): Promise<boolean> {
   const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
   const body = (await response.json()) as { health?: string };
   return body.health === 'true';
-}
-
-/** Kills `child` when this process dies, even by SIGKILL (a parent-death check once a second). */
-function startWatchdog(child: ChildProcess): ChildProcess | undefined {
-  if (child.pid === undefined) return undefined;
-  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`;
-  const watchdog = spawn('sh', ['-c', script], { stdio: 'ignore', detached: true });
-  watchdog.unref();
-  watchdog.on('error', () => undefined);
-  return watchdog;
 }
 
 function lastLines(file: string, count = 3): string {

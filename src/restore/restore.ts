@@ -8,15 +8,17 @@ import { promisify } from 'node:util';
 import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
+import { MAX_EVENT_BYTES } from '../archive/delta-format.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { defaultEtcdBinaries, findRestoreTools, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
 import { ETCD_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
-import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
+import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
 import { createDecompressStream } from '../archive/compression.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { readStoreMarker, withClusterCheck } from '../store/store-marker.js';
 import { replayDeltas } from './delta-replay.js';
 import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
 
@@ -36,6 +38,12 @@ export interface RestoreOptions extends RestoreTarget {
    * and the new key after a rotation. Without keys an encrypted object is a UsageError.
    */
   encryptionKeys?: Buffer[];
+  /**
+   * With encryption keys given, an object that is not encrypted is refused (a UsageError naming it):
+   * anyone who can write to the store could plant a plaintext snapshot with a matching sha256.
+   * True accepts them (--allow-unencrypted), e.g. for a chain that began before encryption was enabled.
+   */
+  allowUnencrypted?: boolean;
   /** Bytes of delta objects downloaded ahead of the replay (--memory); default 64 MiB. */
   prefetchBytes?: number;
   /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
@@ -60,6 +68,8 @@ export interface RestoreResult {
   snapshotRevision: number;
   /** The restored head revision. */
   revision: number;
+  /** The etcd cluster whose chain was restored (the store marker's); undefined for a store without one. */
+  clusterId?: string;
 }
 
 /**
@@ -69,6 +79,11 @@ export interface RestoreResult {
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const dataDir = resolve(options.dataDir);
   await ensureEmptyDir(dataDir);
+  // The marker says whose chain the store holds; every object read must be of that cluster.
+  const marker = await readStoreMarker(options.store, options.signal);
+  const store = marker ? withClusterCheck(options.store, marker.clusterId) : options.store;
+  if (marker) options.logger.info('Restoring the chain of etcd cluster', { clusterId: marker.clusterId, startedBy: marker.owner });
+  else options.logger.warn('The store has no marker: which cluster its objects come from is not checked', { store: options.store.describe() });
   const objects = await options.store.list('');
   const listing = classifyKeys(objects.map((o) => o.key));
   const candidates = snapshotCandidates(listing, options);
@@ -94,7 +109,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
-      await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, tools.restore, options);
+      await restoreSnapshotInto(store, snapshot, dataDir, workDir, tools.restore, options);
       signal?.throwIfAborted();
       const member = { dataDir, name: options.name ?? 'default', workDir, etcd: tools.etcd.binary };
       const result = await withTemporaryMember(member, signal, async (client) => {
@@ -104,10 +119,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
         const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
+        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, clusterId: marker?.clusterId };
         const replayed = await replayDeltas({
           client,
-          store: options.store,
+          store,
           deltas,
           afterRevision: snapshotRevision,
           toRevision: target,
@@ -119,8 +134,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
           decrypt: options.encryptionKeys?.length
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
+          requireEncrypted: requiresEncryption(options),
         });
-        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
+        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied, clusterId: marker?.clusterId };
       });
       signal?.throwIfAborted();
       if (result) return result;
@@ -141,6 +157,11 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
 }
 
+/** Keys were given and plaintext was not allowed: every object read must be encrypted. */
+function requiresEncryption(options: RestoreOptions): boolean {
+  return (options.encryptionKeys?.length ?? 0) > 0 && options.allowUnencrypted !== true;
+}
+
 /** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdutl/etcdctl build the data dir. */
 async function restoreSnapshotInto(
   store: ObjectStore,
@@ -154,6 +175,7 @@ async function restoreSnapshotInto(
   if (snapshot.encrypted && keys.length === 0) {
     throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
   }
+  if (!snapshot.encrypted && requiresEncryption(options)) throw new UnencryptedObjectError([snapshot.key]);
   const file = join(workDir, 'snapshot.db');
   const { signal } = options;
   const object = await store.get(snapshot.key, { signal });
@@ -210,7 +232,8 @@ export async function startMember(dataDir: string, name: string, workDir: string
 
 /** etcd's own ceilings are far above any real cluster's settings; these cover generous sources. */
 const REPLAY_MAX_TXN_OPS = 1_000_000;
-const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+/** Also the largest event a delta line may hold (the decoder's line limit follows from it). */
+const REPLAY_MAX_REQUEST_BYTES = MAX_EVENT_BYTES;
 
 /** Where and how a temporary member runs: its data dir, member name, log dir and etcd program. */
 export interface TemporaryMember {

@@ -21,6 +21,8 @@ export interface VerifyOptions extends RestoreTarget {
   encryptionKeys?: Buffer[];
   /** The etcd programs to run (see RestoreOptions.tools). */
   tools?: EtcdBinaries;
+  /** Accept objects that are not encrypted although keys were given (see RestoreOptions.allowUnencrypted). */
+  allowUnencrypted?: boolean;
   /**
    * What to do when the live cluster cannot be read at the restored revision (compacted, or
    * unreachable): 'fail' (default) throws; 'skip' leaves the comparison out and says why in

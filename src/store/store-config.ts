@@ -1,3 +1,5 @@
+import type { ObjectLockSettings } from '../api/object-lock.js';
+
 /**
  * What names a store: the config the factory builds from and each provider takes. Its own module so
  * that the factory and the providers both import it instead of each other.
@@ -18,6 +20,8 @@ export interface S3StoreConfig {
   forcePathStyle: boolean;
   /** Undefined means the standard AWS credential chain (environment, profile, IRSA...). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Write every backup object with this Object Lock retention (the bucket must have Object Lock on). */
+  objectLock?: ObjectLockSettings;
 }
 
 export type StoreConfig = LocalStoreConfig | S3StoreConfig;

@@ -21,7 +21,7 @@ import type { Etcd3 } from 'etcd3';
 import { DeltaPoller, type DeltaPollerOptions } from '../../src/engine/delta-poller.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
 import { MemoryBudget } from '../../src/budget/memory-budget.js';
-import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
+import { clusterIdentity, createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
@@ -287,10 +287,14 @@ for (const minor of VERSIONS) {
       assert.equal(chain.fulls, 1, 'the restart resumed from the store: no unscheduled second full snapshot');
       assert.ok(beforeRestart < head, `the first run was killed before it archived everything (${beforeRestart} < ${head})`);
       assert.equal(chain.end, head, 'the chain reaches the head with no gap');
+      // The store marker (store.json) works with this version: the first run wrote it with this cluster's
+      // ID, the restart accepted it, and restore checked every object against it.
+      const { clusterId } = await clusterIdentity(client);
       for (const target of [head, Math.floor((started.fullRevision! + head) / 2)]) {
         const dataDir = join(work, `crash-restored-${target}`);
         const restored = await restoreBackup({ store, dataDir, toRevision: target, tools: version, logger });
         assert.equal(restored.revision, target);
+        assert.equal(restored.clusterId, clusterId, 'restore names the cluster the store marker records');
         const got = await readRestored(dataDir, version);
         assert.equal(got.head, target);
         assert.deepEqual(got.keys, await allKeys(client, target));

@@ -15,7 +15,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
  * on a lower line. Rooms on one line are independent of each other. Keep in step with docs/architecture.md.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors'],
+  ['errors', 'process'],
   ['crypto', 'archive'],
   ['budget'],
   ['api'],
