@@ -12,10 +12,10 @@
  */
 import { compress as zstdCompress, decompress as zstdDecompress } from '@mongodb-js/zstd';
 import { availableParallelism } from 'node:os';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Duplex, Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip, gzip } from 'node:zlib';
-import { zstdFrameLength } from './zstd-frames.js';
+import { zstdFrame } from './zstd-frames.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -35,6 +35,14 @@ export interface CompressOptions {
 export const COMPRESS_BLOCK_BYTES = 256 * 1024;
 /** zstd frames we write hold one block; a frame this large is not ours (or corrupt): refuse rather than buffer it. */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+/**
+ * The most a zstd frame may decompress to (ours hold COMPRESS_BLOCK_BYTES). Bounds what one frame
+ * puts in memory, as zlib's chunked output does for gzip, so that a bomb reaches the delta decoder's
+ * line and revision limits instead of being decompressed whole first.
+ */
+export const MAX_FRAME_CONTENT_BYTES = 16 * 1024 * 1024;
+/** Whole frames decompressed in one call, by their decompressed bound (at least one frame). */
+const DECOMPRESS_RUN_BYTES = 1024 * 1024;
 /** Compressor state per block in flight (zstd level <= 3 on a 256 KiB block needs ~1.5 MiB, deflate ~300 KiB). */
 const COMPRESSOR_STATE_BYTES = 2 * 1024 * 1024;
 
@@ -66,11 +74,15 @@ export function createCompressStream(compression: Compression, options: Compress
   return new BlockCompressStream((block) => zstdCompress(block, level), parallelism);
 }
 
-/** A stream that decompresses an object body written in `compression` (any block layout). */
-export function createDecompressStream(compression: Compression): Transform | undefined {
+/**
+ * A stream that decompresses an object body written in `compression` (any block layout). Its output
+ * is pulled: at most one bounded piece (zlib's chunk, or a run of zstd frames of at most
+ * DECOMPRESS_RUN_BYTES or one frame) is produced beyond what the reader has asked for.
+ */
+export function createDecompressStream(compression: Compression): Duplex | undefined {
   if (compression === 'none') return undefined;
   if (compression === 'gzip') return createGunzip();
-  return new ZstdDecompressStream();
+  return Duplex.from(decompressZstdFrames);
 }
 
 /** Cuts the input into blocks, compresses up to `parallelism` of them at once, and emits them in order. */
@@ -135,33 +147,28 @@ class BlockCompressStream extends Transform {
 
 export class ZstdFormatError extends Error {}
 
-/** Splits the input at zstd frame boundaries and decompresses each run of whole frames. */
-class ZstdDecompressStream extends Transform {
-  private pending: Buffer = Buffer.alloc(0);
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    this.decompressWholeFrames().then(() => callback(), callback);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    if (this.pending.length > 0) callback(new ZstdFormatError(`zstd: ${this.pending.length} bytes after the last whole frame (truncated object?)`));
-    else callback();
-  }
-
-  private async decompressWholeFrames(): Promise<void> {
-    let end = 0;
+/** Splits the input at zstd frame boundaries and decompresses runs of whole frames, one run per read. */
+async function* decompressZstdFrames(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let pending: Buffer = Buffer.alloc(0);
+  for await (const chunk of source) {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let start = 0;
     for (;;) {
-      const length = zstdFrameLength(this.pending, end);
-      if (length === undefined) break;
-      end += length;
+      let end = start;
+      let runBound = 0;
+      for (;;) {
+        const frame = zstdFrame(pending, end, MAX_FRAME_CONTENT_BYTES);
+        if (frame === undefined) break;
+        if (end > start && runBound + frame.contentBound > DECOMPRESS_RUN_BYTES) break;
+        end += frame.length;
+        runBound += frame.contentBound;
+      }
+      if (end === start) break;
+      yield await zstdDecompress(pending.subarray(start, end));
+      start = end;
     }
-    if (end === 0) {
-      if (this.pending.length > MAX_FRAME_BYTES) throw new ZstdFormatError(`zstd: a frame larger than ${MAX_FRAME_BYTES} bytes`);
-      return;
-    }
-    const frames = this.pending.subarray(0, end);
-    this.pending = this.pending.subarray(end);
-    this.push(await zstdDecompress(frames));
+    pending = pending.subarray(start);
+    if (pending.length > MAX_FRAME_BYTES) throw new ZstdFormatError(`zstd: a frame larger than ${MAX_FRAME_BYTES} bytes`);
   }
+  if (pending.length > 0) throw new ZstdFormatError(`zstd: ${pending.length} bytes after the last whole frame (truncated object?)`);
 }

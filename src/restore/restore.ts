@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import type { Transform } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MAX_EVENT_BYTES } from '../archive/delta-format.js';
@@ -183,7 +183,7 @@ async function restoreSnapshotInto(
   try {
     // The store stream fails at its end on a sha256 mismatch, and decryption on any segment that does
     // not authenticate (or a missing end), before the restore tool reads the file.
-    const stages: Transform[] = [];
+    const stages: Duplex[] = [];
     if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
     const decompress = createDecompressStream(snapshot.compression);
     if (decompress) stages.push(decompress);

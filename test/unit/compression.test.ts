@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Readable, type Transform } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -10,11 +10,13 @@ import {
   DEFAULT_COMPRESSION,
   createCompressStream,
   createDecompressStream,
+  MAX_FRAME_CONTENT_BYTES,
   ZstdFormatError,
   type Compression,
 } from '../../src/archive/compression.js';
 import { zstdFrameLength, ZstdFrameError } from '../../src/archive/zstd-frames.js';
 import { specSchema } from '../../src/api/v1alpha1/schema.js';
+import { zstdRleFrame } from '../helpers/zstd-bomb.js';
 
 /** Half text with repeated field names (compresses), half random (does not): both block kinds occur. */
 function sample(bytes: number): Buffer {
@@ -29,7 +31,7 @@ async function collect(stream: Readable): Promise<Buffer> {
 }
 
 /** Writes `input` in uneven chunks through `stage` and returns what comes out. */
-async function through(input: Buffer, stage: Transform): Promise<Buffer> {
+async function through(input: Buffer, stage: Duplex): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for (let at = 0, step = 1; at < input.length; at += step, step = (step * 7 + 13) % 300_000 + 1) chunks.push(input.subarray(at, at + step));
   const [out] = await Promise.all([collect(stage), pipeline(Readable.from(chunks), stage)]);
@@ -79,6 +81,18 @@ for (const compression of ['gzip', 'zstd'] as const satisfies Compression[]) {
     });
   }
 }
+
+test('a zstd frame that may decompress past MAX_FRAME_CONTENT_BYTES is refused from its block headers, before it is whole', async () => {
+  const small = zstdRleFrame(4 * 128 * 1024);
+  // The hand-built frame is valid zstd: libzstd and our stream read it back.
+  assert.ok((await zstdDecompress(small)).equals(Buffer.alloc(4 * 128 * 1024, 'A')));
+  assert.ok((await through(small, createDecompressStream('zstd')!)).equals(Buffer.alloc(4 * 128 * 1024, 'A')));
+  const bomb = zstdRleFrame(256 * 1024 * 1024);
+  assert.equal(zstdFrameLength(bomb), bomb.length, 'without a limit the frame is just measured');
+  const headersPastLimit = 6 + 4 * (MAX_FRAME_CONTENT_BYTES / (128 * 1024) + 1);
+  assert.throws(() => zstdFrameLength(bomb.subarray(0, headersPastLimit), 0, MAX_FRAME_CONTENT_BYTES), /may decompress to more than/);
+  await assert.rejects(through(bomb, createDecompressStream('zstd')!), /may decompress to more than/);
+});
 
 test('a truncated zstd object fails to decompress, saying so', async () => {
   const compressed = await through(sample(3 * COMPRESS_BLOCK_BYTES), createCompressStream('zstd')!);
