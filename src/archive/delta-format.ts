@@ -15,12 +15,13 @@
  *   {..."version":1,"lease":"7587868449925235201","leaseTTL":60}
  *
  * Objects written before have no leaseTTL field and stay readable (their keys come back without lease).
- * Optionally gzip-compressed (`.jsonl.gz`).
+ * Optionally gzip- or zstd-compressed (`.jsonl.gz`, `.jsonl.zst`).
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
-import { OperatorError } from '../errors.js';
+import { errorMessage, OperatorError } from '../errors.js';
+import { createCompressStream, createDecompressStream, ZstdFormatError } from './compression.js';
+import { ZstdFrameError } from './zstd-frames.js';
 import type { Compression } from './naming.js';
 
 export type DeltaEventType = 'PUT' | 'DELETE';
@@ -130,10 +131,12 @@ function* encodeChunks(events: readonly DeltaEvent[]): Generator<Buffer> {
  */
 export function encodeDeltaStream(events: readonly DeltaEvent[], compression: Compression): Readable {
   const plain = Readable.from(encodeChunks(events), { objectMode: false, highWaterMark: ENCODE_CHUNK_BYTES });
-  if (compression === 'none') return plain;
-  const gzip = createGzip();
-  pipeline(plain, gzip).catch(() => undefined); // errors reach the consumer through `gzip`
-  return gzip;
+  // One stream (gzip) or one block at a time (zstd): deltas are small next to full snapshots. gzip keeps
+  // zlib's default level 6, as before, so a retried delta is byte-identical across versions.
+  const compress = createCompressStream(compression, { parallelism: 1, ...(compression === 'gzip' ? { level: 6 } : {}) });
+  if (!compress) return plain;
+  pipeline(plain, compress).catch(() => undefined); // errors reach the consumer through `compress`
+  return compress;
 }
 
 /**
@@ -219,11 +222,11 @@ export async function* decodeDeltaEvents(
   const lineLimit = Math.min(maxLineBytes, MAX_LINE_BYTES);
   let source: Readable = body;
   let decompress: Promise<void> | undefined;
-  if (compression === 'gzip') {
-    const gunzip = createGunzip();
-    decompress = pipeline(body, gunzip);
-    decompress.catch(() => undefined); // surfaced through `gunzip` below
-    source = gunzip;
+  const decompressStream = createDecompressStream(compression);
+  if (decompressStream) {
+    decompress = pipeline(body, decompressStream);
+    decompress.catch(() => undefined); // surfaced through `decompressStream` below
+    source = decompressStream;
   }
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -260,6 +263,9 @@ export async function* decodeDeltaEvents(
   } catch (err) {
     if (err instanceof Error && (err as NodeJS.ErrnoException).code?.startsWith('Z_')) {
       throw new DeltaFormatError(`${where}: cannot gunzip: ${err.message}`);
+    }
+    if (err instanceof ZstdFormatError || err instanceof ZstdFrameError || (compression === 'zstd' && !(err instanceof DeltaFormatError))) {
+      throw new DeltaFormatError(`${where}: cannot decompress zstd: ${errorMessage(err)}`);
     }
     throw err;
   } finally {

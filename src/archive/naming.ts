@@ -2,13 +2,15 @@
  * Object naming: the store is the source of truth, so names carry what planning needs
  * (kind, revisions, time, encoding) and listings can be parsed back without reading objects.
  *
- *   full/<revision %020d>-<unix seconds>.db[.gz][.enc]
- *   delta/<fromRevision %020d>-<toRevision %020d>.jsonl[.gz][.enc]
+ *   full/<revision %020d>-<unix seconds>.db[.gz|.zst][.enc]
+ *   delta/<fromRevision %020d>-<toRevision %020d>.jsonl[.gz|.zst][.enc]
  *
  * Revisions are zero-padded to 20 digits (int64 max has 19) so that lexical order is numeric order.
  */
 
-export type Compression = 'gzip' | 'none';
+import type { Compression } from './compression.js';
+
+export type { Compression } from './compression.js';
 
 export interface Encoding {
   compression: Compression;
@@ -36,8 +38,10 @@ export const FULL_DIR = 'full/';
 export const DELTA_DIR = 'delta/';
 
 const REVISION_WIDTH = 20;
-const FULL_RE = /^full\/(\d{20})-(\d{1,12})\.db(\.gz)?(\.enc)?$/;
-const DELTA_RE = /^delta\/(\d{20})-(\d{20})\.jsonl(\.gz)?(\.enc)?$/;
+const FULL_RE = /^full\/(\d{20})-(\d{1,12})\.db(\.gz|\.zst)?(\.enc)?$/;
+const DELTA_RE = /^delta\/(\d{20})-(\d{20})\.jsonl(\.gz|\.zst)?(\.enc)?$/;
+
+const COMPRESSION_SUFFIX: Record<Compression, string> = { gzip: '.gz', zstd: '.zst', none: '' };
 
 function pad(revision: number): string {
   if (!Number.isSafeInteger(revision) || revision < 0) throw new RangeError(`invalid revision ${revision}`);
@@ -45,7 +49,7 @@ function pad(revision: number): string {
 }
 
 function suffix(encoding: Encoding): string {
-  return (encoding.compression === 'gzip' ? '.gz' : '') + (encoding.encrypted ? '.enc' : '');
+  return COMPRESSION_SUFFIX[encoding.compression] + (encoding.encrypted ? '.enc' : '');
 }
 
 export function fullSnapshotKey(revision: number, time: Date, encoding: Encoding): string {
@@ -59,8 +63,9 @@ export function deltaKey(fromRevision: number, toRevision: number, encoding: Enc
   return `${DELTA_DIR}${pad(fromRevision)}-${pad(toRevision)}.jsonl${suffix(encoding)}`;
 }
 
-function encodingOf(gz: string | undefined, enc: string | undefined): Encoding {
-  return { compression: gz ? 'gzip' : 'none', encrypted: Boolean(enc) };
+function encodingOf(compressed: string | undefined, enc: string | undefined): Encoding {
+  const compression = compressed === '.gz' ? 'gzip' : compressed === '.zst' ? 'zstd' : 'none';
+  return { compression, encrypted: Boolean(enc) };
 }
 
 /** Parses a key back; returns undefined for keys that are not backups (callers skip them with a warning). */

@@ -1,4 +1,4 @@
-import { classifyKeys } from '../archive/naming.js';
+import { classifyKeys, type Compression } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 
 export interface ListedBackup {
@@ -9,7 +9,7 @@ export interface ListedBackup {
   fromRevision?: number;
   sizeBytes: number;
   time: string;
-  compression: 'gzip' | 'none';
+  compression: Compression;
 }
 
 /** Every backup in the store, full snapshots and deltas, oldest first. */

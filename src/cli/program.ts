@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { formatBytes, parseQuantity } from '../api/quantity.js';
 import { createEtcdClient, connectCheck, type EtcdConnection } from '../etcd/client.js';
 import { takeFullSnapshot } from '../engine/full-snapshot.js';
+import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from '../archive/compression.js';
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
 import { createLogger, type LogFormat, type Logger } from '../observability/logger.js';
 import { openStoreUrl } from '../store/factory.js';
@@ -128,9 +129,12 @@ export function buildProgram(): Command {
 
   addEtcdFlags(program.command('snapshot').description('take one full snapshot now'), true)
     .requiredOption('--store <url>', 'store URL: file:///abs/path or s3://bucket/prefix?...')
-    .addOption(new Option('--compression <kind>', 'compression').choices(['gzip', 'none']).default('gzip'))
+    .addOption(new Option('--compression <kind>', 'compression').choices(COMPRESSIONS).default(DEFAULT_COMPRESSION))
+    .addOption(new Option('--compression-level <n>', 'gzip 1-9 (default 1), zstd 1-19 (default 1)').argParser(positiveInteger))
+    // For bench/full-snapshot.ts: blocks compressed at once (1 = single-stream gzip).
+    .addOption(new Option('--compression-parallelism <n>').argParser(positiveInteger).hideHelp())
     .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (hex, base64, or raw bytes not all printable)'))
-    .action(async (flags: EtcdFlags & { store: string; compression: 'gzip' | 'none'; encryptionKeyFile: string[] }, command: Command) => {
+    .action(async (flags: EtcdFlags & { store: string; compression: Compression; compressionLevel?: number; compressionParallelism?: number; encryptionKeyFile: string[] }, command: Command) => {
       const logger = loggerFor(command);
       if (flags.encryptionKeyFile.length > 1) throw new UsageError('snapshot encrypts with one key: give --encryption-key-file once');
       const [encryptionKey] = await readEncryptionKeyFiles(flags.encryptionKeyFile);
@@ -144,6 +148,7 @@ export function buildProgram(): Command {
           endpoints: connection.endpoints,
           store,
           compression: flags.compression,
+          compressOptions: { level: flags.compressionLevel, parallelism: flags.compressionParallelism },
           encryptionKey,
         });
         logger.info('Took full snapshot', { object: result.key, revision: result.revision, sizeBytes: result.sizeBytes });

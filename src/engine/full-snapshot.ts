@@ -1,11 +1,11 @@
 import type { Etcd3 } from 'etcd3';
-import { createGzip } from 'node:zlib';
 import { PassThrough, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createEncryptStream, ENCRYPT_STREAM_BYTES } from '../crypto/encryption.js';
 import { headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
+import { compressStreamBytes, createCompressStream, type CompressOptions } from '../archive/compression.js';
 import { fullSnapshotKey, type Compression } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
@@ -16,11 +16,13 @@ export interface FullSnapshotOptions {
   endpoints: string[];
   store: ObjectStore;
   compression: Compression;
+  /** Level and blocks in flight; defaults in src/archive/compression.ts. */
+  compressOptions?: CompressOptions;
   /** When set, the object is encrypted (AES-256-GCM segments, after compression) and named `.enc`. */
   encryptionKey?: Buffer;
   /** Aborts the snapshot (timeout, shutdown); nothing partial becomes visible. */
   signal?: AbortSignal;
-  /** When encrypting, the encrypting stream's buffers (ENCRYPT_STREAM_BYTES) are reserved from it while the upload runs. */
+  /** The compressing stream's blocks in flight and, when encrypting, the encrypting stream's buffers are reserved from it while the upload runs. */
   budget?: MemoryBudget;
   now?: () => Date;
 }
@@ -39,7 +41,7 @@ export interface FullSnapshotResult {
 }
 
 /**
- * Streams one full snapshot into the store: etcd -> (gzip) -> (encrypt) -> store, never holding the
+ * Streams one full snapshot into the store: etcd -> (gzip|zstd) -> (encrypt) -> store, never holding the
  * whole db. Compression comes first: ciphertext does not compress.
  * The object is named after the head revision read just before the snapshot starts; etcd 3.4's
  * snapshot response carries no revision, and the snapshot holds at least that revision. Restore
@@ -57,18 +59,20 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
   const time = (options.now ?? (() => new Date()))();
   const key = fullSnapshotKey(revision, time, { compression, encrypted: encryptionKey !== undefined });
   // Reserved before the snapshot stream opens: etcd does not wait for our budget.
-  const encryptReservation: Reservation | undefined =
-    encryptionKey && options.budget ? await options.budget.reserve(ENCRYPT_STREAM_BYTES, signal) : undefined;
+  const streamBytes = compressStreamBytes(compression, options.compressOptions) + (encryptionKey ? ENCRYPT_STREAM_BYTES : 0);
+  const streamReservation: Reservation | undefined =
+    streamBytes > 0 && options.budget ? await options.budget.reserve(streamBytes, signal) : undefined;
   let snapshot: Awaited<ReturnType<typeof openSnapshotStream>>;
   try {
     snapshot = await openSnapshotStream(client, endpoints);
   } catch (err) {
-    encryptReservation?.release();
+    streamReservation?.release();
     throw err;
   }
   const stages: Transform[] = [];
-  // Level 1: snapshots are CPU-bound at level 6 for ~2% smaller output (bench/full-snapshot.ts).
-  if (compression === 'gzip') stages.push(createGzip({ level: 1 }));
+  // Compressed in parallel blocks (src/archive/compression.ts): one core of deflate cannot keep pace with etcd.
+  const compress = createCompressStream(compression, options.compressOptions);
+  if (compress) stages.push(compress);
   const encrypt = encryptionKey && createEncryptStream(encryptionKey, { objectKey: key });
   if (encrypt) stages.push(encrypt);
   if (stages.length === 0) stages.push(new PassThrough());
@@ -104,6 +108,6 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
   } finally {
     signal?.removeEventListener('abort', onAbort);
     snapshot.destroy();
-    encryptReservation?.release();
+    streamReservation?.release();
   }
 }

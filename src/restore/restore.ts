@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createGunzip } from 'node:zlib';
-import type { Transform } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
 import { MAX_EVENT_BYTES } from '../archive/delta-format.js';
@@ -18,6 +17,7 @@ import { ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../et
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
+import { createDecompressStream } from '../archive/compression.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { readStoreMarker, withClusterCheck } from '../store/store-marker.js';
 import { replayDeltas } from './delta-replay.js';
@@ -276,9 +276,10 @@ async function restoreSnapshotInto(
   try {
     // The store stream fails at its end on a sha256 mismatch, and decryption on any segment that does
     // not authenticate (or a missing end), before the restore tool reads the file.
-    const stages: Transform[] = [];
+    const stages: Duplex[] = [];
     if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
-    if (snapshot.compression === 'gzip') stages.push(createGunzip());
+    const decompress = createDecompressStream(snapshot.compression);
+    if (decompress) stages.push(decompress);
     await pipeline([object.body, ...stages, out], { signal });
   } catch (err) {
     signal?.throwIfAborted();

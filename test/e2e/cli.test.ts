@@ -34,7 +34,7 @@ after(async () => {
 test('snapshot, list and restore through the CLI', async () => {
   const snap = await runCli(['snapshot', '--endpoints', etcd.clientUrl, '--store', storeUrl]);
   assert.equal(snap.code, 0, snap.stderr);
-  assert.match(snap.stdout, /^snapshot file:\/\/.+\/full\/\d{20}-\d+\.db\.gz revision=\d+ size=\d+ sha256=[0-9a-f]{64}$/m);
+  assert.match(snap.stdout, /^snapshot file:\/\/.+\/full\/\d{20}-\d+\.db\.zst revision=\d+ size=\d+ sha256=[0-9a-f]{64}$/m);
 
   const list = await runCli(['list', '--store', storeUrl, '--output', 'json']);
   assert.equal(list.code, 0, list.stderr);
@@ -172,7 +172,7 @@ test('run -f takes a full snapshot at start and stops cleanly on SIGTERM', async
     assert.match(stderr, /"message":"Took full snapshot"/);
     assert.match(stderr, /"etcdBackup":"cli-run"/);
     const files = await readdir(join(store, 'full'));
-    assert.equal(files.filter((f) => f.endsWith('.db.gz')).length, 1);
+    assert.equal(files.filter((f) => f.endsWith('.db.zst')).length, 1);
     child.kill('SIGTERM');
     const [code] = (await once(child, 'exit')) as [number | null];
     assert.equal(code, 0);

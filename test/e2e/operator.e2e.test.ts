@@ -229,7 +229,7 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     const [header, row] = table.trim().split('\n');
     assert.match(header!, /^NAME\s+READY\s+LAST FULL\s+ARCHIVED REV\s+LAG\s+AGE$/);
     assert.match(row!, /^main-local\s+True\s/);
-    assert.ok((await filesUnder(join(dir, 'full'))).some((f) => /\.db\.gz$/.test(f)), 'a full snapshot in the store');
+    assert.ok((await filesUnder(join(dir, 'full'))).some((f) => /\.db\.zst$/.test(f)), 'a full snapshot in the store');
     const obj = await get('main-local');
     assert.ok(obj?.status?.lastFullSnapshot?.revision, 'status.lastFullSnapshot.revision');
     assert.equal(kstatusOf(obj), 'Current');

@@ -188,7 +188,7 @@ const rows: Row[] = [
       return { args: ['restore', '--store', `file://${store}`, '--data-dir', join(dir, 'restored'), '--encryption-key-file', wrongKeyFile], store };
     },
     code: 1,
-    stderr: () => [/^etcd-backup: error: cannot decrypt full\/\d{20}-\d+\.db\.gz\.enc: encrypted with key id [0-9a-f]{16}; the given key \(key id [0-9a-f]{16}\) does not match$/],
+    stderr: () => [/^etcd-backup: error: cannot decrypt full\/\d{20}-\d+\.db\.zst\.enc: encrypted with key id [0-9a-f]{16}; the given key \(key id [0-9a-f]{16}\) does not match$/],
   },
   {
     name: 'corrupted snapshot object',
@@ -201,7 +201,7 @@ const rows: Row[] = [
       return { args: ['restore', '--store', `file://${store}`, '--data-dir', join(dir, 'restored')], store };
     },
     code: 1,
-    stderr: () => [/^etcd-backup: error: sha256 mismatch for full\/\d{20}-\d+\.db\.gz: recorded [0-9a-f]{64}, content has [0-9a-f]{64}$/],
+    stderr: () => [/^etcd-backup: error: sha256 mismatch for full\/\d{20}-\d+\.db\.zst: recorded [0-9a-f]{64}, content has [0-9a-f]{64}$/],
   },
   {
     name: 'truncated delta object',

@@ -5,6 +5,9 @@
  * from /proc while it runs) stays far below the bomb's size. Before the fix the decoder kept the
  * unterminated line whole: RSS grew past the decompressed size. The same for a bomb of valid events
  * that all belong to one revision (held whole for its txn): about 1 MB decompressing to 256 MiB.
+ * zstd deltas are bounded the same way: a zstd bomb of frames as our compressor writes them, and one
+ * frame of RLE blocks (~8 KB for 256 MiB), fail as clearly with the same RSS bound. Before the zstd
+ * decoder was pulled and capped per frame it decompressed every whole frame of a read chunk at once.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -16,12 +19,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { procKbField } from '../../bench/lib/proc-status.js';
+import { createCompressStream, MAX_FRAME_CONTENT_BYTES } from '../../src/archive/compression.js';
 import { encodeDeltaLine } from '../../src/archive/delta-format.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { deltaKey } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startCli } from '../helpers/cli.js';
+import { zstdRleFrame } from '../helpers/zstd-bomb.js';
 
 const MiB = 1024 * 1024;
 const BOMB_BYTES = 256 * MiB;
@@ -41,13 +46,22 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-/** BOMB_BYTES of 'A' (valid base64, no newline) through gzip -9, streamed. */
-function gzipBomb(): Readable {
+/** BOMB_BYTES of 'A' (valid base64, no newline), streamed. */
+function bombContent(): Readable {
   const block = Buffer.alloc(MiB, 'A');
   const blocks = (function* () {
     for (let i = 0; i < BOMB_BYTES / MiB; i++) yield block;
   })();
-  return Readable.from(blocks, { objectMode: false }).pipe(createGzip({ level: 9 }));
+  return Readable.from(blocks, { objectMode: false });
+}
+
+function gzipBomb(): Readable {
+  return bombContent().pipe(createGzip({ level: 9 }));
+}
+
+/** The same content in the zstd frames our compressor writes (one per 256 KiB block). */
+function zstdBomb(): Readable {
+  return bombContent().pipe(createCompressStream('zstd', { level: 19 })!);
 }
 
 /** The same valid event line for one revision, repeated until BOMB_BYTES, through gzip -9. */
@@ -95,22 +109,41 @@ test('a gzip bomb of valid events of one revision makes restore fail clearly wit
   assert.ok(result.peakRss > 0 && result.peakRss < BOMB_BYTES, `peak RSS ${Math.round(result.peakRss / MiB)} MiB stays below the bomb's ${BOMB_BYTES / MiB} MiB`);
 });
 
-test('a gzip bomb delta makes restore fail clearly without holding the decompressed line', { timeout: 180_000 }, async () => {
-  const client = etcd.client();
-  const storeDir = join(work, 'store');
-  const store = new LocalStore(storeDir);
-  await client.put('k').value('v');
-  const full = await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'gzip' });
-  const key = deltaKey(full.revision + 1, full.revision + 10, { compression: 'gzip', encrypted: false });
-  const put = await store.put(key, gzipBomb());
-  assert.ok(put.size < MiB, `the bomb is small when stored (${put.size} bytes)`);
+for (const [compression, bomb] of [['gzip', gzipBomb], ['zstd', zstdBomb]] as const) {
+  test(`a ${compression} bomb delta makes restore fail clearly without holding the decompressed line`, { timeout: 180_000 }, async () => {
+    const client = etcd.client();
+    const storeDir = join(work, `store-${compression}`);
+    const store = new LocalStore(storeDir);
+    await client.put('k').value('v');
+    const full = await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression });
+    const key = deltaKey(full.revision + 1, full.revision + 10, { compression, encrypted: false });
+    const put = await store.put(key, bomb());
+    assert.ok(put.size < MiB, `the bomb is small when stored (${put.size} bytes)`);
 
-  const result = await restoreWithPeakRss(storeDir, join(work, 'restored'));
+    const result = await restoreWithPeakRss(storeDir, join(work, `restored-${compression}`));
+    console.log(`FIGURES ${JSON.stringify({ compression, storedBytes: put.size, decompressedBytes: BOMB_BYTES, peakRssMiB: Math.round(result.peakRss / MiB) })}`);
+    assert.equal(result.code, 1, result.errorLines.join('\n'));
+    assert.equal(result.errorLines.length, 1);
+    assert.match(result.errorLines[0]!, new RegExp(`${key.replace(/\./g, '\\.')} line 1: longer than ${RESTORE_MEMORY} bytes without a newline`));
+    // A line of at most RESTORE_MEMORY is held (plus a few copies in flight); a node process with tsx
+    // is about 100-150 MiB. Without the limit the peak exceeds the decompressed size.
+    assert.ok(result.peakRss > 0 && result.peakRss < BOMB_BYTES, `peak RSS ${Math.round(result.peakRss / MiB)} MiB stays below the bomb's ${BOMB_BYTES / MiB} MiB`);
+  });
+}
+
+test('a zstd delta of one frame that decompresses to 256 MiB is refused from its block headers', { timeout: 180_000 }, async () => {
+  const client = etcd.client();
+  const storeDir = join(work, 'store-zstd-frame');
+  const store = new LocalStore(storeDir);
+  const full = await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'zstd' });
+  const key = deltaKey(full.revision + 1, full.revision + 10, { compression: 'zstd', encrypted: false });
+  const put = await store.put(key, Readable.from([zstdRleFrame(BOMB_BYTES)]));
+  assert.ok(put.size < 16 * 1024, `the bomb is small when stored (${put.size} bytes)`);
+
+  const result = await restoreWithPeakRss(storeDir, join(work, 'restored-zstd-frame'));
   console.log(`FIGURES ${JSON.stringify({ storedBytes: put.size, decompressedBytes: BOMB_BYTES, peakRssMiB: Math.round(result.peakRss / MiB) })}`);
   assert.equal(result.code, 1, result.errorLines.join('\n'));
   assert.equal(result.errorLines.length, 1);
-  assert.match(result.errorLines[0]!, new RegExp(`${key.replace(/\./g, '\\.')} line 1: longer than ${RESTORE_MEMORY} bytes without a newline`));
-  // A line of at most RESTORE_MEMORY is held (plus a few copies in flight); a node process with tsx
-  // is about 100-150 MiB. Without the limit the peak exceeds the decompressed size.
+  assert.match(result.errorLines[0]!, new RegExp(`${key.replace(/\./g, '\\.')}: cannot decompress zstd: .*may decompress to more than ${MAX_FRAME_CONTENT_BYTES} bytes`));
   assert.ok(result.peakRss > 0 && result.peakRss < BOMB_BYTES, `peak RSS ${Math.round(result.peakRss / MiB)} MiB stays below the bomb's ${BOMB_BYTES / MiB} MiB`);
 });

@@ -8,6 +8,7 @@ import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { ENCRYPT_STREAM_BYTES } from '../../src/crypto/encryption.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
+import { compressStreamBytes, type CompressOptions, type Compression } from '../../src/archive/compression.js';
 import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { ChecksumMismatchError, DataDirNotEmptyError } from '../../src/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -32,20 +33,30 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-for (const compression of ['gzip', 'none'] as const) {
-  test(`snapshot (${compression}) and restore reproduce every key, value, revision and version`, async () => {
-    const client = etcd.client();
-    const store = new LocalStore(join(work, `store-${compression}`));
-    const sourceRevision = await headRevision(client);
-    const snapshot = await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression });
-    assert.equal(snapshot.revision, sourceRevision);
-    assert.match(snapshot.key, compression === 'gzip' ? /^full\/\d{20}-\d+\.db\.gz$/ : /^full\/\d{20}-\d+\.db$/);
+// Every format restore reads: parallel gzip members, single-stream gzip (what earlier versions wrote), zstd frames, none.
+const formats = [
+  { name: 'gzip', compression: 'gzip', suffix: '.db.gz' },
+  { name: 'gzip-single-stream', compression: 'gzip', compressOptions: { parallelism: 1 }, suffix: '.db.gz' },
+  { name: 'zstd', compression: 'zstd', suffix: '.db.zst' },
+  { name: 'zstd-level-3', compression: 'zstd', compressOptions: { level: 3 }, suffix: '.db.zst' },
+  { name: 'none', compression: 'none', suffix: '.db' },
+] as const satisfies { name: string; compression: Compression; compressOptions?: CompressOptions; suffix: string }[];
 
-    const dataDir = join(work, `restored-${compression}`);
+for (const { name, compression, suffix, ...rest } of formats) {
+  test(`snapshot (${name}) and restore reproduce every key, value, revision and version`, async () => {
+    const client = etcd.client();
+    const store = new LocalStore(join(work, `store-${name}`));
+    const sourceRevision = await headRevision(client);
+    const compressOptions = 'compressOptions' in rest ? rest.compressOptions : undefined;
+    const snapshot = await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression, compressOptions });
+    assert.equal(snapshot.revision, sourceRevision);
+    assert.ok(snapshot.key.endsWith(suffix) && /^full\/\d{20}-\d+\.db/.test(snapshot.key), snapshot.key);
+
+    const dataDir = join(work, `restored-${name}`);
     const restored = await restoreBackup({ store, dataDir, logger: silentLogger() });
     assert.equal(restored.revision, sourceRevision);
 
-    const member = await startLocalEtcd({ dataDir, name: 'default', logFile: join(work, `member-${compression}.log`) });
+    const member = await startLocalEtcd({ dataDir, name: 'default', logFile: join(work, `member-${name}.log`) });
     const restoredClient = createEtcdClient({ endpoints: [member.clientUrl] });
     try {
       assert.equal(await headRevision(restoredClient), sourceRevision);
@@ -97,13 +108,20 @@ test('restore refuses a non-empty data dir and leaves it untouched', async () =>
   assert.deepEqual(await readdir(dataDir), ['keep-me']);
 });
 
-test('an encrypted snapshot reserves its encrypting stream from the budget while it uploads, and gives it back', async () => {
+test('a snapshot reserves its compressing and encrypting streams from the budget while it uploads, and gives them back', async () => {
   const client = etcd.client();
-  const budget = new MemoryBudget(32 * 1024 * 1024);
   const store = new LocalStore(join(work, 'store-budget'));
-  await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'gzip', budget });
-  assert.equal(budget.peakBytes, 0, 'unencrypted: nothing reserved (the local store holds no budget)');
-  await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'gzip', encryptionKey: randomBytes(32), budget });
-  assert.equal(budget.peakBytes, ENCRYPT_STREAM_BYTES, 'encrypted: the encrypting stream was reserved');
+  let budget = new MemoryBudget(64 * 1024 * 1024);
+  await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'none', budget });
+  assert.equal(budget.peakBytes, 0, 'uncompressed, unencrypted: nothing reserved (the local store holds no budget)');
+  for (const compression of ['gzip', 'zstd'] as const) {
+    budget = new MemoryBudget(64 * 1024 * 1024);
+    await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression, budget });
+    assert.equal(budget.peakBytes, compressStreamBytes(compression), `${compression}: the blocks in flight were reserved`);
+    assert.equal(budget.usedBytes, 0, 'and released after the upload');
+  }
+  budget = new MemoryBudget(64 * 1024 * 1024);
+  await takeFullSnapshot({ client, endpoints: [etcd.clientUrl], store, compression: 'zstd', encryptionKey: randomBytes(32), budget });
+  assert.equal(budget.peakBytes, compressStreamBytes('zstd') + ENCRYPT_STREAM_BYTES, 'encrypted: the encrypting stream too');
   assert.equal(budget.usedBytes, 0, 'and released after the upload');
 });

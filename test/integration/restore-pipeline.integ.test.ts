@@ -115,7 +115,7 @@ test('pipelined replay keeps every revision exact: puts, overwrites, deletes, de
     periodMs: 60_000,
     chunkRevisions: 150,
     parallelism: 3,
-    compression: 'gzip',
+    compression: 'zstd', // zstd deltas here; test/integration/delta.integ.test.ts replays gzip ones
     logger,
   });
   await poller.start();

@@ -94,7 +94,7 @@ test('firstLeaseUses: the first event of each lease, by index', () => {
   assert.deepEqual([...firstLeaseUses(events)], [['5', 1], ['6', 2]]);
 });
 
-for (const compression of ['none', 'gzip'] as const) {
+for (const compression of ['none', 'gzip', 'zstd'] as const) {
   test(`round trip (${compression})`, async () => {
     const bytes = await collect(encodeDeltaStream(sample, compression));
     assert.deepEqual(await decodeAll(bytes, compression), sample);

@@ -12,6 +12,8 @@ import {
 const plain: Encoding = { compression: 'none', encrypted: false };
 const gzip: Encoding = { compression: 'gzip', encrypted: false };
 const enc: Encoding = { compression: 'none', encrypted: true };
+const zstd: Encoding = { compression: 'zstd', encrypted: false };
+const zstdEnc: Encoding = { compression: 'zstd', encrypted: true };
 const gzipEnc: Encoding = { compression: 'gzip', encrypted: true };
 // 2024-01-01T12:00:00Z
 const NOON = Date.UTC(2024, 0, 1, 12);
@@ -20,6 +22,8 @@ const fullCases: Array<{ name: string; revision: number; timeMs: number; encodin
   { name: 'revision 0 at the epoch', revision: 0, timeMs: 0, encoding: plain, key: 'full/00000000000000000000-0.db' },
   { name: 'plain', revision: 12345, timeMs: NOON, encoding: plain, key: 'full/00000000000000012345-1704110400.db' },
   { name: 'gzip', revision: 12345, timeMs: NOON, encoding: gzip, key: 'full/00000000000000012345-1704110400.db.gz' },
+  { name: 'zstd', revision: 12345, timeMs: NOON, encoding: zstd, key: 'full/00000000000000012345-1704110400.db.zst' },
+  { name: 'zstd then encrypted', revision: 12345, timeMs: NOON, encoding: zstdEnc, key: 'full/00000000000000012345-1704110400.db.zst.enc' },
   { name: 'encrypted', revision: 12345, timeMs: NOON, encoding: enc, key: 'full/00000000000000012345-1704110400.db.enc' },
   {
     name: 'gzip then encrypted',
@@ -70,6 +74,7 @@ const deltaCases: Array<{ name: string; from: number; to: number; encoding: Enco
     key: 'delta/00000000000000000042-00000000000000000042.jsonl',
   },
   { name: 'gzip', from: 5, to: 9, encoding: gzip, key: 'delta/00000000000000000005-00000000000000000009.jsonl.gz' },
+  { name: 'zstd', from: 5, to: 9, encoding: zstd, key: 'delta/00000000000000000005-00000000000000000009.jsonl.zst' },
   { name: 'encrypted', from: 5, to: 9, encoding: enc, key: 'delta/00000000000000000005-00000000000000000009.jsonl.enc' },
   {
     name: 'gzip then encrypted',

@@ -63,7 +63,7 @@ const expectedDefaults = {
 
 test('schema defaults are the documented values', () => {
   assert.deepEqual(expectedDefaults, {
-    fullSnapshot: { schedule: '0 */1 * * *', compression: 'gzip', timeout: '15m' },
+    fullSnapshot: { schedule: '0 */1 * * *', compression: 'zstd', timeout: '15m' },
     deltaSnapshot: { period: '20s', chunkRevisions: 1000, chunkParallelism: 4 },
     memory: { budget: '128Mi' },
     retention: { policy: 'LimitBased', maxFullSnapshots: 7 },
@@ -430,8 +430,8 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
   },
   {
     name: 'unknown compression',
-    mutate: (d) => (d.spec.fullSnapshot = { compression: 'zstd' }),
-    problems: ['spec.fullSnapshot.compression: must be one of gzip, none'],
+    mutate: (d) => (d.spec.fullSnapshot = { compression: 'lz4' }),
+    problems: ['spec.fullSnapshot.compression: must be one of gzip, zstd, none'],
   },
   {
     name: 'encryption without a key reference',

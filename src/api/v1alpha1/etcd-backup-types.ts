@@ -57,7 +57,7 @@ export interface StoreSpec {
 export interface FullSnapshotSpec {
   /** Five-field cron expression (or @hourly, @daily...), evaluated in UTC. */
   schedule: string;
-  compression: 'gzip' | 'none';
+  compression: 'gzip' | 'zstd' | 'none';
   /** Go duration, e.g. 15m. */
   timeout: string;
 }

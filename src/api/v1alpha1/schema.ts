@@ -153,7 +153,12 @@ export const specSchema = {
           default: '0 */1 * * *',
           description: 'Cron schedule in UTC: 5 fields (minute hour day-of-month month day-of-week) or @hourly, @daily...',
         },
-        compression: { type: 'string', enum: ['gzip', 'none'], default: 'gzip', description: 'Compression of stored snapshots.' },
+        compression: {
+          type: 'string',
+          enum: ['gzip', 'zstd', 'none'],
+          default: 'zstd', // = DEFAULT_COMPRESSION (src/archive/compression.ts); test/unit/compression.test.ts checks
+          description: 'gzip (.gz) or zstd (.zst), both compressed in parallel blocks; restore reads every format.',
+        },
         timeout: {
           ...durationString,
           default: '15m',
