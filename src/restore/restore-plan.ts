@@ -33,10 +33,10 @@ export const ETCD_DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
 export const ETCD_MAX_QUOTA_BYTES = 8 * 1024 ** 3;
 /**
  * How many plain bytes a stored delta byte may stand for: gzip of base64 JSON shrinks text values
- * several times (random values not at all). Over-estimating costs nothing (the quota is a limit,
+ * several times, zstd level 1 about as much (random values not at all). Over-estimating costs nothing (the quota is a limit,
  * not an allocation); under-estimating fails the restore with "database space exceeded".
  */
-const GZIP_EXPANSION = 8;
+const COMPRESSED_DELTA_EXPANSION = 8;
 
 /**
  * The backend quota of restore's temporary member (pure): room for the snapshot's db plus every
@@ -44,7 +44,7 @@ const GZIP_EXPANSION = 8;
  * free pages; never below etcd's default, never above its maximum.
  */
 export function temporaryQuotaBytes(sizes: { snapshotDbBytes: number; deltaBytes: number; deltasCompressed: boolean }): number {
-  const deltaPlain = sizes.deltaBytes * (sizes.deltasCompressed ? GZIP_EXPANSION : 1);
+  const deltaPlain = sizes.deltaBytes * (sizes.deltasCompressed ? COMPRESSED_DELTA_EXPANSION : 1);
   const wanted = Math.ceil((sizes.snapshotDbBytes + deltaPlain) * 1.5);
   return Math.min(ETCD_MAX_QUOTA_BYTES, Math.max(ETCD_DEFAULT_QUOTA_BYTES, wanted));
 }

@@ -118,7 +118,7 @@ async function quotaFor(workDir: string, snapshot: FullSnapshotName, deltas: rea
   return temporaryQuotaBytes({
     snapshotDbBytes: (await stat(join(workDir, SNAPSHOT_FILE))).size,
     deltaBytes: after.reduce((sum, d) => sum + (sizes.get(d.key) ?? 0), 0),
-    deltasCompressed: after.some((d) => d.compression === 'gzip'),
+    deltasCompressed: after.some((d) => d.compression !== 'none'),
   });
 }
 
