@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdUnavailableError } from '../errors.js';
+import { exitOf, startWatchdog, terminate } from '../process/guarded-child.js';
 
 /**
  * Starts and stops an etcd server on 127.0.0.1 (free ports, given data dir). Restore and verify use it
@@ -122,28 +123,12 @@ async function startOnce(
   } finally {
     closeSync(logFd);
   }
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
+  const exited = exitOf(child);
   let spawnError: Error | undefined;
   child.once('error', (err) => (spawnError = err));
   const watchdog = startWatchdog(child);
 
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const grace = new AbortController();
-      const killed = await Promise.race([
-        exited.then(() => true),
-        sleep(5000, false, { signal: grace.signal }).catch(() => false),
-      ]);
-      grace.abort(); // do not keep the event loop alive for the unused timer
-      if (!killed) child.kill('SIGKILL');
-      await exited;
-    }
-    watchdog?.kill('SIGKILL');
-  };
+  const stop = (): Promise<void> => terminate(child, exited, watchdog, 5000);
 
   const isReady = options.isReady ?? defaultIsReady;
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
@@ -171,16 +156,6 @@ async function defaultIsReady(clientUrl: string): Promise<boolean> {
   const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
   const body = (await response.json()) as { health?: string };
   return body.health === 'true';
-}
-
-/** Kills `child` when this process dies, even by SIGKILL (a parent-death check once a second). */
-function startWatchdog(child: ChildProcess): ChildProcess | undefined {
-  if (child.pid === undefined) return undefined;
-  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`;
-  const watchdog = spawn('sh', ['-c', script], { stdio: 'ignore', detached: true });
-  watchdog.unref();
-  watchdog.on('error', () => undefined);
-  return watchdog;
 }
 
 function lastLines(file: string, count = 3): string {
