@@ -39,6 +39,9 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 /** EC P-256 keys: fast to generate and accepted by etcd (Go) and grpc-js (Node). */
 const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
+const LEAF = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment'];
+const CLIENT_LEAF = [...LEAF, 'extendedKeyUsage=clientAuth'];
+
 async function issue(
   dir: string,
   name: string,
@@ -72,16 +75,15 @@ export async function generateTestCerts(clientNames: string[] = ['root']): Promi
         '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
       dir,
     );
-    const leaf = ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment'];
     const server = await issue(dir, 'server', '/CN=127.0.0.1', [
-      ...leaf,
+      ...LEAF,
       // etcd also dials itself as a client (grpc-gateway), so the server cert may be used for both.
       'extendedKeyUsage=serverAuth,clientAuth',
       'subjectAltName=IP:127.0.0.1,DNS:localhost',
     ]);
     const clients: Record<string, CertPair> = {};
     for (const name of clientNames) {
-      clients[name] = await issue(dir, `client-${name}`, `/CN=${name}`, [...leaf, 'extendedKeyUsage=clientAuth']);
+      clients[name] = await issue(dir, `client-${name}`, `/CN=${name}`, CLIENT_LEAF);
     }
     const caPath = join(dir, 'ca.crt');
     return {
@@ -96,4 +98,13 @@ export async function generateTestCerts(clientNames: string[] = ['root']): Promi
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * One more client certificate from the same CA, with organisations: Kubernetes takes CN as the user
+ * name and each O as a group (e.g. `system:masters` for an admin).
+ */
+export async function issueClientCert(certs: TestCerts, name: string, organizations: string[] = []): Promise<CertPair> {
+  const subject = `${organizations.map((o) => `/O=${o}`).join('')}/CN=${name}`;
+  return issue(certs.dir, `client-${name}`, subject, CLIENT_LEAF);
 }
