@@ -34,7 +34,7 @@ export interface RealKubeApiServer {
   readonly caPath: string;
   /** Kubeconfig of `kube-admin` (client certificate in group system:masters). */
   readonly adminKubeconfig: string;
-  /** JSON lines, one audit event per request stage (policy: Metadata for everything, ResponseComplete only). */
+  /** JSON lines, one audit event per request stage (policy: Metadata for everything; stages ResponseStarted, ResponseComplete). */
   readonly auditLogPath: string;
   readonly logPath: string;
   readonly etcd: TestEtcd;
@@ -63,11 +63,14 @@ export interface AuditEvent {
 const ADMIN = 'kube-admin';
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
-/** Metadata for every request, written once its response is complete. */
+/**
+ * Metadata for every request, written once its response is complete; a watch (long-running) also when
+ * its response starts, so it is in the log while still open.
+ */
 const AUDIT_POLICY = {
   apiVersion: 'audit.k8s.io/v1',
   kind: 'Policy',
-  omitStages: ['RequestReceived', 'ResponseStarted'],
+  omitStages: ['RequestReceived'],
   rules: [{ level: 'Metadata' }],
 };
 
