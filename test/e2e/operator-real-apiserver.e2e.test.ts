@@ -386,6 +386,26 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
     operatorA = operatorB;
   });
 
+  test('an API server restart drops every connection: the operator watches again and carries on', async () => {
+    const dir = join(work, 'store-main');
+    const from = operatorA.log.length;
+    await api.restart();
+    const generation = (await get('main'))!.metadata.generation!;
+    await kubectl(['patch', 'etcdbackup', 'main', '--type=merge', '-p', '{"spec":{"retention":{"maxFullSnapshots":6}}}']);
+    await waitFor('observedGeneration to follow an edit made after the restart', async () => (await get('main'))?.status?.observedGeneration === generation + 1);
+    await kubectl(['wait', '--for=condition=Ready', 'etcdbackup/main', '--timeout=90s']);
+    const head = await putKeys('after-restart', 5);
+    await waitFor('archiving to go on', async () => ((await get('main'))?.status?.archivedRevision ?? 0) >= head);
+    assert.equal((await filesUnder(join(dir, 'full'))).length, 1, 'no second full snapshot');
+    // While the server was down the operator retried (and, past the renew deadline, gave up the Lease
+    // and took it again); nothing else went wrong.
+    const problems = operatorA.log
+      .slice(from)
+      .filter((line) => /"level":"(warn|error)"/.test(line))
+      .filter((line) => !/ECONNREFUSED|Lost leader Lease|HTTP 403/.test(line));
+    assert.deepEqual(problems, []);
+  });
+
   test('runner: pod creates the worker Deployment and ConfigMap with the expected security context (no kubelet: no pod runs)', async () => {
     const doc = localBackup('podded', join(work, 'unused'));
     doc.spec.runner = 'pod';
@@ -474,12 +494,17 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
   });
 
   test('RBAC: no request was forbidden, and config/rbac grants nothing the operator did not use', async () => {
+    // A 403 while the API server was starting (after the restart) is its RBAC cache not loaded yet,
+    // not a missing permission: requests received before /readyz said ok are left out, nothing else.
+    const starting = (time: string | Date) => api.startUps.some(({ spawnedAt, readyAt }) => new Date(time) >= spawnedAt && new Date(time) <= readyAt);
     for (const operator of operators) {
-      assert.deepEqual(operator.log.filter((line) => /forbidden/i.test(line)), [], 'no forbidden in the operator logs');
+      const forbidden = operator.log.filter((line) => /forbidden/i.test(line) && !starting(logTime(line)));
+      assert.deepEqual(forbidden, [], 'no forbidden in the operator logs');
     }
     const events = (await api.auditEvents()).filter((e) => e.user.username === OPERATOR_USER && e.objectRef);
     assert.ok(events.length > 0, 'the audit log holds the operator requests');
-    assert.deepEqual(events.filter((e) => e.responseStatus?.code === 403).map(describeRequest), [], 'no 403');
+    const refused = events.filter((e) => e.responseStatus?.code === 403 && !starting(e.requestReceivedTimestamp));
+    assert.deepEqual(refused.map(describeRequest), [], 'no 403');
 
     const used = new Set(events.map((e) => permission(e.objectRef!.apiGroup ?? '', resourceOf(e), e.verb)));
     const granted = grantedPermissions();
@@ -510,6 +535,15 @@ interface Deployment {
 }
 
 const permission = (group: string, resource: string, verb: string): string => `${group}/${resource}:${verb}`;
+
+/** The timestamp of a JSON log line (the epoch for anything else). */
+function logTime(line: string): Date {
+  try {
+    return new Date(String((JSON.parse(line) as { timestamp?: unknown }).timestamp ?? 0));
+  } catch {
+    return new Date(0);
+  }
+}
 
 function resourceOf(event: AuditEvent): string {
   const { resource = '', subresource } = event.objectRef!;

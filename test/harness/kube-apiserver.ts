@@ -47,6 +47,14 @@ export interface RealKubeApiServer {
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   /** Every audit event written so far. */
   auditEvents(): Promise<AuditEvent[]>;
+  /** Stops the server (SIGTERM) and starts it again on the same port over the same etcd: every connection drops. */
+  restart(): Promise<void>;
+  /**
+   * When each start (the first and every restart) spawned the process and when /readyz first said ok.
+   * In between the server already answers, but its RBAC authorizer may not have loaded the roles yet
+   * and refuses service accounts with 403 (a real start-up transient, not a missing permission).
+   */
+  readonly startUps: ReadonlyArray<{ spawnedAt: Date; readyAt: Date }>;
   stop(): Promise<void>;
 }
 
@@ -58,6 +66,7 @@ export interface AuditEvent {
   user: { username: string; groups?: string[] };
   objectRef?: { apiGroup?: string; resource?: string; subresource?: string; namespace?: string; name?: string };
   responseStatus?: { code?: number; reason?: string; message?: string };
+  requestReceivedTimestamp: string;
 }
 
 const ADMIN = 'kube-admin';
@@ -89,7 +98,7 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
     etcd = await startTestEtcd();
     const auditLogPath = join(workDir, 'audit.log');
     const logPath = join(workDir, 'kube-apiserver.log');
-    const { child, exited, watchdog, url } = await spawnApiServer(binary, {
+    const spawnOptions: SpawnOptions = {
       workDir,
       logPath,
       etcdUrl: etcd.clientUrl,
@@ -113,8 +122,12 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
         '--profiling=false',
       ],
       tls: { ca: certs.ca, cert: admin.cert, key: admin.key },
-    });
-    const stopServer = () => terminate(child, exited, watchdog, 10_000);
+    };
+    const startUps: Array<{ spawnedAt: Date; readyAt: Date }> = [];
+    let server = await spawnApiServer(binary, spawnOptions);
+    startUps.push(server.startUp);
+    const { url, port } = server;
+    const stopServer = () => terminate(server.child, server.exited, server.watchdog, 10_000);
     const adminKubeconfig = join(workDir, 'admin.kubeconfig');
     await writeTlsKubeconfig(adminKubeconfig, url, certs.caPath, { 'client-certificate': admin.certPath, 'client-key': admin.keyPath });
     const kubectl = (args: string[], options: { input?: string; kubeconfig?: string } = {}) =>
@@ -145,6 +158,12 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
           .filter(Boolean)
           .map((line) => JSON.parse(line) as AuditEvent);
       },
+      async restart() {
+        await stopServer();
+        server = await spawnApiServer(binary, spawnOptions, port);
+        startUps.push(server.startUp);
+      },
+      startUps,
       async stop() {
         await stopServer();
         await serverEtcd.stop();
@@ -180,13 +199,22 @@ interface SpawnOptions {
   tls: { ca: Buffer; cert: Buffer; key: Buffer };
 }
 
-/** Starts kube-apiserver on a free port and waits for /readyz; retries on a port taken meanwhile. */
-async function spawnApiServer(
-  binary: string,
-  options: SpawnOptions,
-): Promise<{ child: ChildProcess; exited: Promise<void>; watchdog: ChildProcess | undefined; url: string }> {
+interface RunningServer {
+  child: ChildProcess;
+  exited: Promise<void>;
+  watchdog: ChildProcess | undefined;
+  url: string;
+  port: number;
+  startUp: { spawnedAt: Date; readyAt: Date };
+}
+
+/**
+ * Starts kube-apiserver on `fixedPort` or a free port and waits for /readyz; on a free port taken
+ * meanwhile it retries on another.
+ */
+async function spawnApiServer(binary: string, options: SpawnOptions, fixedPort?: number): Promise<RunningServer> {
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const url = `https://127.0.0.1:${port}`;
     const args = [
       `--etcd-servers=${options.etcdUrl}`,
@@ -198,6 +226,7 @@ async function spawnApiServer(
       `--cert-dir=${join(options.workDir, 'cert-dir')}`,
       ...options.flags,
     ];
+    const spawnedAt = new Date();
     const logFd = openSync(options.logPath, 'a');
     let child: ChildProcess;
     try {
@@ -221,12 +250,14 @@ async function spawnApiServer(
         failure = `kube-apiserver exited during start-up: ${lastLines(options.logPath)}`;
         break;
       }
-      if (await readyz(port, options.tls).catch(() => false)) return { child, exited, watchdog, url };
+      if (await readyz(port, options.tls).catch(() => false)) {
+        return { child, exited, watchdog, url, port, startUp: { spawnedAt, readyAt: new Date() } };
+      }
       await sleep(250);
     }
     await terminate(child, exited, watchdog, 5000);
     failure ??= `kube-apiserver on ${url} was not ready in time: ${lastLines(options.logPath)}`;
-    if (!/address already in use/.test(failure) || attempt >= 3) throw new Error(failure);
+    if (!/address already in use/.test(failure) || fixedPort !== undefined || attempt >= 3) throw new Error(failure);
   }
 }
 
