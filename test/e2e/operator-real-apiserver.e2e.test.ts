@@ -26,6 +26,7 @@ import { KubectlError, startRealKubeApiServer, type AuditEvent, type RealKubeApi
 import { startTestS3, type TestS3 } from '../harness/s3.js';
 import { kubeApiServerBinary, skipUnlessBuilt } from '../harness/test-tools.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { isAlive, jsonLogLines } from '../helpers/operator-output.js';
 import { waitFor as poll } from '../helpers/wait.js';
 
 const SKIP = skipUnlessBuilt(kubeApiServerBinary(), 'kube-apiserver');
@@ -76,32 +77,12 @@ async function stopOperator(operator: Operator): Promise<void> {
   await operator.exited;
 }
 
-function logLines(operator: Operator, message: string): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of operator.log) {
-    try {
-      const parsed = JSON.parse(line) as Record<string, unknown>;
-      if (parsed.message === message) out.push(parsed);
-    } catch {
-      // non-JSON output (warnings from node): ignore
-    }
-  }
-  return out;
-}
+const logLines = (operator: Operator, message: string) => jsonLogLines(operator.log, message);
 
 const workerPids = (operator: Operator, name: string): number[] =>
   logLines(operator, 'Started backup worker process')
     .filter((l) => l.name === name)
     .map((l) => Number(l.pid));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 90_000): Promise<T> =>
   poll(what, probe, {
@@ -341,7 +322,7 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
     const fresh = (await filesUnder(join(dir, 'delta'))).filter((f) => !deltasBefore.includes(f));
     assert.ok(fresh.length > 0, 'deltas after the rotation');
     for (const f of fresh) assert.notEqual(await keyIdOf(join(dir, 'delta', f)), oldKey, `${f} is sealed with the new key`);
-    for (const pid of before) await waitFor(`old worker ${pid} to exit`, () => !alive(pid));
+    for (const pid of before) await waitFor(`old worker ${pid} to exit`, () => !isAlive(pid));
     assert.equal((await filesUnder(join(dir, 'full'))).length, 1, 'no second full snapshot');
   });
 
@@ -350,7 +331,7 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
     await kubectl(['patch', 'etcdbackup', 'main', '--type=merge', '-p', '{"spec":{"suspend":true}}']);
     const suspended = await waitCondition('main', 'Ready', (c) => c.reason === 'Suspended');
     assert.equal(conditionOf(suspended, 'Ready')!.status, 'False');
-    for (const pid of workerPids(operatorA, 'main')) await waitFor(`worker ${pid} to exit`, () => !alive(pid));
+    for (const pid of workerPids(operatorA, 'main')) await waitFor(`worker ${pid} to exit`, () => !isAlive(pid));
     // No worker runs, so nothing can archive what is written now.
     const deltas = await filesUnder(join(dir, 'delta'));
     const head = await putKeys('while-suspended', 5);
@@ -376,7 +357,7 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
     const pidsOfA = workerPids(operatorA, 'main');
     operatorA.child.kill('SIGKILL');
     await operatorA.exited;
-    for (const pid of pidsOfA) await waitFor(`A's worker ${pid} to exit with it`, () => !alive(pid));
+    for (const pid of pidsOfA) await waitFor(`A's worker ${pid} to exit with it`, () => !isAlive(pid));
     await waitFor('B to take the Lease', () => logLines(operatorB, 'Acquired leader Lease').length > 0);
     assert.equal(await leaseHolder(), identityOf(operatorB));
     await waitFor('a worker on B', () => workerPids(operatorB, 'main').length > 0);

@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,10 +6,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { freePort } from '../../src/etcd/local-etcd.js';
-import { exitOf, startWatchdog, terminate } from '../../src/process/guarded-child.js';
+import { logTail, spawnGuarded, type GuardedChild } from '../../src/process/guarded-child.js';
 import { generateTestCerts, issueClientCert, type TestCerts } from './certs.js';
 import { startTestEtcd, type TestEtcd } from './etcd.js';
 import { kubeApiServerBinary, KUBERNETES_VERSION } from './test-tools.js';
+import { runKubectl } from '../helpers/kubectl.js';
+
+export { KubectlError } from '../helpers/kubectl.js';
 
 /**
  * A REAL kube-apiserver (built by scripts/install-test-tools.sh) on a free 127.0.0.1 port, over its
@@ -127,7 +128,7 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
     let server = await spawnApiServer(binary, spawnOptions);
     startUps.push(server.startUp);
     const { url, port } = server;
-    const stopServer = () => terminate(server.child, server.exited, server.watchdog, 10_000);
+    const stopServer = () => server.process.stop(10_000);
     const adminKubeconfig = join(workDir, 'admin.kubeconfig');
     await writeTlsKubeconfig(adminKubeconfig, url, certs.caPath, { 'client-certificate': admin.certPath, 'client-key': admin.keyPath });
     const kubectl = (args: string[], options: { input?: string; kubeconfig?: string } = {}) =>
@@ -200,9 +201,7 @@ interface SpawnOptions {
 }
 
 interface RunningServer {
-  child: ChildProcess;
-  exited: Promise<void>;
-  watchdog: ChildProcess | undefined;
+  process: GuardedChild;
   url: string;
   port: number;
   startUp: { spawnedAt: Date; readyAt: Date };
@@ -227,35 +226,26 @@ async function spawnApiServer(binary: string, options: SpawnOptions, fixedPort?:
       ...options.flags,
     ];
     const spawnedAt = new Date();
-    const logFd = openSync(options.logPath, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(binary, args, { stdio: ['ignore', logFd, logFd] });
-    } finally {
-      closeSync(logFd);
-    }
-    const exited = exitOf(child);
-    let spawnError: Error | undefined;
-    child.once('error', (err) => (spawnError = err));
-    const watchdog = startWatchdog(child);
+    const guarded = spawnGuarded(binary, args, options.logPath);
     // A cold start (CRD, RBAC and priority-and-fairness bootstrap) takes seconds on a busy machine.
     const deadline = Date.now() + 180_000;
     let failure: string | undefined;
     while (Date.now() < deadline) {
+      const spawnError = guarded.spawnError();
       if (spawnError) {
         failure = `cannot start ${binary}: ${spawnError.message}`;
         break;
       }
-      if (child.exitCode !== null || child.signalCode !== null) {
+      if (guarded.hasExited()) {
         failure = `kube-apiserver exited during start-up: ${lastLines(options.logPath)}`;
         break;
       }
       if (await readyz(port, options.tls).catch(() => false)) {
-        return { child, exited, watchdog, url, port, startUp: { spawnedAt, readyAt: new Date() } };
+        return { process: guarded, url, port, startUp: { spawnedAt, readyAt: new Date() } };
       }
       await sleep(250);
     }
-    await terminate(child, exited, watchdog, 5000);
+    await guarded.stop(5000);
     failure ??= `kube-apiserver on ${url} was not ready in time: ${lastLines(options.logPath)}`;
     if (!/address already in use/.test(failure) || fixedPort !== undefined || attempt >= 3) throw new Error(failure);
   }
@@ -294,37 +284,6 @@ async function writeTlsKubeconfig(
   await writeFile(path, stringify(config), { mode: 0o600 });
 }
 
-function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new KubectlError(args, code, err.trim(), out))));
-    child.stdin.end(input ?? '');
-  });
-}
-
-/** A kubectl run that failed; `stderr` holds what the API server answered. */
-export class KubectlError extends Error {
-  constructor(
-    readonly args: string[],
-    readonly code: number | null,
-    readonly stderr: string,
-    readonly stdout: string,
-  ) {
-    super(`kubectl ${args.join(' ')} failed (${code}): ${stderr}`);
-    this.name = 'KubectlError';
-  }
-}
-
-function lastLines(file: string, count = 5): string {
-  try {
-    const lines = readFileSync(file, 'utf8').trim().split('\n');
-    return lines.slice(-count).join(' | ').slice(0, 2000);
-  } catch {
-    return 'no log';
-  }
+function lastLines(file: string): string {
+  return logTail(file, 5, 2000);
 }
