@@ -48,8 +48,11 @@ export interface RealKubeApiServer {
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   /** Every audit event written so far. */
   auditEvents(): Promise<AuditEvent[]>;
-  /** Stops the server (SIGTERM) and starts it again on the same port over the same etcd: every connection drops. */
-  restart(): Promise<void>;
+  /**
+   * Stops the server and starts it again on the same port over the same etcd: every connection drops.
+   * `crash` kills it (SIGKILL) instead of a graceful SIGTERM shutdown, which waits for requests to drain.
+   */
+  restart(options?: { crash?: boolean }): Promise<void>;
   /**
    * When each start (the first and every restart) spawned the process and when /readyz first said ok.
    * In between the server already answers, but its RBAC authorizer may not have loaded the roles yet
@@ -159,7 +162,11 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
           .filter(Boolean)
           .map((line) => JSON.parse(line) as AuditEvent);
       },
-      async restart() {
+      async restart({ crash = false } = {}) {
+        if (crash) {
+          server.process.child.kill('SIGKILL');
+          await server.process.exited;
+        }
         await stopServer();
         server = await spawnApiServer(binary, spawnOptions, port);
         startUps.push(server.startUp);
