@@ -177,8 +177,9 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'operator-real-api-'));
     [api, etcd, s3] = await Promise.all([startRealKubeApiServer(), startTestEtcd(), startTestS3()]);
-    // The documented install: CRD, namespace, RBAC, the operator Deployment.
-    await kubectl(['apply', '-k', join(REPO_ROOT, 'config/default')]);
+    // The documented install: CRD, namespace, RBAC, the operator Deployment. A warning from the API
+    // server (deprecated API, PodSecurity of the operator's pod in its `restricted` namespace) fails it.
+    await kubectl(['apply', '-k', join(REPO_ROOT, 'config/default'), '--warnings-as-errors']);
     await kubectl(['wait', '--for=condition=Established', 'crd/etcdbackups.etcdbackup.io', '--timeout=60s']);
     const key = (fill: string) => fill.repeat(64);
     await kubectl(['create', 'secret', 'generic', 'backup-key', `--from-literal=key=${key('a')}`]);
@@ -202,6 +203,10 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
     };
     assert.equal(deployment.spec.template.spec.serviceAccountName, SERVICE_ACCOUNT);
     assert.equal(deployment.status?.availableReplicas, undefined, 'no Deployment controller runs here');
+    // The real API server judged the CRD's schema structural (else NonStructuralSchema would be True).
+    const crd = JSON.parse(await kubectl(['get', 'crd', 'etcdbackups.etcdbackup.io', '-o', 'json'])) as { status: { conditions: Condition[] } };
+    const conditions = Object.fromEntries(crd.status.conditions.map((c) => [c.type, c.status]));
+    assert.deepEqual(conditions, { Established: 'True', NamesAccepted: 'True' });
     // The operator's own identity has only what config/rbac grants.
     const asOperator = ['--as', OPERATOR_USER];
     assert.equal((await kubectl(['auth', 'can-i', 'patch', 'etcdbackups.etcdbackup.io', '--subresource=status', ...asOperator])).trim(), 'yes');
