@@ -21,6 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import type { Condition, EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
 import { workerName, WORKER_UID } from '../../src/controller/pod-runner.js';
+import { exitOf, startWatchdog, terminate } from '../../src/process/guarded-child.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { KubectlError, startRealKubeApiServer, type AuditEvent, type RealKubeApiServer } from '../harness/kube-apiserver.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
@@ -48,6 +49,8 @@ const operators: Operator[] = [];
 interface Operator {
   child: ChildProcess;
   exited: Promise<void>;
+  /** Kills the operator if this test process dies first. */
+  watchdog: ChildProcess | undefined;
   log: string[];
 }
 
@@ -65,17 +68,13 @@ function startOperator(): Operator {
   const collect = (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean));
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const operator = { child, exited, log };
+  const operator = { child, exited: exitOf(child), watchdog: startWatchdog(child), log };
   operators.push(operator);
   return operator;
 }
 
-async function stopOperator(operator: Operator): Promise<void> {
-  if (operator.child.exitCode !== null || operator.child.signalCode !== null) return;
-  operator.child.kill('SIGTERM');
-  await operator.exited;
-}
+/** SIGTERM; SIGKILL if it has not stopped 40 s later (workers cancel uploads first). */
+const stopOperator = (operator: Operator): Promise<void> => terminate(operator.child, operator.exited, operator.watchdog, 40_000);
 
 const logLines = (operator: Operator, message: string) => jsonLogLines(operator.log, message);
 
