@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -191,8 +191,10 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
   after(async () => {
     await Promise.allSettled(operators.map(stopOperator));
     await Promise.allSettled([api?.stop(), etcd?.stop(), s3?.stop()]);
-    if (process.env.KEEP_E2E_DIR) console.log(`e2e work dir kept: ${work}`);
-    else await rm(work, { recursive: true, force: true });
+    if (process.env.KEEP_E2E_DIR) {
+      await Promise.all(operators.map((o, i) => writeFile(join(work, `operator-${i}.log`), o.log.join('\n'))));
+      console.log(`e2e work dir kept, with the operator logs: ${work}`);
+    } else await rm(work, { recursive: true, force: true });
   });
 
   test('kubectl apply -k config/default installs the operator; its Deployment gets no pod (no controller-manager, no kubelet)', async () => {
