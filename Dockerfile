@@ -11,17 +11,27 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-# --- etcd tools: restore/verify run `etcdctl snapshot restore` and a temporary `etcd` ---
-# Debian bookworm ships etcd 3.4, the version the tests run against.
-FROM debian:bookworm-slim AS etcd-tools
-RUN apt-get update \
- && apt-get install -y --no-install-recommends etcd-server etcd-client \
- && rm -rf /var/lib/apt/lists/*
+# --- etcd tools: restore/verify run `etcdutl snapshot restore` and a temporary `etcd` ---
+# etcd 3.6, not Debian bookworm's 3.4: 3.6 restores backups of 3.4, 3.5 and 3.6 clusters
+# (docs/compatibility.md). Built from the Go module proxy at the version the test matrix restores
+# with (test/harness/test-tools.ts ETCD_VERSIONS['3.6']; test/unit/etcd-tools.test.ts keeps them equal). `go install pkg@version` refuses etcd's modules (their go.mod has replace
+# lines), so a throwaway wrapper module requires them and builds the main packages, as
+# scripts/install-test-tools.sh does.
+FROM golang:1.26-bookworm AS etcd-tools
+ARG ETCD_VERSION=v3.6.17
+ENV CGO_ENABLED=0 GOFLAGS=-trimpath
+WORKDIR /src
+RUN printf 'module etcdbackup.io/etcdtools\n\ngo 1.26\n' > go.mod \
+ && printf 'package etcdtools\n' > tools.go \
+ && go get go.etcd.io/etcd/server/v3@${ETCD_VERSION} go.etcd.io/etcd/etcdutl/v3@${ETCD_VERSION} \
+ && go build -ldflags '-s -w' -o /out/etcd go.etcd.io/etcd/server/v3 \
+ && go build -ldflags '-s -w' -o /out/etcdutl go.etcd.io/etcd/etcdutl/v3 \
+ && /out/etcd --version && /out/etcdutl version
 
 # --- runtime ---
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production
-COPY --from=etcd-tools /usr/bin/etcd /usr/bin/etcdctl /usr/local/bin/
+COPY --from=etcd-tools /out/etcd /out/etcdutl /usr/local/bin/
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules

@@ -211,7 +211,9 @@ interface RunningOperator {
 }
 
 async function startOperator(mainJs: string, kubeconfig: string, work: string, namespace: string): Promise<RunningOperator> {
-  const args = [...OPERATOR_NODE_FLAGS, mainJs, 'operator', '--kubeconfig', kubeconfig, '--namespace', namespace, '--metrics-port', '0'];
+  // The local sample's store and the pod image are refused by the operator's defaults (docs/security.md).
+  const policy = ['--allow-local-store', '--allowed-worker-images', UNUSED_IMAGE];
+  const args = [...OPERATOR_NODE_FLAGS, mainJs, 'operator', '--kubeconfig', kubeconfig, '--namespace', namespace, '--metrics-port', '0', ...policy];
   const child = spawn(process.execPath, args, {
     cwd: work,
     // The Lease lives in the watched namespace, so a second operator on another namespace leads at once.
@@ -291,6 +293,7 @@ function podBackupFor(cluster: Cluster, s3: TestS3): EtcdBackup {
       endpoint: s3.endpoint,
       forcePathStyle: true,
       credentialsSecretRef: { name: 's3-credentials' },
+      insecure: true, // the test S3 server speaks http on 127.0.0.1
     },
   };
   doc.spec.runner = 'pod';

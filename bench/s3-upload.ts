@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { MemoryBudget } from '../src/engine/memory-budget.js';
+import { MemoryBudget } from '../src/budget/memory-budget.js';
 import { S3Store, formatBytes } from '../src/store/s3-store.js';
 import { generatedStream } from '../test/harness/byte-streams.js';
 import { startTestS3 } from '../test/harness/s3.js';

@@ -28,7 +28,8 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-# build_tool DIR MODULE@VERSION 'replace lines' PKG=OUT...
+# build_tool DIR 'PACKAGE@VERSION...' 'replace lines' PKG=OUT...
+# (go get names the main packages, not just their modules, so go.sum covers everything they import.)
 build_tool() {
   local dir=$1 module=$2 replaces=$3; shift 3
   local missing=0 spec
@@ -44,10 +45,11 @@ build_tool() {
     printf 'package testtools\n' > tools.go
     # shellcheck disable=SC2086
     go get $module 2>"$work.log" || { cat "$work.log" >&2; exit 1; }
-    mkdir -p "$dir/bin"
+    mkdir -p "$dir/bin" || exit 1
     for spec in "$@"; do
-      go build -ldflags "-s -w ${LDFLAGS:-}" -o "$dir/bin/${spec#*=}.tmp" "${spec%%=*}"
-      mv "$dir/bin/${spec#*=}.tmp" "$dir/bin/${spec#*=}"
+      # (set -e does not apply inside a subshell on the left of ||: every step checks itself.)
+      go build -ldflags "-s -w ${LDFLAGS:-}" -o "$dir/bin/${spec#*=}.tmp" "${spec%%=*}" || exit 1
+      mv "$dir/bin/${spec#*=}.tmp" "$dir/bin/${spec#*=}" || exit 1
     done
   ) || { rm -rf "$work" "$work.log"; return 1; }
   rm -rf "$work" "$work.log"
@@ -71,7 +73,7 @@ build_kube_apiserver() {
   replaces=$(curl -fsS "$(go env GOPROXY | cut -d, -f1)/k8s.io/kubernetes/@v/$KUBERNETES.mod" \
     | awk '/=> \.\/staging\/src\// { print "replace " $1 " => " $1 " '"$staging"'" }')
   LDFLAGS="-X k8s.io/component-base/version.gitVersion=$KUBERNETES -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}" \
-    build_tool "$TOOLS/kubernetes-$KUBERNETES" "k8s.io/kubernetes@$KUBERNETES" "$replaces" \
+    build_tool "$TOOLS/kubernetes-$KUBERNETES" "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES" "$replaces" \
     "k8s.io/kubernetes/cmd/kube-apiserver=kube-apiserver"
 }
 

@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Cron } from 'croner';
-import { deltaParallelismFor, minimumDeltaBudget } from '../engine/budget-fit.js';
+import { deltaParallelismFor, minimumDeltaBudget } from '../budget/budget-fit.js';
+import { parseObjectLock } from './object-lock.js';
 import { parseDuration } from './duration.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { API_VERSION, KIND, type EtcdBackup, type EtcdBackupSpec } from './v1alpha1/etcd-backup-types.js';
@@ -131,6 +132,12 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
   const s3Endpoint = store.s3?.endpoint;
   if (typeof s3Endpoint === 'string' && s3Endpoint !== '' && !isUrl(s3Endpoint, ['http:', 'https:'])) {
     problems.push(`spec.store.s3.endpoint: ${JSON.stringify(s3Endpoint)} is not an http(s) URL`);
+  }
+
+  const lock = store.s3?.objectLock;
+  if (lock && typeof lock.mode === 'string' && typeof lock.retainFor === 'string') {
+    const parsed = parseObjectLock(lock.mode, lock.retainFor, 'spec.store.s3.objectLock');
+    if ('problem' in parsed) problems.push(parsed.problem);
   }
 
   const schedule = spec.fullSnapshot?.schedule;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Option } from 'commander';
-import { decodeEncryptionKey, KEY_FORMAT_HINT } from '../crypto/encryption.js';
+import { decodeEncryptionKey, keyProblem } from '../crypto/encryption.js';
 import { UsageError } from '../errors.js';
 
 /**
@@ -24,7 +24,7 @@ export async function readEncryptionKeyFiles(files: readonly string[]): Promise<
         throw new UsageError(`cannot read --encryption-key-file ${file}: ${(err as { code?: string }).code ?? 'error'}`);
       }
       const key = decodeEncryptionKey(raw);
-      if (!key) throw new UsageError(`--encryption-key-file ${file} ${KEY_FORMAT_HINT} (it holds ${raw.length} bytes)`);
+      if (!key) throw new UsageError(`--encryption-key-file ${file} ${keyProblem(raw)}`);
       return key;
     }),
   );

@@ -1,4 +1,4 @@
-import { classifyKeys } from '../store/naming.js';
+import { classifyKeys } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 
 export interface ListedBackup {

@@ -12,7 +12,9 @@ import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-ke
 // one-shot command (snapshot in a CronJob, list in a script) should not pay for the others.
 
 const ENCRYPTION_KEYS_HELP =
-  'key for encrypted (.enc) objects: 32 bytes raw, hex or base64; repeat for every key in use (rotation)';
+  'key for encrypted (.enc) objects: 64 hex digits, base64, or 32 raw bytes not all printable; repeat for every key in use (rotation)';
+const ALLOW_UNENCRYPTED_HELP =
+  'with --encryption-key-file, also accept objects that are not encrypted (refused by default: anyone who can write to the store could plant one)';
 
 /** Exit codes scripts can rely on. */
 export const EXIT_OK = 0;
@@ -127,7 +129,7 @@ export function buildProgram(): Command {
   addEtcdFlags(program.command('snapshot').description('take one full snapshot now'), true)
     .requiredOption('--store <url>', 'store URL: file:///abs/path or s3://bucket/prefix?...')
     .addOption(new Option('--compression <kind>', 'compression').choices(['gzip', 'none']).default('gzip'))
-    .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (raw, hex or base64)'))
+    .addOption(encryptionKeyFileOption('encrypt the snapshot (AES-256-GCM) with the 32-byte key in this file (hex, base64, or raw bytes not all printable)'))
     .action(async (flags: EtcdFlags & { store: string; compression: 'gzip' | 'none'; encryptionKeyFile: string[] }, command: Command) => {
       const logger = loggerFor(command);
       if (flags.encryptionKeyFile.length > 1) throw new UsageError('snapshot encrypts with one key: give --encryption-key-file once');
@@ -145,8 +147,11 @@ export function buildProgram(): Command {
           encryptionKey,
         });
         logger.info('Took full snapshot', { object: result.key, revision: result.revision, sizeBytes: result.sizeBytes });
+        const lock = result.retention
+          ? ` retention=${result.retention.mode ?? 'locked'} retainUntil=${result.retention.retainUntil.toISOString()}`
+          : '';
         console.log(
-          `snapshot ${store.describe()}/${result.key} revision=${result.revision} size=${result.sizeBytes} sha256=${result.sha256}`,
+          `snapshot ${store.describe()}/${result.key} revision=${result.revision} size=${result.sizeBytes} sha256=${result.sha256}${lock}`,
         );
       } finally {
         client.close();
@@ -199,6 +204,7 @@ export function buildProgram(): Command {
     .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
     .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
+    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
     .action(
       async (
         flags: {
@@ -211,6 +217,7 @@ export function buildProgram(): Command {
           memory?: number;
           txnsInFlight?: number;
           encryptionKeyFile: string[];
+          allowUnencrypted?: boolean;
         },
         command: Command,
       ) => {
@@ -222,6 +229,7 @@ export function buildProgram(): Command {
         const { restoreBackup } = await import('../restore/restore.js');
         const result = await restoreBackup({
           encryptionKeys,
+          allowUnencrypted: flags.allowUnencrypted,
           store: await openStoreUrl(flags.store),
           dataDir: flags.dataDir,
           toRevision: flags.toRevision,
@@ -232,7 +240,8 @@ export function buildProgram(): Command {
           pipelineDepth: flags.txnsInFlight,
           logger,
         });
-        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}`);
+        const chain = result.clusterId ? ` (the chain of etcd cluster ${result.clusterId})` : ' (store without a marker: cluster not checked)';
+        console.log(`restored ${result.snapshot.key} into ${flags.dataDir}: revision ${result.revision}${chain}`);
         console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}`);
       },
     );
@@ -245,16 +254,30 @@ export function buildProgram(): Command {
     .option('--to-revision <n>', 'verify this revision', positiveInteger)
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
+    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
     .action(
       async (
-        flags: Partial<EtcdFlags> & { store: string; toRevision?: number; output: 'text' | 'json'; encryptionKeyFile: string[] },
+        flags: Partial<EtcdFlags> & {
+          store: string;
+          toRevision?: number;
+          output: 'text' | 'json';
+          encryptionKeyFile: string[];
+          allowUnencrypted?: boolean;
+        },
         command: Command,
       ) => {
         const logger = loggerFor(command);
         const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
         const live = flags.endpoints ? await etcdConnection(flags as EtcdFlags) : undefined;
         const { verifyBackup } = await import('../restore/verify.js');
-        const result = await verifyBackup({ store: await openStoreUrl(flags.store), toRevision: flags.toRevision, live, logger, encryptionKeys });
+        const result = await verifyBackup({
+          store: await openStoreUrl(flags.store),
+          toRevision: flags.toRevision,
+          live,
+          logger,
+          encryptionKeys,
+          allowUnencrypted: flags.allowUnencrypted,
+        });
         if (flags.output === 'json') {
           console.log(JSON.stringify(result, null, 2));
         } else {
@@ -292,9 +315,24 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--worker-image <image>', 'image of runner: pod workers when spec.pod.image is not set').env('ETCD_BACKUP_WORKER_IMAGE'),
     )
+    .option(
+      '--allowed-worker-images <images>',
+      "comma-separated images spec.pod.image may name besides --worker-image; an entry ending in * is a prefix (default: none)",
+    )
+    .option('--allow-ambient-credentials', "let S3 stores without credentialsSecretRef use the operator's own cloud identity")
+    .option('--allow-local-store', "let EtcdBackups use spec.store.local (writes into the operator's filesystem)")
     .action(
       async (
-        flags: { kubeconfig?: string; namespace?: string; metricsPort: number; leaderElection: boolean; workerImage?: string },
+        flags: {
+          kubeconfig?: string;
+          namespace?: string;
+          metricsPort: number;
+          leaderElection: boolean;
+          workerImage?: string;
+          allowedWorkerImages?: string;
+          allowAmbientCredentials?: boolean;
+          allowLocalStore?: boolean;
+        },
         command: Command,
       ) => {
         if (!Number.isInteger(flags.metricsPort) || flags.metricsPort < 0 || flags.metricsPort > 65535) {
@@ -309,6 +347,11 @@ export function buildProgram(): Command {
           metricsPort: flags.metricsPort,
           leaderElection: flags.leaderElection,
           workerImage: flags.workerImage,
+          policy: {
+            allowedWorkerImages: (flags.allowedWorkerImages ?? '').split(',').map((image) => image.trim()).filter(Boolean),
+            allowAmbientCredentials: flags.allowAmbientCredentials === true,
+            allowLocalStore: flags.allowLocalStore === true,
+          },
           logger: loggerFor(command),
           workerLog: { level: globals.logLevel, format: globals.logFormat },
         });

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EtcdBackupSpec, SecretRef } from '../api/v1alpha1/etcd-backup-types.js';
-import { decodeEncryptionKey, KEY_FORMAT_HINT } from '../crypto/encryption.js';
+import { decodeEncryptionKey, keyProblem } from '../crypto/encryption.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
 import { UsageError } from '../errors.js';
 
@@ -45,16 +45,20 @@ export async function readSecretsFromDir(spec: EtcdBackupSpec, dir: string): Pro
   }
   if (spec.store.s3?.credentialsSecretRef) {
     const ref = spec.store.s3.credentialsSecretRef;
+    // sessionToken is optional, as in the operator (secrets.ts): STS credentials fail without it.
+    const sessionToken = text(await read(ref, 'sessionToken', false));
     secrets.s3Credentials = {
       accessKeyId: text(await read(ref, 'accessKeyId', true)),
       secretAccessKey: text(await read(ref, 'secretAccessKey', true)),
+      ...(sessionToken ? { sessionToken } : {}),
     };
   }
   if (spec.encryption) {
     const ref = spec.encryption.keySecretRef;
-    const key = decodeEncryptionKey((await read(ref, 'key', true))!);
+    const raw = (await read(ref, 'key', true))!;
+    const key = decodeEncryptionKey(raw);
     // Never the content: a key file says only where it is in a message.
-    if (!key) throw new UsageError(`secret ${ref.name}: ${join(dir, ref.name, 'key')} ${KEY_FORMAT_HINT}`);
+    if (!key) throw new UsageError(`secret ${ref.name}: ${join(dir, ref.name, 'key')} ${keyProblem(raw)}`);
     secrets.encryptionKey = key;
   }
   return secrets;

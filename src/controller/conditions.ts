@@ -1,5 +1,6 @@
 import type { Condition, EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
-import type { SupervisorReport, WorkOutcome } from '../engine/supervisor-types.js';
+import type { SupervisorReport, WorkOutcome } from '../api/supervisor-report.js';
+import { assessFreshness, type Freshness } from '../engine/freshness.js';
 import type { StoreObservation } from './store-status.js';
 
 /**
@@ -15,6 +16,11 @@ export const ConditionType = {
   FullSnapshotSucceeded: 'FullSnapshotSucceeded',
   DeltaSnapshotSucceeded: 'DeltaSnapshotSucceeded',
   RevisionsLost: 'RevisionsLost',
+  /**
+   * False when the newest full snapshot is older than two schedule intervals or the delta archive was
+   * last complete more than three delta periods ago, whatever the cause (etcd-druid's BackupReady rules).
+   */
+  BackupFresh: 'BackupFresh',
   /** Only when spec.verification is set: the last scheduled trial restore of the latest backup. */
   BackupVerified: 'BackupVerified',
 } as const;
@@ -46,6 +52,10 @@ export const Reason = {
   DeltaSnapshotFailed: 'DeltaSnapshotFailed',
   DeltasDisabled: 'DeltasDisabled',
   NotRunning: 'NotRunning',
+  // BackupFresh (the stale reasons also make Ready False)
+  BackupsFresh: 'BackupsFresh',
+  FullSnapshotStale: 'FullSnapshotStale',
+  DeltasStale: 'DeltasStale',
   // RevisionsLost
   NoRevisionsLost: 'NoRevisionsLost',
   RevisionsCompacted: 'RevisionsCompacted',
@@ -90,6 +100,8 @@ export interface StatusInputs {
   verificationEnabled?: boolean;
   worker: WorkerState;
   deleting?: boolean;
+  /** The valid spec's schedule and delta period: BackupFresh is computed only when given. */
+  freshness?: { schedule: string; deltaPeriodMs: number };
 }
 
 const CONDITION_ORDER: ConditionType[] = [
@@ -97,6 +109,7 @@ const CONDITION_ORDER: ConditionType[] = [
   ConditionType.SpecValid,
   ConditionType.FullSnapshotSucceeded,
   ConditionType.DeltaSnapshotSucceeded,
+  ConditionType.BackupFresh,
   ConditionType.RevisionsLost,
   ConditionType.BackupVerified,
 ];
@@ -136,6 +149,7 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
             'No delta has been stored yet',
             previousCondition(ConditionType.DeltaSnapshotSucceeded),
           ),
+    [ConditionType.BackupFresh]: inputs.freshness && inputs.specProblems.length === 0 ? freshnessCondition(inputs) : undefined,
     [ConditionType.RevisionsLost]: revisionsLostCondition(report, previousCondition(ConditionType.RevisionsLost)),
     // Not part of Ready: a failed trial restore is alerted on by itself, backups keep running.
     [ConditionType.BackupVerified]: verificationEnabled
@@ -164,6 +178,8 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   if (lastFullSnapshot) status.lastFullSnapshot = { ...lastFullSnapshot };
   const lastDeltaSnapshot = report?.lastDeltaSnapshot ?? stored?.lastDeltaSnapshot ?? previous.lastDeltaSnapshot;
   if (lastDeltaSnapshot) status.lastDeltaSnapshot = { ...lastDeltaSnapshot };
+  const retention = report?.retention ?? previous.retention;
+  if (retention) status.retention = { ...retention };
   const archivedRevision = report?.archivedRevision ?? stored?.archivedRevision ?? previous.archivedRevision;
   if (archivedRevision !== undefined) status.archivedRevision = archivedRevision;
   if (report) {
@@ -237,13 +253,62 @@ function readyCondition(inputs: StatusInputs, report: SupervisorReport | undefin
     if (!worker.available) return notReady(Reason.WorkerUnavailable, worker.message);
     if (worker.storeError !== undefined) return notReady(Reason.StoreUnreachable, `Cannot list the store: ${worker.storeError}`);
     if (!worker.store?.lastFullSnapshot) return notReady(Reason.WaitingForFirstSnapshot, 'Waiting for the worker pod to store the first full snapshot');
+    const freshness = freshnessOf(inputs);
+    if (freshness && !freshness.fresh) return notReady(freshness.reason, freshness.message);
     return { status: 'True', reason: Reason.BackupsCurrent, message: `Backups are being stored by the worker pod (${worker.message})` };
   }
   if (worker.phase === 'Stopped' || !report) return notReady(Reason.Starting, 'Starting the backup worker');
   const failing = failingOutcome(report);
   if (failing) return notReady(failing.reason, failing.message);
   if (!report.lastFullSnapshot) return notReady(Reason.WaitingForFirstSnapshot, 'Taking the first full snapshot');
+  const freshness = freshnessOf(inputs);
+  if (freshness && !freshness.fresh) return notReady(freshness.reason, freshness.message);
   return { status: 'True', reason: Reason.BackupsCurrent, message: 'Backups are being stored on schedule' };
+}
+
+/**
+ * The freshness verdict while a worker runs (undefined otherwise, or without inputs.freshness). The
+ * newest full snapshot comes from the worker's report or, for runner: pod, the store listing; the
+ * delta rule needs the worker's own word (runner: pod is judged on full snapshots only).
+ */
+export function freshnessOf(inputs: StatusInputs): Freshness | undefined {
+  const config = inputs.freshness;
+  const worker = inputs.worker;
+  if (!config || inputs.suspended || inputs.deleting || inputs.specProblems.length > 0 || inputs.secretProblems.length > 0) return undefined;
+  if (worker.phase === 'Stopped') return undefined;
+  const report = worker.phase === 'Pod' ? undefined : worker.report;
+  if (worker.phase !== 'Pod' && !report) return undefined;
+  const lastFull = report?.lastFullSnapshot ?? (worker.phase === 'Pod' ? worker.store?.lastFullSnapshot : undefined);
+  const date = (time: string | undefined): Date | undefined => (time ? new Date(time) : undefined);
+  return assessFreshness({
+    schedule: config.schedule,
+    deltaPeriodMs: config.deltaPeriodMs,
+    lastFullSnapshotTime: date(lastFull?.time),
+    deltasCurrentTime: date(report?.deltasCurrentTime),
+    since: date(report?.startTime),
+    now: inputs.now,
+  });
+}
+
+/**
+ * The requeue delay: `fallbackMs`, or sooner when the backups would turn stale with nothing new
+ * stored, so that BackupFresh and Ready turn False on time even if the worker reports nothing.
+ */
+export function untilStale(inputs: StatusInputs, fallbackMs: number): number {
+  const staleAt = freshnessOf(inputs)?.staleAt;
+  if (!staleAt) return fallbackMs;
+  // One second past the deadline: the verdict is "stale" only once the deadline has passed.
+  return Math.max(1000, Math.min(fallbackMs, staleAt.getTime() - inputs.now.getTime() + 1000));
+}
+
+function freshnessCondition(inputs: StatusInputs): ConditionCore {
+  const freshness = freshnessOf(inputs);
+  if (!freshness) return { status: 'Unknown', reason: Reason.NotRunning, message: 'Freshness is judged while a backup worker runs' };
+  if (!freshness.fresh) return { status: 'False', reason: freshness.reason, message: freshness.message };
+  const worker = inputs.worker;
+  const hasFull = worker.phase === 'Pod' ? worker.store?.lastFullSnapshot : worker.phase !== 'Stopped' && worker.report?.lastFullSnapshot;
+  if (!hasFull) return { status: 'Unknown', reason: Reason.NoSnapshotYet, message: 'No full snapshot has been taken yet' };
+  return { status: 'True', reason: freshness.reason, message: freshness.message };
 }
 
 function failingOutcome(report: SupervisorReport): { reason: string; message: string } | undefined {

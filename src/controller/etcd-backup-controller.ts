@@ -8,31 +8,34 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
-  type V1ConfigMap,
-  type V1Deployment,
-  type V1Secret,
 } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type EtcdBackup, type EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
-import { validateEtcdBackup, type ResolvedSpec } from '../api/validate.js';
-import type { ResolvedSecrets, SupervisorEvent } from '../engine/supervisor-types.js';
+import { validateEtcdBackup, type ValidationResult } from '../api/validate.js';
+import type { SupervisorEvent } from '../engine/supervisor-types.js';
 import { errorMessage, OperatorError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
-import { createStore } from '../store/factory.js';
-import { listBackupObjects, type ObjectStore } from '../store/object-store.js';
-import { parseBackupKey } from '../store/naming.js';
-import { storeConfigFromSpec } from '../store/spec-config.js';
-import { computeStatus, isTransition, jsonEqual, mergePatch, Reason, type StatusInputs, type WorkerState } from './conditions.js';
+import {
+  computeStatus,
+  isTransition,
+  jsonEqual,
+  mergePatch,
+  Reason,
+  type StatusInputs,
+  type WorkerState,
+  untilStale,
+} from './conditions.js';
 import type { EventInfo, EventRecorder, EventSubject } from './events.js';
+import { EtcdBackupFinalizer, FINALIZER, hasFinalizer } from './finalizer.js';
 import { ResilientInformer } from './informer.js';
 import { isNotFound, kubeErrorMessage } from './kube-errors.js';
-import { ANNOTATION_APPLIED_HASH, buildPodRunnerObjects, controlledBy, deploymentAvailability, workerName } from './pod-runner.js';
-import { observeStore, type StoreObservation } from './store-status.js';
+import { PodRunnerReconciler } from './pod-runner-reconcile.js';
+import { SecretWatches } from './secret-watches.js';
 import { coreSecretGetter, referencedSecrets, resolveSecrets, type SecretGetter } from './secrets.js';
+import { DEFAULT_POLICY, policyProblems, type OperatorPolicy } from './spec-policy.js';
+import { StoreObserver } from './store-observer.js';
 import { SupervisorHost, type SupervisorHostOptions } from './supervisor-host.js';
 import { WorkQueue } from './workqueue.js';
-
-export const FINALIZER = 'etcdbackup.io/finalizer';
 
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -58,6 +61,8 @@ export interface EtcdBackupControllerOptions {
   host?: Partial<Omit<SupervisorHostOptions, 'logger' | 'listener'>>;
   /** Image of runner: pod workers when spec.pod.image is not set (the operator's --worker-image). */
   workerImage?: string;
+  /** What an EtcdBackup may do with the operator's privileges; default DEFAULT_POLICY (least). */
+  policy?: OperatorPolicy;
   /** runner: pod: how often status is refreshed from the store and the Deployment. Default 30 s. */
   podStatusIntervalMs?: number;
   now?: () => Date;
@@ -71,34 +76,46 @@ export interface EtcdBackupControllerOptions {
  */
 export class EtcdBackupController {
   private readonly co: CustomObjectsApi;
-  private readonly core: CoreV1Api;
-  private readonly apps: AppsV1Api;
   private readonly getSecret: SecretGetter;
+  private readonly stores = new StoreObserver();
+  private readonly pods: PodRunnerReconciler;
+  private readonly finalizer: EtcdBackupFinalizer;
   private readonly queue = new WorkQueue<string>();
   readonly host: SupervisorHost;
   /** Only keys matter here: reconcile reads the object itself. */
   private readonly backups: ResilientInformer<KubernetesObject>;
-  private readonly secrets: ResilientInformer<V1Secret>;
+  /** Watches the Secrets specs reference (and only those), to route their changes to keys. */
+  private readonly secrets: SecretWatches;
   private readonly now: () => Date;
-  /** key -> namespace and names of the Secrets its spec references (to route Secret events). */
-  private readonly secretIndex = new Map<string, { namespace: string; names: Set<string> }>();
   private readonly subjects = new Map<string, EventSubject>();
   private readonly lastStatusPatch = new Map<string, number>();
   private readonly secretRetries = new Map<string, number>();
-  /** Keys known to have no worker Deployment (saves API calls when runner is operator). */
-  private readonly podsAbsent = new Set<string>();
-  /** runner: pod: the store each key's status is read from, reused while its config is unchanged. */
-  private readonly stores = new Map<string, { id: string; store: ObjectStore }>();
   private workers: Promise<void>[] = [];
   private running = false;
 
   constructor(private readonly options: EtcdBackupControllerOptions) {
     this.co = options.kc.makeApiClient(CustomObjectsApi);
-    this.core = options.kc.makeApiClient(CoreV1Api);
-    this.apps = options.kc.makeApiClient(AppsV1Api);
-    this.getSecret = coreSecretGetter(this.core);
+    const core = options.kc.makeApiClient(CoreV1Api);
+    this.getSecret = coreSecretGetter(core);
     this.now = options.now ?? (() => new Date());
     const { logger, namespace } = options;
+    this.pods = new PodRunnerReconciler({
+      core,
+      apps: options.kc.makeApiClient(AppsV1Api),
+      stores: this.stores,
+      workerImage: options.workerImage,
+      podStatusIntervalMs: options.podStatusIntervalMs,
+    });
+    this.finalizer = new EtcdBackupFinalizer({
+      getSecret: this.getSecret,
+      validate: (obj) => this.validate(obj),
+      stopProcess: (key) => this.host.stop(key),
+      removePodWorker: (key, obj, log) => this.pods.remove(key, obj, log),
+      replace: (obj) => this.replace(obj),
+      forget: (key) => this.forget(key),
+      nextRetryAttempt: (key) => this.nextRetryAttempt(key),
+      recordEvent: (key, event) => void this.recordEvent(key, event),
+    });
 
     this.host = new SupervisorHost({
       ...options.host,
@@ -145,42 +162,42 @@ export class EtcdBackupController {
       logger,
       relistIntervalMs: options.relistIntervalMs,
     });
-    this.secrets = new ResilientInformer<V1Secret>({
-      name: 'secrets',
+    this.secrets = new SecretWatches({
       kc: options.kc,
-      path: namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
-      list: () => (namespace ? this.core.listNamespacedSecret({ namespace }) : this.core.listSecretForAllNamespaces()),
-      handlers: {
-        onObject: (secret) => this.secretChanged(secret.metadata?.namespace ?? '', secret.metadata?.name ?? ''),
-        onRelisted: () => undefined,
-      },
       logger,
-      relistIntervalMs: options.relistIntervalMs,
+      onChange: (keys) => keys.forEach((key) => this.queue.add(key)),
+      timeoutSeconds: Math.ceil((options.relistIntervalMs ?? 300_000) / 1000),
     });
   }
 
   hasSynced(): boolean {
-    return this.backups.hasSynced() && this.secrets.hasSynced();
+    return this.backups.hasSynced();
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.backups.start();
-    this.secrets.start();
     const count = this.options.workers ?? 4;
     this.workers = Array.from({ length: count }, () => this.runWorker());
     this.options.logger.info('Started EtcdBackup controller', { namespace: this.options.namespace ?? '(all)', workers: count });
   }
 
-  /** Stops watching, lets in-flight reconciles finish, then stops every worker process. */
-  async stop(): Promise<void> {
+  /**
+   * Stops watching, lets in-flight reconciles finish, then stops every worker process. With
+   * `workerDeadlineMs` (the leader Lease was lost) the workers are stopped first and killed if they
+   * are still running after it: another operator may start writing then.
+   */
+  async stop(options: { workerDeadlineMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    await Promise.all([this.backups.stop(), this.secrets.stop()]);
+    const workersStopped = options.workerDeadlineMs !== undefined ? this.host.stopAll(options.workerDeadlineMs) : undefined;
+    this.secrets.stop();
+    await this.backups.stop();
     await this.queue.shutDownWithDrain();
     await Promise.all(this.workers);
-    await this.host.stopAll();
+    await (workersStopped ?? this.host.stopAll());
+    this.stores.clear();
     for (const key of this.subjects.keys()) {
       const [ns = '', name = ''] = key.split('/');
       this.options.metrics.forget(ns, name);
@@ -240,9 +257,9 @@ export class EtcdBackupController {
       uid: obj.metadata.uid,
       resourceVersion: obj.metadata.resourceVersion,
     });
-    if (obj.metadata.deletionTimestamp) return this.finalize(key, obj, log);
+    if (obj.metadata.deletionTimestamp) return this.finalizer.finalize(key, obj, log);
 
-    if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) {
+    if (!hasFinalizer(obj)) {
       obj = await this.replace({ ...obj, metadata: { ...obj.metadata, finalizers: [...(obj.metadata.finalizers ?? []), FINALIZER] } });
       log.info('Added finalizer to EtcdBackup', { finalizer: FINALIZER });
     }
@@ -257,11 +274,11 @@ export class EtcdBackupController {
       suspended: false,
       deltasEnabled: true,
     };
-    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    const validation = this.validate(obj);
     if (!validation.ok) {
       // Terminal: a retry cannot fix the spec; the next edit triggers a new reconcile.
       await this.stopWorkers(key, obj);
-      this.secretIndex.delete(key);
+      this.secrets.delete(key);
       const status = computeStatus({ ...base, specProblems: validation.problems, worker: { phase: 'Stopped' } });
       if (isTransition(obj.status, status)) {
         log.warn('Rejected invalid EtcdBackup spec', { problems: validation.problems });
@@ -272,8 +289,9 @@ export class EtcdBackupController {
     const { resolved } = validation;
     const spec = resolved.spec;
     base.deltasEnabled = resolved.deltaPeriodMs !== 0;
+    base.freshness = { schedule: spec.fullSnapshot.schedule, deltaPeriodMs: resolved.deltaPeriodMs };
     base.verificationEnabled = spec.verification !== undefined;
-    this.secretIndex.set(key, { namespace, names: new Set(referencedSecrets(spec).map((ref) => ref.name)) });
+    this.secrets.set(key, namespace, referencedSecrets(spec).map((ref) => ref.name));
 
     if (spec.suspend) {
       if (this.host.hashOf(key) !== undefined) log.info('Suspended backups');
@@ -293,15 +311,19 @@ export class EtcdBackupController {
       }
       // Secret events usually wake us first; this retry covers a missed watch event.
       const { initialMs, maxMs } = this.options.secretRetry ?? { initialMs: 2000, maxMs: 120_000 };
-      const attempt = this.secretRetries.get(key) ?? 0;
-      this.secretRetries.set(key, attempt + 1);
+      const attempt = this.nextRetryAttempt(key);
       return this.writeStatus(key, obj, status, { requeueAfterMs: Math.min(maxMs, initialMs * 2 ** attempt) });
     }
     this.secretRetries.delete(key);
 
-    if (spec.runner === 'pod') return this.reconcilePod(key, obj, resolved, secrets, base, log);
+    if (spec.runner === 'pod') {
+      if (this.host.hashOf(key) !== undefined) log.info('Stopped backup worker process: runner is pod');
+      await this.host.stop(key); // waits for the process to exit: never two workers on one store
+      const { status, requeueAfterMs } = await this.pods.reconcile(key, obj, resolved, secrets, base, log);
+      return this.writeStatus(key, obj, status, requeueAfterMs === undefined ? {} : { requeueAfterMs });
+    }
     // From pod to operator: the pod must be gone before a local worker may write the same store.
-    if (!(await this.removePodWorker(key, obj, log))) {
+    if (!(await this.pods.remove(key, obj, log))) {
       return this.writeStatus(key, obj, computeStatus({ ...base, worker: { phase: 'Stopped' } }), { requeueAfterMs: 1000 });
     }
 
@@ -315,206 +337,22 @@ export class EtcdBackupController {
     await this.host.ensure(key, { resolved, secrets: secrets.secrets, name: key }, hash);
     if (previousHash !== hash) log.info(previousHash ? 'Restarted backup worker' : 'Started backup worker', { generation, configHash: hash });
 
-    const status = computeStatus({ ...base, worker: this.host.state(key) });
-    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.resyncIntervalMs ?? 600_000 });
-  }
-
-  /**
-   * runner: pod. The worker runs in a Deployment the operator owns; status comes from the store
-   * and the Deployment's availability, refreshed every podStatusIntervalMs.
-   */
-  private async reconcilePod(
-    key: string,
-    obj: EtcdBackup,
-    resolved: ResolvedSpec,
-    secrets: { secrets: ResolvedSecrets; versions: Record<string, string> },
-    base: Omit<StatusInputs, 'worker'>,
-    log: Logger,
-  ): Promise<ReconcileResult> {
-    if (this.host.hashOf(key) !== undefined) log.info('Stopped backup worker process: runner is pod');
-    await this.host.stop(key); // waits for the process to exit: never two workers on one store
-    // An empty spec.pod.image means "the default", like an absent one.
-    const image = resolved.spec.pod?.image ? resolved.spec.pod.image : this.options.workerImage;
-    if (!image) {
-      const problem = 'spec.pod.image: required, since the operator has no default worker image (--worker-image)';
-      return this.writeStatus(key, obj, computeStatus({ ...base, specProblems: [problem], worker: { phase: 'Stopped' } }), {});
-    }
-    this.podsAbsent.delete(key);
-    const uid = obj.metadata.uid ?? '';
-    const desired = buildPodRunnerObjects({
-      backup: { ...obj, spec: resolved.spec },
-      budgetBytes: resolved.budgetBytes,
-      image,
-      secretVersions: secrets.versions,
-    });
-    await this.ensureConfigMap(desired.configMap, uid, log);
-    const deployment = await this.ensureDeployment(desired.deployment, uid, log);
-    const { available, message } = deploymentAvailability(deployment);
-
-    let store: StoreObservation | undefined;
-    let storeError: string | undefined;
-    try {
-      store = await this.observeStoreOf(key, resolved, secrets.secrets.s3Credentials);
-    } catch (err) {
-      storeError = errorMessage(err);
-    }
-    const status = computeStatus({ ...base, worker: { phase: 'Pod', available, message, store, storeError } });
-    return this.writeStatus(key, obj, status, { requeueAfterMs: this.options.podStatusIntervalMs ?? 30_000 });
-  }
-
-  private async observeStoreOf(
-    key: string,
-    resolved: ResolvedSpec,
-    credentials: ResolvedSecrets['s3Credentials'],
-  ): Promise<StoreObservation> {
-    const config = storeConfigFromSpec(resolved.spec.store, credentials);
-    const id = createHash('sha256').update(JSON.stringify(config)).digest('hex');
-    let cached = this.stores.get(key);
-    if (cached?.id !== id) {
-      cached = { id, store: await createStore(config) };
-      this.stores.set(key, cached);
-    }
-    return observeStore(await listBackupObjects(cached.store));
-  }
-
-  private async ensureConfigMap(desired: V1ConfigMap, uid: string, log: Logger): Promise<void> {
-    const namespace = desired.metadata?.namespace ?? '';
-    const name = desired.metadata?.name ?? '';
-    const current = await orUndefined(this.core.readNamespacedConfigMap({ namespace, name }));
-    if (!current) {
-      await this.core.createNamespacedConfigMap({ namespace, body: desired });
-      log.info('Created worker ConfigMap', { configMap: name });
-      return;
-    }
-    assertControlled(current, uid, 'ConfigMap', namespace, name);
-    if (appliedHash(current) === appliedHash(desired)) return;
-    const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } };
-    await this.core.replaceNamespacedConfigMap({ namespace, name, body });
-    log.info('Updated worker ConfigMap', { configMap: name });
-  }
-
-  /** Creates or updates the worker Deployment; returns it as the API has it (with status). */
-  private async ensureDeployment(desired: V1Deployment, uid: string, log: Logger): Promise<V1Deployment> {
-    const namespace = desired.metadata?.namespace ?? '';
-    const name = desired.metadata?.name ?? '';
-    const current = await orUndefined(this.apps.readNamespacedDeployment({ namespace, name }));
-    if (!current) {
-      const created = await this.apps.createNamespacedDeployment({ namespace, body: desired });
-      log.info('Created worker Deployment', { deployment: name });
-      return created;
-    }
-    assertControlled(current, uid, 'Deployment', namespace, name);
-    if (appliedHash(current) === appliedHash(desired)) return current;
-    // PUT with the resourceVersion read: the whole object is ours, and a concurrent change gives 409.
-    const body = { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata?.resourceVersion } };
-    const updated = await this.apps.replaceNamespacedDeployment({ namespace, name, body });
-    log.info('Updated worker Deployment', { deployment: name });
-    return updated;
-  }
-
-  /**
-   * Deletes the worker Deployment and ConfigMap of runner: pod, if this EtcdBackup owns them.
-   * Foreground deletion keeps the Deployment until its pods are gone, so "absent" means no pod
-   * can still be writing. Returns true once both are gone.
-   */
-  private async removePodWorker(key: string, obj: EtcdBackup, log: Logger): Promise<boolean> {
-    if (this.podsAbsent.has(key)) return true;
-    const namespace = obj.metadata.namespace ?? '';
-    const name = workerName(obj.metadata.name ?? '');
-    const uid = obj.metadata.uid ?? '';
-    const deployment = await orUndefined(this.apps.readNamespacedDeployment({ namespace, name }));
-    if (deployment && controlledBy(deployment, uid)) {
-      if (!deployment.metadata?.deletionTimestamp) {
-        await orUndefined(this.apps.deleteNamespacedDeployment({ namespace, name, propagationPolicy: 'Foreground' }));
-        log.info('Deleted worker Deployment', { deployment: name });
-      }
-      if (await orUndefined(this.apps.readNamespacedDeployment({ namespace, name }))) return false;
-    }
-    const configMap = await orUndefined(this.core.readNamespacedConfigMap({ namespace, name }));
-    if (configMap && controlledBy(configMap, uid)) await orUndefined(this.core.deleteNamespacedConfigMap({ namespace, name }));
-    this.podsAbsent.add(key);
-    this.stores.delete(key);
-    return true;
+    const inputs: StatusInputs = { ...base, worker: this.host.state(key) };
+    return this.writeStatus(key, obj, computeStatus(inputs), { requeueAfterMs: untilStale(inputs, this.options.resyncIntervalMs ?? 600_000) });
   }
 
   /** Stops whichever worker runs: the local process and the pod. */
   private async stopWorkers(key: string, obj: EtcdBackup): Promise<void> {
     await this.host.stop(key);
     const log = this.options.logger.child({ namespace: obj.metadata.namespace, name: obj.metadata.name });
-    await this.removePodWorker(key, obj, log);
+    await this.pods.remove(key, obj, log);
   }
 
-  /** Stops the worker, applies deletionPolicy, then lets the object go. */
-  private async finalize(key: string, obj: EtcdBackup, log: Logger): Promise<ReconcileResult> {
-    await this.host.stop(key);
-    // Without relying on garbage collection: with deletionPolicy Delete no pod may still write.
-    if ((obj.metadata.finalizers ?? []).includes(FINALIZER) && !(await this.removePodWorker(key, obj, log))) {
-      return { requeueAfterMs: 1000 };
-    }
-    if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) {
-      this.forget(key);
-      return {};
-    }
-    if (obj.spec?.deletionPolicy === 'Delete') {
-      const outcome = await this.deleteBackups(key, obj, log);
-      if (outcome === 'retry') {
-        const attempt = this.secretRetries.get(key) ?? 0;
-        this.secretRetries.set(key, attempt + 1);
-        return { requeueAfterMs: Math.min(120_000, 2000 * 2 ** attempt) };
-      }
-    }
-    await this.replace({ ...obj, metadata: { ...obj.metadata, finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) } });
-    log.info('Removed finalizer from EtcdBackup', { deletionPolicy: obj.spec?.deletionPolicy ?? 'Retain' });
-    this.forget(key);
-    return {};
-  }
-
-  /** deletionPolicy Delete: removes every backup object (full/ and delta/) of the EtcdBackup's store. */
-  private async deleteBackups(key: string, obj: EtcdBackup, log: Logger): Promise<'done' | 'retry'> {
-    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
-    if (!validation.ok) {
-      // Without a valid spec we cannot know which store to empty; do not hold the object hostage.
-      void this.recordEvent(key, {
-        type: 'Warning',
-        reason: 'BackupsNotDeleted',
-        action: 'Delete',
-        note: `deletionPolicy is Delete but the spec is invalid, so stored backups were left in place: ${validation.problems.join('; ')}`,
-      });
-      return 'done';
-    }
-    const spec = validation.resolved.spec;
-    const namespace = obj.metadata.namespace ?? '';
-    let credentials: ResolvedSecrets['s3Credentials'];
-    if (spec.store.s3?.credentialsSecretRef) {
-      const s3Only = { ...spec, etcd: { endpoints: spec.etcd.endpoints }, encryption: undefined };
-      const secrets = await resolveSecrets(namespace, s3Only, this.getSecret);
-      if (secrets.problems.length > 0) {
-        const note =
-          `Cannot delete stored backups: ${secrets.problems.map((p) => p.message).join('; ')}. ` +
-          `Restore the Secret, or remove the finalizer ${FINALIZER} to keep the backups.`;
-        log.warn('Waiting for store credentials to delete backups', { problems: secrets.problems.map((p) => p.message) });
-        void this.recordEvent(key, { type: 'Warning', reason: 'BackupsNotDeleted', action: 'Delete', note });
-        return 'retry';
-      }
-      credentials = secrets.secrets.s3Credentials;
-    }
-    const store = await createStore(storeConfigFromSpec(spec.store, credentials));
-    const keys = (await listBackupObjects(store)).map((info) => info.key).filter((key) => parseBackupKey(key) !== undefined);
-    // Bounded parallelism: a store with years of deltas has many objects, but hammering it helps nobody.
-    const pending = [...keys];
-    await Promise.all(
-      Array.from({ length: Math.min(8, pending.length) }, async () => {
-        for (let next = pending.shift(); next !== undefined; next = pending.shift()) await store.delete(next);
-      }),
-    );
-    log.info('Deleted stored backups', { objects: keys.length, store: store.describe() });
-    void this.recordEvent(key, {
-      type: 'Normal',
-      reason: 'BackupsDeleted',
-      action: 'Delete',
-      note: `Deleted ${keys.length} backup objects from ${store.describe()} (deletionPolicy Delete)`,
-    });
-    return 'done';
+  /** Counts a retry of `key` (missing Secrets, store credentials); returns how many came before. */
+  private nextRetryAttempt(key: string): number {
+    const attempt = this.secretRetries.get(key) ?? 0;
+    this.secretRetries.set(key, attempt + 1);
+    return attempt;
   }
 
   /**
@@ -523,6 +361,7 @@ export class EtcdBackupController {
    */
   private async writeStatus(key: string, obj: EtcdBackup, status: EtcdBackupStatus, result: ReconcileResult): Promise<ReconcileResult> {
     const previous = obj.status ?? {};
+    this.options.metrics.observeFreshness(obj.metadata.namespace ?? '', obj.metadata.name ?? '', status);
     if (jsonEqual(previous, status)) return result;
     const minInterval = this.options.statusMinIntervalMs ?? 5000;
     const sinceLast = Date.now() - (this.lastStatusPatch.get(key) ?? 0);
@@ -539,17 +378,19 @@ export class EtcdBackupController {
     return result;
   }
 
+  /** The schema and the operator's policy: a spec the policy refuses is treated like an invalid one. */
+  private validate(obj: EtcdBackup): ValidationResult {
+    const validation = validateEtcdBackup({ apiVersion: obj.apiVersion, kind: obj.kind, metadata: obj.metadata, spec: obj.spec });
+    if (!validation.ok) return validation;
+    const problems = policyProblems(validation.resolved.spec, this.options.policy ?? DEFAULT_POLICY, this.options.workerImage);
+    return problems.length > 0 ? { ok: false, problems } : validation;
+  }
+
   /** PUT with the resourceVersion we read: a concurrent change gives 409 and a retry. */
   private async replace(obj: EtcdBackup): Promise<EtcdBackup> {
     const { namespace = '', name = '' } = obj.metadata;
     const { status: _status, ...body } = obj;
     return (await this.co.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body })) as EtcdBackup;
-  }
-
-  private secretChanged(namespace: string, name: string): void {
-    for (const [key, refs] of this.secretIndex) {
-      if (refs.namespace === namespace && refs.names.has(name)) this.queue.add(key);
-    }
   }
 
   /** Everything listed plus everything we run: a relist cannot tell us what was deleted meanwhile. */
@@ -564,11 +405,11 @@ export class EtcdBackupController {
     const [ns = '', name = ''] = key.split('/');
     this.options.metrics.forget(ns, name);
     this.subjects.delete(key);
-    this.secretIndex.delete(key);
+    this.secrets.delete(key);
     this.lastStatusPatch.delete(key);
     this.secretRetries.delete(key);
-    this.podsAbsent.delete(key);
-    this.stores.delete(key);
+    this.pods.forget(key);
+    this.stores.forget(key);
   }
 
   private async recordEvent(key: string, event: EventInfo): Promise<void> {
@@ -579,26 +420,6 @@ export class EtcdBackupController {
 
 export function keyOf(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;
-}
-
-/** The value of a read or delete; undefined on 404. */
-async function orUndefined<T>(request: Promise<T>): Promise<T | undefined> {
-  try {
-    return await request;
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
-}
-
-function appliedHash(obj: { metadata?: { annotations?: Record<string, string> } }): string | undefined {
-  return obj.metadata?.annotations?.[ANNOTATION_APPLIED_HASH];
-}
-
-function assertControlled(obj: V1ConfigMap | V1Deployment, uid: string, kind: string, namespace: string, name: string): void {
-  if (controlledBy(obj, uid)) return;
-  // Never take over an object someone else made; retried with backoff until it is renamed or removed.
-  throw new OperatorError('WorkerNameConflict', `${kind} ${namespace}/${name} exists and is not controlled by this EtcdBackup`);
 }
 
 function supervisorEventInfo(event: SupervisorEvent): EventInfo {

@@ -7,8 +7,9 @@ import { isConflict, isNotFound, kubeErrorMessage } from './kube-errors.js';
  * - acquire: create the Lease, or take it over when its holder has not renewed for leaseDuration
  *   (measured on OUR clock from when we last saw the record change, so clock skew does not matter);
  * - every write is a replace carrying the resourceVersion we read: a 409 means someone else won;
- * - renew every retryPeriod; if renewals keep failing for renewDeadline, stop leading at once
- *   (renewDeadline < leaseDuration, so we stop before anybody else can take over).
+ * - renew every retryPeriod; if renewals keep failing for renewDeadline, stop leading at once, by a
+ *   timer (renewDeadline < leaseDuration, so we stop before anybody else can take over), and tell
+ *   the caller how long until another replica may acquire: its writes must end before that.
  */
 export interface LeaderElectionOptions {
   namespace: string;
@@ -26,7 +27,12 @@ export interface LeaderElectionOptions {
 export interface LeaderCallbacks {
   /** Called when this replica becomes leader; `signal` aborts when it stops leading. */
   onStartedLeading(signal: AbortSignal): void;
-  onStoppedLeading(): void;
+  /**
+   * Called once when this replica stops leading: at the renew deadline even while a renewal hangs.
+   * `takeoverInMs`: how soon another replica may acquire the Lease (from our last successful
+   * renewal's start plus the lease duration): every write must have stopped by then.
+   */
+  onStoppedLeading(info: { takeoverInMs: number }): void;
 }
 
 export class LeaderElector {
@@ -61,6 +67,7 @@ export class LeaderElector {
   private async loop(callbacks: LeaderCallbacks): Promise<void> {
     const { logger, namespace, name, identity } = this.options;
     while (!this.stopped) {
+      let renewedAt = Date.now(); // an attempt's start: the Lease's renewTime is not earlier
       if (!(await this.tryAcquireOrRenew())) {
         await this.sleep(this.retryPeriodMs * (1 + Math.random() * 0.2));
         continue;
@@ -69,19 +76,31 @@ export class LeaderElector {
       const leading = new AbortController();
       this.leading = leading;
       callbacks.onStartedLeading(leading.signal);
-      let lastRenew = Date.now();
-      while (!this.stopped) {
+      const stopLeading = (lost: boolean): void => {
+        if (leading.signal.aborted) return;
+        if (lost) logger.warn('Lost leader Lease; stopping all work', { lease: `${namespace}/${name}`, identity });
+        leading.abort();
+        this.wake?.();
+        callbacks.onStoppedLeading({ takeoverInMs: renewedAt + this.leaseDurationMs - Date.now() });
+      };
+      // A timer, not a check after each renewal: a renewal request that hangs must not delay the
+      // stop past the deadline (another replica may acquire the Lease leaseDuration after renewedAt).
+      let deadline = setTimeout(() => stopLeading(true), this.renewDeadlineMs);
+      while (!this.stopped && !leading.signal.aborted) {
         await this.sleep(this.retryPeriodMs);
-        if (this.stopped) break;
+        if (this.stopped || leading.signal.aborted) break;
+        const attempt = Date.now();
         if (await this.tryAcquireOrRenew()) {
-          lastRenew = Date.now();
-        } else if (Date.now() - lastRenew >= this.renewDeadlineMs || this.heldByOther()) {
-          logger.warn('Lost leader Lease; stopping all work', { lease: `${namespace}/${name}`, identity });
-          break;
+          if (leading.signal.aborted) break;
+          renewedAt = attempt;
+          clearTimeout(deadline);
+          deadline = setTimeout(() => stopLeading(true), Math.max(0, renewedAt + this.renewDeadlineMs - Date.now()));
+        } else if (this.heldByOther()) {
+          stopLeading(true);
         }
       }
-      leading.abort();
-      callbacks.onStoppedLeading();
+      clearTimeout(deadline);
+      stopLeading(false);
       if (!this.stopped) this.leading = undefined;
     }
   }

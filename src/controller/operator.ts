@@ -9,6 +9,7 @@ import { OperatorMetrics } from '../observability/metrics.js';
 import { EtcdBackupController, type EtcdBackupControllerOptions } from './etcd-backup-controller.js';
 import { KubeEventRecorder } from './events.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election.js';
+import { DEFAULT_POLICY, type OperatorPolicy } from './spec-policy.js';
 
 export interface OperatorOptions {
   /** Kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
@@ -22,6 +23,8 @@ export interface OperatorOptions {
   logger: Logger;
   /** Default image of runner: pod workers (spec.pod.image overrides it). */
   workerImage?: string;
+  /** What EtcdBackups may do with the operator's privileges (flags); default: the least. */
+  policy?: Partial<OperatorPolicy>;
   /** Log settings for the per-EtcdBackup worker processes. */
   workerLog?: { level: string; format: 'json' | 'text' };
   /** Default true. Off only for single-replica setups that accept the risk of two operators. */
@@ -58,6 +61,8 @@ export function loadKubeConfig(file?: string): KubeConfig {
   return kc;
 }
 
+/** Workers must be gone this long before another operator could acquire the Lease (exit, clock slack). */
+const LEASE_STOP_MARGIN_MS = 1000;
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 function defaultLeaseNamespace(options: OperatorOptions): string {
@@ -95,6 +100,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
     metrics.leader.set(1);
     const term = new EtcdBackupController({
       workerImage: options.workerImage,
+      policy: { ...DEFAULT_POLICY, ...options.policy },
       ...options.controller,
       host: { log: options.workerLog, ...options.controller?.host },
       kc,
@@ -108,12 +114,14 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
       if (controller === term) term.start();
     });
   };
-  const stopLeading = () => {
+  const stopLeading = ({ takeoverInMs }: { takeoverInMs: number }) => {
     leading = false;
     metrics.leader.set(0);
     const term = controller;
     controller = undefined;
-    previousTermStopped = (term?.stop() ?? Promise.resolve()).catch((err: unknown) => {
+    // Workers killed if need be, a margin before another operator may acquire the Lease and start its own.
+    const workerDeadlineMs = Math.max(0, takeoverInMs - LEASE_STOP_MARGIN_MS);
+    previousTermStopped = (term?.stop({ workerDeadlineMs }) ?? Promise.resolve()).catch((err: unknown) => {
       logger.error('Failed to stop the controller cleanly', { error: errorMessage(err) });
     });
   };

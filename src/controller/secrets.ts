@@ -1,6 +1,6 @@
 import type { CoreV1Api } from '@kubernetes/client-node';
 import type { EtcdBackupSpec } from '../api/v1alpha1/etcd-backup-types.js';
-import { decodeEncryptionKey, KEY_FORMAT_HINT } from '../crypto/encryption.js';
+import { decodeEncryptionKey, keyProblem } from '../crypto/encryption.js';
 import type { ResolvedSecrets } from '../engine/supervisor-types.js';
 import { Reason, type SecretProblem } from './conditions.js';
 import { isNotFound } from './kube-errors.js';
@@ -134,9 +134,10 @@ export async function resolveSecrets(namespace: string, spec: EtcdBackupSpec, ge
   if (keyRef) {
     const data = await load(keyRef);
     if (data && requireKeys(keyRef, data, ['key'])) {
-      const key = decodeEncryptionKey(data.get('key')!);
+      const raw = data.get('key')!;
+      const key = decodeEncryptionKey(raw);
       if (key) secrets.encryptionKey = key;
-      else invalid(keyRef, `key ${KEY_FORMAT_HINT}`);
+      else invalid(keyRef, `key ${keyProblem(raw)}`);
     }
   }
   return { secrets, versions, problems };

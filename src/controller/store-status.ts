@@ -1,7 +1,7 @@
 import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
-import { recoverArchivedRevision } from '../engine/chunk-planner.js';
+import { recoverArchivedRevision } from '../archive/revision-ranges.js';
 import type { ObjectInfo } from '../store/object-store.js';
-import { classifyKeys } from '../store/naming.js';
+import { classifyKeys } from '../archive/naming.js';
 
 /**
  * What the store says about an EtcdBackup whose worker the operator cannot ask (runner: pod): the

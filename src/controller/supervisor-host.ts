@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { SupervisorConfig, SupervisorEvent, SupervisorReport } from '../engine/supervisor-types.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
+import type { SupervisorConfig, SupervisorEvent } from '../engine/supervisor-types.js';
 import type { Logger } from '../observability/logger.js';
 import type { WorkerState } from './conditions.js';
 import type { ChildMessage, ParentMessage } from './worker-protocol.js';
@@ -137,15 +138,18 @@ export class SupervisorHost {
     this.spawn(entry);
   }
 
-  /** Stops the worker of `key` (if any) and resolves once its process has exited. */
-  async stop(key: string): Promise<void> {
+  /**
+   * Stops the worker of `key` (if any) and resolves once its process has exited; a worker still
+   * running after `timeoutMs` (default stopTimeoutMs) is killed.
+   */
+  async stop(key: string, timeoutMs?: number): Promise<void> {
     const entry = this.entries.get(key);
     if (entry) {
       this.entries.delete(key);
       clearTimeout(entry.restartTimer);
       const child = entry.child;
       if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = this.terminate(key, child);
+        const exited = this.terminate(key, child, timeoutMs ?? this.options.stopTimeoutMs ?? 30_000);
         this.stopping.set(key, exited);
         void exited.finally(() => {
           if (this.stopping.get(key) === exited) this.stopping.delete(key);
@@ -156,9 +160,10 @@ export class SupervisorHost {
     await this.stopping.get(key);
   }
 
-  async stopAll(): Promise<void> {
+  /** Stops every worker; `timeoutMs` bounds how long any of them may take before it is killed. */
+  async stopAll(timeoutMs?: number): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.entries.keys()].map((key) => this.stop(key)));
+    await Promise.all([...this.entries.keys()].map((key) => this.stop(key, timeoutMs)));
     await Promise.all([...this.stopping.values()]);
   }
 
@@ -249,9 +254,8 @@ export class SupervisorHost {
     this.options.listener.onChange(entry.key);
   }
 
-  private terminate(key: string, child: ChildProcess): Promise<void> {
+  private terminate(key: string, child: ChildProcess, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timeoutMs = this.options.stopTimeoutMs ?? 30_000;
       const timer = setTimeout(() => {
         this.options.logger.warn('Backup worker did not stop in time; killing it', { etcdBackup: key, pid: child.pid, timeoutMs });
         child.kill('SIGKILL');

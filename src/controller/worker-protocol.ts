@@ -1,4 +1,5 @@
-import type { SupervisorConfig, SupervisorEvent, SupervisorReport } from '../engine/supervisor-types.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
+import type { SupervisorConfig, SupervisorEvent } from '../engine/supervisor-types.js';
 
 /**
  * Messages between the operator and one EtcdBackup's worker process (supervisor-host.ts and

@@ -86,11 +86,13 @@ export function keyId(key: Buffer): string {
 
 /**
  * The one parser of key material (Secret data key `key`, --encryption-key-file, run -f's secrets
- * dir). AES-256 needs 32 bytes; accept them raw, as 64 hex digits or as base64 text (what people
- * paste), surrounding whitespace ignored for the text forms. Undefined for anything else.
+ * dir). AES-256 needs 32 bytes; accept them as 64 hex digits or as base64 text (what people paste),
+ * surrounding whitespace ignored, or raw. 32 raw bytes that are all printable text are refused: that
+ * is a passphrase (or a typo), not random key material; 32 random bytes are all printable with
+ * probability (97/256)^32, about 1e-14. Undefined for anything else (keyProblem says why).
  */
 export function decodeEncryptionKey(raw: Buffer): Buffer | undefined {
-  if (raw.length === KEY_BYTES) return Buffer.from(raw);
+  if (raw.length === KEY_BYTES) return isAllPrintable(raw) ? undefined : Buffer.from(raw);
   const text = raw.toString('utf8').trim();
   if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
   if (/^[A-Za-z0-9+/]{43}=?$/.test(text)) {
@@ -101,7 +103,24 @@ export function decodeEncryptionKey(raw: Buffer): Buffer | undefined {
 }
 
 /** What to tell people about a bad key file: sizes only, never content. */
-export const KEY_FORMAT_HINT = 'must hold 32 bytes for AES-256-GCM: raw, as 64 hex digits, or as base64';
+export const KEY_FORMAT_HINT =
+  'must hold a 32-byte AES-256-GCM key: 64 hex digits (openssl rand -hex 32), base64 (44 characters), or 32 raw bytes that are not all printable';
+
+/** Why `raw` is not a key (for a value decodeEncryptionKey refused): never its content. */
+export function keyProblem(raw: Buffer): string {
+  if (raw.length === KEY_BYTES && isAllPrintable(raw)) {
+    return (
+      `holds 32 printable characters, which looks like a passphrase, not a key; it ${KEY_FORMAT_HINT}. ` +
+      'A key kept as 32 raw text bytes (accepted before) is the same key as hex: xxd -p -c 32 FILE'
+    );
+  }
+  return `${KEY_FORMAT_HINT} (it holds ${raw.length} bytes)`;
+}
+
+/** Printable ASCII, tab, CR and LF: what a text editor or `echo` writes. */
+function isAllPrintable(bytes: Buffer): boolean {
+  return bytes.every((b) => (b >= 0x20 && b <= 0x7e) || b === 0x09 || b === 0x0a || b === 0x0d);
+}
 
 function checkKey(key: Buffer): void {
   if (!(key as unknown instanceof Uint8Array)) throw new TypeError('encryption key must be a Buffer');

@@ -6,9 +6,10 @@ import { createEncryptStream, ENCRYPT_STREAM_BYTES } from '../crypto/encryption.
 import { headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
-import { fullSnapshotKey, type Compression } from '../store/naming.js';
+import { fullSnapshotKey, type Compression } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
-import type { MemoryBudget, Reservation } from './memory-budget.js';
+import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
+import type { ObjectRetention } from '../store/object-lock.js';
 
 export interface FullSnapshotOptions {
   client: Etcd3;
@@ -33,6 +34,8 @@ export interface FullSnapshotResult {
   sizeBytes: number;
   /** sha256 of the stored bytes (the ciphertext when encrypted). */
   sha256: string;
+  /** S3 Object Lock retention the snapshot was written with. */
+  retention?: ObjectRetention;
 }
 
 /**
@@ -88,7 +91,14 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
         ...(encrypt ? { encryption: 'aes-256-gcm-segmented-v1', 'encryption-key-id': encrypt.keyId } : {}),
       },
     });
-    return { key, revision, time, sizeBytes: stored.size, sha256: stored.sha256 };
+    return {
+      key,
+      revision,
+      time,
+      sizeBytes: stored.size,
+      sha256: stored.sha256,
+      ...(stored.retention ? { retention: stored.retention } : {}),
+    };
   } finally {
     signal?.removeEventListener('abort', onAbort);
     snapshot.destroy();

@@ -1,5 +1,5 @@
 import type { ResolvedSpec } from '../api/validate.js';
-import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
 
 /** Secret material resolved from Secrets (operator) or files/environment (CLI). Never logged. */
 export interface ResolvedSecrets {
@@ -15,47 +15,6 @@ export interface SupervisorConfig {
   secrets: ResolvedSecrets;
   /** For log lines and Events: `namespace/name` or the file name. */
   name: string;
-}
-
-/** Outcome of the last attempt of one kind of work. */
-export interface WorkOutcome {
-  lastSuccessTime?: string;
-  lastFailureTime?: string;
-  /** One-line message of the last failure; cleared by the next success. */
-  lastError?: string;
-  /** PascalCase reason of the last failure, e.g. EtcdUnavailable, StoreUnreachable. */
-  lastErrorReason?: string;
-  consecutiveFailures: number;
-}
-
-/** Outcome of the last scheduled verification (trial restore of the latest full snapshot + deltas). */
-export interface VerificationOutcome extends WorkOutcome {
-  /** The revision the last successful verification restored. */
-  verifiedRevision?: number;
-  keyCount?: number;
-  /** sha256 over every restored key, value, create/mod revision and version, in key order. */
-  contentHash?: string;
-  /** The full snapshot the last successful verification started from. */
-  snapshot?: string;
-  /** How the last successful verification compared with live etcd, e.g. why it could not. */
-  liveComparison?: string;
-}
-
-/** What the supervisor observed; the operator turns it into EtcdBackup status with a pure function. */
-export interface SupervisorReport
-  extends Pick<
-    EtcdBackupStatus,
-    'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision' | 'etcdRevision' | 'lagRevisions' | 'nextFullSnapshotTime'
-  > {
-  memory: { budgetBytes: number; peakBytes: number; usedBytes: number };
-  fullSnapshot: WorkOutcome;
-  /** Undefined when deltas are disabled (period 0). */
-  delta?: WorkOutcome;
-  /** Undefined when spec.verification is not set. */
-  verification?: VerificationOutcome;
-  /** Set when etcd compacted revisions before they were archived. */
-  revisionsLost?: { fromRevision: number; toRevision: number; time: string };
-  bytesUploaded: number;
 }
 
 /** Something a person should see as a Kubernetes Event. */

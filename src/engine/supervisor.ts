@@ -1,26 +1,23 @@
 import type { Etcd3 } from 'etcd3';
-import { createEtcdClient, type EtcdConnection } from '../etcd/client.js';
+import { clusterIdentity, createEtcdClient, type EtcdConnection } from '../etcd/client.js';
 import { keyId } from '../crypto/encryption.js';
 import { errorMessage, OperatorError, UsageError } from '../errors.js';
 import { verifyBackup } from '../restore/verify.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
-import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../store/naming.js';
+import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { OwnedStore } from '../store/owned-store.js';
 import { planRetention } from '../store/retention.js';
+import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
+import { describeLocked, retentionStatus, summariseLocked } from '../store/object-lock.js';
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
-import { MemoryBudget } from './memory-budget.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import { decideFullSnapshot, nextScheduledRun, retryDelayMs } from './schedule.js';
-import type {
-  BackupSupervisor,
-  SupervisorConfig,
-  SupervisorEvent,
-  SupervisorReport,
-  VerificationOutcome,
-  WorkOutcome,
-} from './supervisor-types.js';
+import type { SupervisorReport, VerificationOutcome, WorkOutcome } from '../api/supervisor-report.js';
+import type { BackupSupervisor, SupervisorConfig, SupervisorEvent } from './supervisor-types.js';
 
 /** setTimeout cannot wait longer than 2^31-1 ms; re-evaluate the schedule at least hourly anyway. */
 const MAX_TIMER_MS = 3_600_000;
@@ -43,8 +40,24 @@ export class VerificationMismatchError extends OperatorError {
   }
 }
 
+/**
+ * The timers the supervisor arms for its schedules. Injected with `now` so that a test can drive the
+ * cron lifecycle with a fake clock: a timer fires when the test moves the clock past it.
+ */
+export interface SupervisorTimers {
+  setTimeout(callback: () => void, delayMs: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const REAL_TIMERS: SupervisorTimers = {
+  setTimeout: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout | undefined),
+};
+
 export interface SupervisorDependencies {
   now?: () => Date;
+  /** Default: Node's setTimeout/clearTimeout. Use together with `now`. */
+  timers?: SupervisorTimers;
   /** Injected store (tests wrap the real one to throttle or fail it). */
   store?: ObjectStore;
 }
@@ -64,9 +77,10 @@ export class Supervisor implements BackupSupervisor {
   private readonly reportListeners: Array<(report: SupervisorReport) => void> = [];
   private readonly eventListeners: Array<(event: SupervisorEvent) => void> = [];
   private readonly state: SupervisorReport;
-  private fullTimer: NodeJS.Timeout | undefined;
+  private readonly timers: SupervisorTimers;
+  private fullTimer: unknown;
   private fullInFlight: Promise<FullSnapshotResult | undefined> | undefined;
-  private verifyTimer: NodeJS.Timeout | undefined;
+  private verifyTimer: unknown;
   private verifyInFlight: Promise<VerificationOutcome | undefined> | undefined;
   private readonly abort = new AbortController();
   private stopped = false;
@@ -75,6 +89,8 @@ export class Supervisor implements BackupSupervisor {
   private fullListingFailed = false;
   /** The poller's failedPolls already counted into state.delta. */
   private deltaFailedPollsSeen = 0;
+  /** Retention came due while a verification read the store: applied when the verification ends. */
+  private retentionDeferred = false;
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -86,6 +102,7 @@ export class Supervisor implements BackupSupervisor {
       throw new UsageError(`spec.encryption is set but no encryption key was given (Secret ${config.resolved.spec.encryption.keySecretRef.name}, data key "key")`);
     }
     this.now = deps.now ?? (() => new Date());
+    this.timers = deps.timers ?? REAL_TIMERS;
     this.budget = new MemoryBudget(config.resolved.budgetBytes);
     this.injectedStore = deps.store;
     this.state = {
@@ -94,6 +111,7 @@ export class Supervisor implements BackupSupervisor {
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
+      startTime: this.now().toISOString(),
     };
   }
 
@@ -104,10 +122,13 @@ export class Supervisor implements BackupSupervisor {
 
   async start(): Promise<void> {
     const { spec } = this.config.resolved;
-    this.store =
+    const store =
       this.injectedStore ??
       (await createStore(storeConfigFromSpec(spec.store, this.config.secrets.s3Credentials), { budget: this.budget }));
     this.client = createEtcdClient(this.connection);
+    // Writes only into a store of this etcd cluster (store marker; see OwnedStore).
+    const client = this.client;
+    this.store = new OwnedStore(store, { identify: () => clusterIdentity(client), owner: this.config.name, logger: this.logger, now: this.now });
     this.snapshotClient = createEtcdClient({ ...this.connection, bulkTransfer: true });
     this.logger.info('Started backup supervisor', {
       endpoints: this.connection.endpoints,
@@ -187,6 +208,7 @@ export class Supervisor implements BackupSupervisor {
         time: last.time.toISOString(),
         object: last.key,
       };
+      this.state.deltasCurrentTime = last.time.toISOString();
     }
     // Every failed poll counts; an Event only when the message changes (a repeating failure
     // would otherwise post one per period).
@@ -202,6 +224,7 @@ export class Supervisor implements BackupSupervisor {
       }
     } else if (!progress.waitingForFullSnapshot) {
       this.recordSuccess(outcome);
+      if (progress.archivedRevision >= progress.etcdRevision) this.state.deltasCurrentTime = this.now().toISOString();
     }
     this.emitReport();
   }
@@ -209,8 +232,8 @@ export class Supervisor implements BackupSupervisor {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    clearTimeout(this.fullTimer);
-    clearTimeout(this.verifyTimer);
+    this.timers.clearTimeout(this.fullTimer);
+    this.timers.clearTimeout(this.verifyTimer);
     this.abort.abort(new OperatorError('Stopped', 'supervisor stopped'));
     await this.poller?.stop().catch((err: unknown) => this.logger.warn('Delta poller stopped with an error', { error: errorMessage(err) }));
     await this.fullInFlight?.catch(() => undefined);
@@ -235,10 +258,22 @@ export class Supervisor implements BackupSupervisor {
     this.eventListeners.push(listener);
   }
 
-  /** Takes a full snapshot now, or joins the one already running. */
+  /**
+   * Takes a full snapshot now, or joins the one already running. After a successful one (and its
+   * retention) the schedule decides again, once this one no longer counts as running: a tick that
+   * passed meanwhile is then due at once instead of being joined to the snapshot that just ended,
+   * which left no timer armed and stopped the schedule for good. A failed one arms its own retry.
+   */
   async takeFullSnapshotNow(): Promise<FullSnapshotResult | undefined> {
     if (!this.fullInFlight) {
-      this.fullInFlight = this.runFullSnapshot().finally(() => (this.fullInFlight = undefined));
+      const running = this.runFullSnapshot().finally(() => (this.fullInFlight = undefined));
+      this.fullInFlight = running;
+      running.then(
+        (result) => {
+          if (result) void this.scheduleFullSnapshot();
+        },
+        () => undefined,
+      );
     }
     return this.fullInFlight;
   }
@@ -252,6 +287,7 @@ export class Supervisor implements BackupSupervisor {
     if (!this.verifyInFlight) {
       this.verifyInFlight = this.runVerification().finally(() => {
         this.verifyInFlight = undefined;
+        if (this.retentionDeferred && !this.stopped) void this.applyRetention();
         this.scheduleVerification();
       });
     }
@@ -261,11 +297,11 @@ export class Supervisor implements BackupSupervisor {
   private scheduleVerification(): void {
     const schedule = this.config.resolved.spec.verification?.schedule;
     if (!schedule || this.stopped) return;
-    clearTimeout(this.verifyTimer);
+    this.timers.clearTimeout(this.verifyTimer);
     const now = this.now();
     // One at a time: the next run is computed when the last ended, so a slow one skips ticks.
     const delayMs = nextScheduledRun(schedule, now).getTime() - now.getTime();
-    this.verifyTimer = setTimeout(
+    this.verifyTimer = this.timers.setTimeout(
       () => {
         if (delayMs <= MAX_TIMER_MS) this.verifyNow().catch(() => undefined);
         else this.scheduleVerification();
@@ -376,6 +412,7 @@ export class Supervisor implements BackupSupervisor {
           time: latest.time.toISOString(),
           object: latest.key,
           sizeBytes: 0,
+          ...retentionStatus(await this.store.retentionOf?.(latest.key)),
         };
       }
     } catch (err) {
@@ -386,8 +423,11 @@ export class Supervisor implements BackupSupervisor {
       this.logger.warn('Failed to list the store', { error: errorMessage(err) });
       this.emitReport();
       if (!this.stopped) {
-        clearTimeout(this.fullTimer);
-        this.fullTimer = setTimeout(() => void this.scheduleFullSnapshot(), retryDelayMs(this.state.fullSnapshot.consecutiveFailures));
+        this.timers.clearTimeout(this.fullTimer);
+        this.fullTimer = this.timers.setTimeout(
+          () => void this.scheduleFullSnapshot(),
+          retryDelayMs(this.state.fullSnapshot.consecutiveFailures),
+        );
       }
       return;
     }
@@ -412,10 +452,10 @@ export class Supervisor implements BackupSupervisor {
 
   private armFullTimer(delayMs: number): void {
     if (this.stopped) return;
-    clearTimeout(this.fullTimer);
+    this.timers.clearTimeout(this.fullTimer);
     const wait = Math.max(0, Math.min(delayMs, MAX_TIMER_MS));
     const fire = delayMs <= MAX_TIMER_MS;
-    this.fullTimer = setTimeout(() => {
+    this.fullTimer = this.timers.setTimeout(() => {
       if (fire) this.takeFullSnapshotNow().catch(() => undefined);
       else void this.scheduleFullSnapshot();
     }, wait);
@@ -459,6 +499,7 @@ export class Supervisor implements BackupSupervisor {
       object: result.key,
       sizeBytes: result.sizeBytes,
       sha256: result.sha256,
+      ...retentionStatus(result.retention),
     };
     this.state.bytesUploaded += result.sizeBytes;
     this.recordSuccess(this.state.fullSnapshot);
@@ -475,11 +516,17 @@ export class Supervisor implements BackupSupervisor {
       message: `Took full snapshot ${result.key} at revision ${result.revision} (${result.sizeBytes} bytes)`,
     });
     await this.applyRetention();
-    await this.scheduleFullSnapshot();
     return result;
   }
 
   private async applyRetention(): Promise<void> {
+    // A verification restores the newest snapshot and its deltas: deleting them under it (a new
+    // snapshot with maxFullSnapshots 1) made it report a false VerificationFailed.
+    this.retentionDeferred = this.verifyInFlight !== undefined;
+    if (this.retentionDeferred) {
+      this.logger.info('Deferred retention until the running verification ends');
+      return;
+    }
     try {
       const listing = classifyKeys((await this.store.list('')).map((o) => o.key));
       const plan = planRetention(listing, this.config.resolved.spec.retention, this.now());
@@ -488,9 +535,28 @@ export class Supervisor implements BackupSupervisor {
         this.emitEvent({ type: 'Warning', reason: 'RetentionHeld', message: plan.held });
         return;
       }
-      for (const key of plan.deleteKeys) await this.store.delete(key);
-      if (plan.deleteKeys.length > 0) {
-        this.logger.info('Applied retention', { deleted: plan.deleteKeys.length, keptFullSnapshots: plan.keep.length });
+      const locked = await deleteUnlessLocked(this.store, plan.deleteKeys);
+      const deleted = plan.deleteKeys.length - locked.length;
+      if (deleted > 0) {
+        this.logger.info('Applied retention', { deleted, keptFullSnapshots: plan.keep.length });
+      }
+      if (locked.length > 0) {
+        // Not a failure: the lock is the point. The objects go in a later run, once it has ended.
+        const summary = summariseLocked(locked);
+        const message = `Retention kept ${describeLocked(summary)}`;
+        this.logger.info('Kept objects under S3 Object Lock', {
+          locked: summary.count,
+          lockedUntil: summary.until?.toISOString(),
+          sample: summary.sample,
+        });
+        this.emitEvent({ type: 'Normal', reason: 'RetentionLocked', message });
+        this.state.retention = {
+          lockedObjects: summary.count,
+          ...(summary.until ? { lockedUntil: summary.until.toISOString() } : {}),
+          message,
+        };
+      } else {
+        this.state.retention = { lockedObjects: 0 };
       }
     } catch (err) {
       // Retention is retried after the next snapshot; a failure here loses nothing.

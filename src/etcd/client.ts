@@ -125,6 +125,12 @@ export async function headRevision(client: Etcd3): Promise<number> {
   return Number(response.header.revision);
 }
 
+/** etcd's cluster ID and head revision, from one response header. */
+export async function clusterIdentity(client: Etcd3): Promise<{ clusterId: string; headRevision: number }> {
+  const response = await client.kv.range({ key: Buffer.from('\0'), count_only: true });
+  return { clusterId: String(response.header.cluster_id), headRevision: Number(response.header.revision) };
+}
+
 /**
  * Reads the head revision within `timeoutMs`, turning any failure into a one-line
  * EtcdUnavailableError that names the endpoints.

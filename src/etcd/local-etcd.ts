@@ -24,6 +24,8 @@ export interface LocalEtcd {
 
 export interface LocalEtcdOptions {
   dataDir: string;
+  /** The etcd program to run (a path or a name on PATH); default ETCD_BINARY. */
+  binary?: string;
   name?: string;
   /** Extra flags (TLS, auth, quotas...). */
   extraArgs?: string[];
@@ -104,6 +106,7 @@ async function startOnce(
   const metricsUrl = `http://127.0.0.1:${ports.metrics}`;
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const logFile = options.logFile ?? `${options.dataDir}.log`;
+  const binary = options.binary ?? ETCD_BINARY;
   const args = [
     '--name', name,
     '--data-dir', options.dataDir,
@@ -115,7 +118,7 @@ async function startOnce(
     '--listen-metrics-urls', metricsUrl,
     ...(options.extraArgs ?? []),
   ];
-  const guarded = spawnGuarded(ETCD_BINARY, args, logFile);
+  const guarded = spawnGuarded(binary, args, logFile);
   const { child, watchdog } = guarded;
   const stop = (): Promise<void> => guarded.stop(5000);
 
@@ -125,7 +128,7 @@ async function startOnce(
     const spawnError = guarded.spawnError();
     if (spawnError) {
       await stop();
-      throw new EtcdUnavailableError(`cannot start ${ETCD_BINARY}: ${spawnError.message} (is etcd-server installed?)`);
+      throw new EtcdUnavailableError(`cannot start ${binary}: ${spawnError.message} (is etcd-server installed?)`);
     }
     if (guarded.hasExited()) {
       watchdog?.kill('SIGKILL');

@@ -28,8 +28,8 @@ import {
   type IWatchResponse,
 } from 'etcd3';
 import { EtcdUnavailableError, OperatorError, RevisionCompactedError, errorMessage } from '../errors.js';
-import { eventCost, type DeltaEvent } from '../engine/delta-format.js';
-import { MemoryBudget, Reservation } from '../engine/memory-budget.js';
+import { eventCost, type DeltaEvent } from '../archive/delta-format.js';
+import { MemoryBudget, Reservation } from '../budget/memory-budget.js';
 import type { Logger } from '../observability/logger.js';
 
 /** Complete revisions handed to the caller for upload. */

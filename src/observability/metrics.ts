@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { SupervisorReport } from '../engine/supervisor-types.js';
+import type { SupervisorReport } from '../api/supervisor-report.js';
+import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 
 /**
  * Prometheus metrics of the operator, in their own registry (not prom-client's global one, so tests
@@ -18,7 +19,10 @@ export class OperatorMetrics {
   private readonly memoryBudget: Gauge<'namespace' | 'name'>;
   private readonly restarts: Counter<'namespace' | 'name'>;
   private readonly lastVerification: Gauge<'namespace' | 'name'>;
+  private readonly backupFresh: Gauge<'namespace' | 'name'>;
   private readonly verificationFailures: Counter<'namespace' | 'name'>;
+  private readonly fullRetainUntil: Gauge<'namespace' | 'name'>;
+  private readonly lockedObjects: Gauge<'namespace' | 'name'>;
   readonly reconciles: Counter<'result'>;
   readonly leader: Gauge;
   /** Per supervisor run: counters in reports restart from zero when the supervisor restarts. */
@@ -87,9 +91,27 @@ export class OperatorMetrics {
       labelNames: ['namespace', 'name'],
       registers,
     });
+    this.backupFresh = new Gauge({
+      name: 'etcdbackup_backup_fresh',
+      help: '1 while the BackupFresh condition is True, 0 while False (newest full snapshot older than two schedule intervals, or deltas not current for three periods); absent when unknown',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
     this.verificationFailures = new Counter({
       name: 'etcdbackup_verification_failures_total',
       help: 'Failed scheduled verifications of the latest backup',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.fullRetainUntil = new Gauge({
+      name: 'etcdbackup_full_snapshot_retain_until_timestamp_seconds',
+      help: 'S3 Object Lock: Unix time until which the newest full snapshot cannot be deleted (absent without a lock)',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.lockedObjects = new Gauge({
+      name: 'etcdbackup_retention_locked_objects',
+      help: 'Objects the last retention run had to keep because they are still under S3 Object Lock',
       labelNames: ['namespace', 'name'],
       registers,
     });
@@ -144,6 +166,18 @@ export class OperatorMetrics {
     seen.bytesUploaded = report.bytesUploaded;
     this.memoryPeak.set(labels, report.memory.peakBytes);
     this.memoryBudget.set(labels, report.memory.budgetBytes);
+    const retainUntil = report.lastFullSnapshot?.retainUntil;
+    if (retainUntil) this.fullRetainUntil.set(labels, Date.parse(retainUntil) / 1000);
+    else this.fullRetainUntil.remove(labels);
+    if (report.retention) this.lockedObjects.set(labels, report.retention.lockedObjects);
+  }
+
+  /** The BackupFresh condition of a computed status as 1/0; the series is removed while it is Unknown. */
+  observeFreshness(namespace: string, name: string, status: EtcdBackupStatus): void {
+    const condition = status.conditions?.find((c) => c.type === 'BackupFresh');
+    if (condition?.status === 'True') this.backupFresh.set({ namespace, name }, 1);
+    else if (condition?.status === 'False') this.backupFresh.set({ namespace, name }, 0);
+    else this.backupFresh.remove({ namespace, name });
   }
 
   /** Drops the EtcdBackup's series (it was deleted or this replica stopped leading). */
@@ -160,6 +194,9 @@ export class OperatorMetrics {
       this.restarts,
       this.lastVerification,
       this.verificationFailures,
+      this.backupFresh,
+      this.fullRetainUntil,
+      this.lockedObjects,
     ]) {
       metric.remove(labels);
     }

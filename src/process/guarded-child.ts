@@ -2,21 +2,12 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { killWithParent } from './parent-watchdog.js';
 
 /**
- * Server processes this program starts (temporary etcd members, and in tests kube-apiserver) must not
- * outlive it, even when it dies by SIGKILL: a watchdog shell kills the child once this process is gone.
+ * Server processes this program starts (temporary etcd members; in tests kube-apiserver and MinIO):
+ * started with their output in a log file, guarded by the parent-death watchdog, stopped gracefully.
  */
-
-/** Kills `child` when this process dies, even by SIGKILL (a parent-death check once a second). */
-export function startWatchdog(child: ChildProcess): ChildProcess | undefined {
-  if (child.pid === undefined) return undefined;
-  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`;
-  const watchdog = spawn('sh', ['-c', script], { stdio: 'ignore', detached: true });
-  watchdog.unref();
-  watchdog.on('error', () => undefined);
-  return watchdog;
-}
 
 /** Resolves once `child` has exited (at once if it already has). */
 export function exitOf(child: ChildProcess): Promise<void> {
@@ -55,19 +46,22 @@ export interface GuardedChild {
   stop(graceMs: number): Promise<void>;
 }
 
-/** Starts `command` with stdout and stderr appended to `logFile`, guarded by a watchdog. */
-export function spawnGuarded(command: string, args: string[], logFile: string): GuardedChild {
+/**
+ * Starts `command` with stdout and stderr appended to `logFile`, guarded by a watchdog.
+ * `env` replaces the environment (default: this process's).
+ */
+export function spawnGuarded(command: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): GuardedChild {
   const logFd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { stdio: ['ignore', logFd, logFd] });
+    child = spawn(command, args, { stdio: ['ignore', logFd, logFd], ...(env ? { env } : {}) });
   } finally {
     closeSync(logFd);
   }
   const exited = exitOf(child);
   let spawnError: Error | undefined;
   child.once('error', (err) => (spawnError = err));
-  const watchdog = startWatchdog(child);
+  const watchdog = killWithParent(child);
   return {
     child,
     exited,

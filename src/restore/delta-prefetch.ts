@@ -13,8 +13,8 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { MemoryBudget, Reservation } from '../engine/memory-budget.js';
-import type { DeltaName } from '../store/naming.js';
+import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
+import type { DeltaName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 
 /** Default for the restore's --memory: bytes of delta objects fetched ahead of the replay. */

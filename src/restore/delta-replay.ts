@@ -20,12 +20,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
-import { RestoreError, UsageError } from '../errors.js';
+import { RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import { headRevision } from '../etcd/client.js';
-import { decodeDeltaEvents, groupByRevision } from '../engine/delta-format.js';
-import { MemoryBudget } from '../engine/memory-budget.js';
+import { decodeDeltaEvents, groupByRevision } from '../archive/delta-format.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import type { Logger } from '../observability/logger.js';
-import { DELTA_DIR, type DeltaName } from '../store/naming.js';
+import { DELTA_DIR, type DeltaName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { DEFAULT_PREFETCH_BYTES, DEFAULT_PREFETCH_OBJECTS, DeltaPrefetcher } from './delta-prefetch.js';
 import { DEFAULT_PIPELINE_DEPTH, TxnPipeline, type PipelineStats } from './txn-pipeline.js';
@@ -88,6 +88,8 @@ export interface ReplayOptions {
   logger: Logger;
   /** Turns an encrypted object's bytes into plain ones; required when a needed object is `.enc`. */
   decrypt?: (body: Readable, key: string) => Readable;
+  /** Refuse objects that are not encrypted (keys were given without --allow-unencrypted). */
+  requireEncrypted?: boolean;
   /** Where objects are spooled while their checksum is verified; default the OS temp dir. */
   tempDir?: string;
   /** Stored size per delta key (from the listing the deltas came from); listed again when absent. */
@@ -130,14 +132,22 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
   // Refuse before downloading anything rather than halfway through.
   const locked = plan.find((delta) => delta.encrypted && !options.decrypt);
   if (locked) throw new UsageError(`delta object ${locked.key} is encrypted: an encryption key is needed to restore it`);
+  const plain = options.requireEncrypted ? plan.filter((delta) => !delta.encrypted) : [];
+  if (plain.length > 0) throw new UnencryptedObjectError(plain.map((delta) => delta.key));
 
   const sizes = options.objectSizes ?? new Map((await store.list(DELTA_DIR)).map((o) => [o.key, o.size]));
   const spoolDir = await mkdtemp(join(options.tempDir ?? tmpdir(), 'etcd-backup-delta-'));
+  const prefetchBudget = options.prefetchBudget ?? new MemoryBudget(DEFAULT_PREFETCH_BYTES);
+  // The budget counts stored (compressed) bytes; what is held decompressed, the decoder's line and
+  // the revision being grouped for its txn, is bounded by the same figure each, so a gzip bomb
+  // cannot take memory past what --memory allows.
+  const maxLineBytes = prefetchBudget.limitBytes;
+  const maxRevisionBytes = prefetchBudget.limitBytes;
   const prefetcher = new DeltaPrefetcher(
     store,
     plan,
     sizes,
-    options.prefetchBudget ?? new MemoryBudget(DEFAULT_PREFETCH_BYTES),
+    prefetchBudget,
     spoolDir,
     options.prefetchObjects ?? DEFAULT_PREFETCH_OBJECTS,
   );
@@ -148,7 +158,7 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
       const plain = delta.encrypted ? options.decrypt!(createReadStream(file), delta.key) : createReadStream(file);
       const last = Math.min(delta.toRevision, toRevision);
       const before = applied;
-      for await (const revision of groupByRevision(decodeDeltaEvents(plain, delta.compression, delta.key))) {
+      for await (const revision of groupByRevision(decodeDeltaEvents(plain, delta.compression, delta.key, maxLineBytes), maxRevisionBytes, delta.key)) {
         if (revision.rev <= applied) continue;
         if (revision.rev > last) break;
         if (revision.rev < delta.fromRevision) {

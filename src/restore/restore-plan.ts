@@ -1,5 +1,5 @@
-import { advanceContiguous } from '../engine/chunk-planner.js';
-import type { BackupListing, DeltaName, FullSnapshotName } from '../store/naming.js';
+import { advanceContiguous } from '../archive/revision-ranges.js';
+import type { BackupListing, DeltaName, FullSnapshotName } from '../archive/naming.js';
 
 export interface RestoreTarget {
   /** Restore exactly this revision. */

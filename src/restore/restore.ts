@@ -9,13 +9,16 @@ import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { createDecryptStream, decryptReadable } from '../crypto/encryption.js';
-import { MemoryBudget } from '../engine/memory-budget.js';
+import { MAX_EVENT_BYTES } from '../archive/delta-format.js';
+import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
-import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
-import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UsageError } from '../errors.js';
+import { defaultEtcdBinaries, findRestoreTools, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
+import { ETCD_BINARY, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
+import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { classifyKeys, type DeltaName, type FullSnapshotName } from '../store/naming.js';
+import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
 import type { ObjectStore } from '../store/object-store.js';
+import { readStoreMarker, withClusterCheck } from '../store/store-marker.js';
 import { replayDeltas } from './delta-replay.js';
 import { snapshotCandidates, type RestoreTarget } from './restore-plan.js';
 
@@ -35,12 +38,23 @@ export interface RestoreOptions extends RestoreTarget {
    * and the new key after a rotation. Without keys an encrypted object is a UsageError.
    */
   encryptionKeys?: Buffer[];
+  /**
+   * With encryption keys given, an object that is not encrypted is refused (a UsageError naming it):
+   * anyone who can write to the store could plant a plaintext snapshot with a matching sha256.
+   * True accepts them (--allow-unencrypted), e.g. for a chain that began before encryption was enabled.
+   */
+  allowUnencrypted?: boolean;
   /** Bytes of delta objects downloaded ahead of the replay (--memory); default 64 MiB. */
   prefetchBytes?: number;
   /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
   pipelineDepth?: number;
   /**
-   * Cancels the restore: the download and etcdctl stop, and the temporary member is killed, which
+   * The etcd programs to run; default defaultEtcdBinaries() (ETCD_BIN, ETCDCTL_BIN, ETCDUTL_BIN or PATH).
+   * The snapshot is restored with etcdutl when it runs, else with etcdctl (3.4, 3.5).
+   */
+  tools?: EtcdBinaries;
+  /**
+   * Cancels the restore: the download and etcdutl/etcdctl stop, and the temporary member is killed, which
    * fails a replay in progress. Rejects with the signal's reason; nothing is left behind.
    */
   signal?: AbortSignal;
@@ -54,15 +68,22 @@ export interface RestoreResult {
   snapshotRevision: number;
   /** The restored head revision. */
   revision: number;
+  /** The etcd cluster whose chain was restored (the store marker's); undefined for a store without one. */
+  clusterId?: string;
 }
 
 /**
  * Rebuilds an etcd data dir from the store: the newest full snapshot at or before the target,
- * checked against its recorded sha256 before `etcdctl snapshot restore` sees it.
+ * checked against its recorded sha256 before `etcdutl snapshot restore` (or 3.4's etcdctl) sees it.
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const dataDir = resolve(options.dataDir);
   await ensureEmptyDir(dataDir);
+  // The marker says whose chain the store holds; every object read must be of that cluster.
+  const marker = await readStoreMarker(options.store, options.signal);
+  const store = marker ? withClusterCheck(options.store, marker.clusterId) : options.store;
+  if (marker) options.logger.info('Restoring the chain of etcd cluster', { clusterId: marker.clusterId, startedBy: marker.owner });
+  else options.logger.warn('The store has no marker: which cluster its objects come from is not checked', { store: options.store.describe() });
   const objects = await options.store.list('');
   const listing = classifyKeys(objects.map((o) => o.key));
   const candidates = snapshotCandidates(listing, options);
@@ -75,24 +96,33 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const deltas = options.toTime
     ? listing.deltas.filter((d) => (storedAt.get(d.key) ?? Infinity) <= options.toTime!.getTime())
     : listing.deltas;
-  const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   const { signal } = options;
+  const tools = await findRestoreTools(options.tools ?? defaultEtcdBinaries(), signal);
+  options.logger.info('Chose the etcd tools for the restore', {
+    restoreTool: tools.restore.name,
+    restoreToolVersion: tools.restore.version,
+    restoreToolPath: tools.restore.binary,
+    etcd: tools.etcd.binary,
+    etcdVersion: tools.etcd.version ?? 'unknown',
+  });
+  const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
-      await restoreSnapshotInto(options.store, snapshot, dataDir, workDir, options);
+      await restoreSnapshotInto(store, snapshot, dataDir, workDir, tools.restore, options);
       signal?.throwIfAborted();
-      const result = await withTemporaryMember(dataDir, options.name ?? 'default', workDir, signal, async (client) => {
+      const member = { dataDir, name: options.name ?? 'default', workDir, etcd: tools.etcd.binary };
+      const result = await withTemporaryMember(member, signal, async (client) => {
         const snapshotRevision = await headRevision(client);
         if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
         options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
         const target = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0 };
+        if (target === snapshotRevision) return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, clusterId: marker?.clusterId };
         const replayed = await replayDeltas({
           client,
-          store: options.store,
+          store,
           deltas,
           afterRevision: snapshotRevision,
           toRevision: target,
@@ -104,8 +134,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
           decrypt: options.encryptionKeys?.length
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
+          requireEncrypted: requiresEncryption(options),
         });
-        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied };
+        return { snapshot, snapshotRevision, revision: replayed.revision, revisionsApplied: replayed.revisionsApplied, clusterId: marker?.clusterId };
       });
       signal?.throwIfAborted();
       if (result) return result;
@@ -126,25 +157,32 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   }
 }
 
-/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdctl build the data dir. */
+/** Keys were given and plaintext was not allowed: every object read must be encrypted. */
+function requiresEncryption(options: RestoreOptions): boolean {
+  return (options.encryptionKeys?.length ?? 0) > 0 && options.allowUnencrypted !== true;
+}
+
+/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdutl/etcdctl build the data dir. */
 async function restoreSnapshotInto(
   store: ObjectStore,
   snapshot: FullSnapshotName,
   dataDir: string,
   workDir: string,
+  tool: RestoreTool,
   options: RestoreOptions,
 ): Promise<void> {
   const keys = options.encryptionKeys ?? [];
   if (snapshot.encrypted && keys.length === 0) {
     throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
   }
+  if (!snapshot.encrypted && requiresEncryption(options)) throw new UnencryptedObjectError([snapshot.key]);
   const file = join(workDir, 'snapshot.db');
   const { signal } = options;
   const object = await store.get(snapshot.key, { signal });
   const out = createWriteStream(file, { mode: 0o600 });
   try {
     // The store stream fails at its end on a sha256 mismatch, and decryption on any segment that does
-    // not authenticate (or a missing end), before etcdctl ever reads the file.
+    // not authenticate (or a missing end), before the restore tool reads the file.
     const stages: Transform[] = [];
     if (snapshot.encrypted) stages.push(createDecryptStream(keys, snapshot.key));
     if (snapshot.compression === 'gzip') stages.push(createGunzip());
@@ -158,7 +196,7 @@ async function restoreSnapshotInto(
   const peerUrl = options.peerUrl ?? 'http://localhost:2380';
   try {
     await run(
-      ETCDCTL_BINARY,
+      tool.binary,
       [
         'snapshot', 'restore', file,
         '--data-dir', dataDir,
@@ -172,7 +210,7 @@ async function restoreSnapshotInto(
   } catch (err) {
     signal?.throwIfAborted();
     const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
-    throw new RestoreError(`etcdctl snapshot restore of ${snapshot.key} failed: ${stderr || errorMessage(err)}`, err);
+    throw new RestoreError(`${tool.name} ${tool.version} snapshot restore of ${snapshot.key} failed: ${stderr || errorMessage(err)}`, err);
   }
 }
 
@@ -181,10 +219,11 @@ async function restoreSnapshotInto(
  * revision as one txn, so the member must accept txns as large as any the source accepted: many ops
  * (a delete-range or lease revocation touches many keys) and the source's request size.
  */
-export async function startMember(dataDir: string, name: string, workDir: string): Promise<LocalEtcd> {
+export async function startMember(dataDir: string, name: string, workDir: string, etcd = ETCD_BINARY): Promise<LocalEtcd> {
   return startLocalEtcd({
     dataDir,
     name,
+    binary: etcd,
     logFile: join(workDir, `etcd-${Date.now()}.log`),
     extraArgs: ['--max-txn-ops', String(REPLAY_MAX_TXN_OPS), '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES)],
   });
@@ -192,7 +231,17 @@ export async function startMember(dataDir: string, name: string, workDir: string
 
 /** etcd's own ceilings are far above any real cluster's settings; these cover generous sources. */
 const REPLAY_MAX_TXN_OPS = 1_000_000;
-const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+/** Also the largest event a delta line may hold (the decoder's line limit follows from it). */
+const REPLAY_MAX_REQUEST_BYTES = MAX_EVENT_BYTES;
+
+/** Where and how a temporary member runs: its data dir, member name, log dir and etcd program. */
+export interface TemporaryMember {
+  dataDir: string;
+  name: string;
+  workDir: string;
+  /** Default ETCD_BINARY. */
+  etcd?: string;
+}
 
 /**
  * Starts a temporary member on `dataDir`, runs `use` with a client to it and stops it. `signal`
@@ -200,13 +249,11 @@ const REPLAY_MAX_REQUEST_BYTES = 64 * 1024 * 1024;
  * fails whatever was talking to it: the cancellation is the cause).
  */
 export async function withTemporaryMember<T>(
-  dataDir: string,
-  name: string,
-  workDir: string,
+  spec: TemporaryMember,
   signal: AbortSignal | undefined,
   use: (client: Etcd3) => Promise<T>,
 ): Promise<T> {
-  const member = await startMember(dataDir, name, workDir);
+  const member = await startMember(spec.dataDir, spec.name, spec.workDir, spec.etcd);
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
@@ -239,7 +286,7 @@ async function ensureEmptyDir(dir: string): Promise<void> {
     const code = (err as { code?: string }).code;
     if (code === 'ENOTDIR') throw new DataDirNotEmptyError(dir);
     if (code !== 'ENOENT') throw new RestoreError(`cannot use data dir ${dir}: ${errorMessage(err)}`, err);
-    // Missing is fine when its parent exists: etcdctl creates it.
+    // Missing is fine when its parent exists: the restore tool creates it.
     await stat(dirname(dir)).catch(() => {
       throw new RestoreError(`cannot use data dir ${dir}: parent directory does not exist`);
     });

@@ -28,7 +28,7 @@
  */
 import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import { RestoreError, errorMessage } from '../errors.js';
-import type { DeltaEvent, RevisionEvents } from '../engine/delta-format.js';
+import type { DeltaEvent, RevisionEvents } from '../archive/delta-format.js';
 
 const NUL = Buffer.from([0]);
 

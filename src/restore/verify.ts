@@ -6,6 +6,8 @@ import { createEtcdClient, type EtcdConnection } from '../etcd/client.js';
 import { readAllKeys, recordLine, summarizeKeyspace, type KeyspaceSummary, type KeyValueRecord } from '../etcd/read-all.js';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { EtcdBinaries } from '../etcd/etcd-tools.js';
+import { ETCD_BINARY } from '../etcd/local-etcd.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { restoreBackup, withTemporaryMember } from './restore.js';
 import type { RestoreTarget } from './restore-plan.js';
@@ -17,6 +19,10 @@ export interface VerifyOptions extends RestoreTarget {
   live?: EtcdConnection;
   /** Keys for `.enc` objects (see RestoreOptions.encryptionKeys). */
   encryptionKeys?: Buffer[];
+  /** The etcd programs to run (see RestoreOptions.tools). */
+  tools?: EtcdBinaries;
+  /** Accept objects that are not encrypted although keys were given (see RestoreOptions.allowUnencrypted). */
+  allowUnencrypted?: boolean;
   /**
    * What to do when the live cluster cannot be read at the restored revision (compacted, or
    * unreachable): 'fail' (default) throws; 'skip' leaves the comparison out and says why in
@@ -59,7 +65,8 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyResult
     const dataDir = join(workDir, 'data');
     const restored = await restoreBackup({ ...options, dataDir, logger: options.logger });
     options.signal?.throwIfAborted();
-    return await withTemporaryMember(dataDir, 'default', workDir, options.signal, async (client) => {
+    const member = { dataDir, name: 'default', workDir, etcd: options.tools?.etcd ?? ETCD_BINARY };
+    return await withTemporaryMember(member, options.signal, async (client) => {
       const summary = await summarizeKeyspace(client, restored.revision);
       const result: VerifyResult = { ...summary, snapshot: restored.snapshot.key };
       if (options.live) {

@@ -1,34 +1,17 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
-import type { MemoryBudget } from '../engine/memory-budget.js';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import { LocalStore } from './local-store.js';
+import { parseObjectLock, type ObjectLockSettings } from '../api/object-lock.js';
 import type { ObjectStore } from './object-store.js';
-
-export interface LocalStoreConfig {
-  kind: 'local';
-  path: string;
-}
-
-export interface S3StoreConfig {
-  kind: 's3';
-  bucket: string;
-  /** Key prefix inside the bucket, without leading or trailing slash ('' for the bucket root). */
-  prefix: string;
-  region: string;
-  /** Custom endpoint for S3-compatible servers; undefined means AWS. */
-  endpoint?: string;
-  forcePathStyle: boolean;
-  /** Undefined means the standard AWS credential chain (environment, profile, IRSA...). */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-}
-
-export type StoreConfig = LocalStoreConfig | S3StoreConfig;
+import type { StoreConfig } from './store-config.js';
 
 /**
  * Parses a CLI store URL:
  *   file:///abs/path
  *   s3://BUCKET/PREFIX?endpoint=http://127.0.0.1:9000&region=us-east-1&forcePathStyle=true
+ *   s3://BUCKET/PREFIX?objectLockMode=COMPLIANCE&objectLockRetainFor=720h   (S3 Object Lock; both or neither)
  */
 export function parseStoreUrl(raw: string): StoreConfig {
   let url: URL;
@@ -48,7 +31,7 @@ export function parseStoreUrl(raw: string): StoreConfig {
   if (url.protocol === 's3:') {
     if (!url.hostname) throw new UsageError(`invalid store URL ${raw}: missing bucket (s3://BUCKET/PREFIX)`);
     const params = url.searchParams;
-    const known = new Set(['endpoint', 'region', 'forcePathStyle']);
+    const known = new Set(['endpoint', 'region', 'forcePathStyle', 'objectLockMode', 'objectLockRetainFor']);
     for (const name of params.keys()) {
       if (!known.has(name)) throw new UsageError(`invalid store URL: unknown parameter ${JSON.stringify(name)}`);
     }
@@ -56,8 +39,20 @@ export function parseStoreUrl(raw: string): StoreConfig {
     if (forcePathStyle !== null && forcePathStyle !== 'true' && forcePathStyle !== 'false') {
       throw new UsageError(`invalid store URL: forcePathStyle must be true or false`);
     }
+    const lockMode = params.get('objectLockMode');
+    const lockFor = params.get('objectLockRetainFor');
+    let objectLock: ObjectLockSettings | undefined;
+    if (lockMode !== null || lockFor !== null) {
+      if (lockMode === null || lockFor === null) {
+        throw new UsageError('invalid store URL: objectLockMode and objectLockRetainFor go together');
+      }
+      const parsed = parseObjectLock(lockMode, lockFor, 'store URL objectLock');
+      if ('problem' in parsed) throw new UsageError(`invalid ${parsed.problem}`);
+      objectLock = parsed.settings;
+    }
     return {
       kind: 's3',
+      ...(objectLock ? { objectLock } : {}),
       bucket: url.hostname,
       prefix: decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, ''),
       region: params.get('region') ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',

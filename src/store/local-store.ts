@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ObjectNotFoundError, StoreUnreachableError } from '../errors.js';
+import { ChecksumMissingError, ObjectNotFoundError, StoreUnreachableError } from '../errors.js';
 import { HashingStream, verifyingStream } from './checksum.js';
 import {
   SHA256_METADATA_KEY,
@@ -23,11 +23,17 @@ interface Sidecar {
   metadata: Record<string, string>;
 }
 
+/** Backups hold every secret of a cluster: only the backup's own user may read them. */
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+
 /**
  * A directory as an object store. An object is the file `<root>/<key>`; its size and metadata
  * (sha256 included) live in a sidecar `<key>.meta.json`. Writes go to `<key>.part-<random>`, are
  * fsynced and renamed, sidecar first, so a visible object always has its sidecar and a crash leaves
- * at most an ignored `.part-` file.
+ * at most an ignored `.part-` file. Files are 0600 and the directories the store creates 0700 (the
+ * umask may narrow them further); a directory it creates is made durable in its parent before use.
+ * Reading an object without a recorded sha256 is refused (ChecksumMissingError): every put records one.
  */
 export class LocalStore implements ObjectStore {
   readonly root: string;
@@ -57,7 +63,7 @@ export class LocalStore implements ObjectStore {
       await ensureDir(dirname(path));
       const hashing = new HashingStream();
       const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-      const file = await open(dataPart, 'w', 0o640);
+      const file = await open(dataPart, 'w', FILE_MODE);
       // 256 KiB lets queued chunks go out in one write() instead of one per 32 KiB snapshot message.
       const out = file.createWriteStream({ autoClose: false, highWaterMark: 256 * 1024 });
       try {
@@ -95,7 +101,10 @@ export class LocalStore implements ObjectStore {
       throw this.mapError(err, `cannot read ${key}`);
     }
     const metadata = sidecar.metadata ?? {};
-    const verify = verifyingStream(key, metadata[SHA256_METADATA_KEY]);
+    const sha256 = metadata[SHA256_METADATA_KEY];
+    // Unchecked content could be anything someone wrote into the directory: never hand it out.
+    if (!sha256) throw new ChecksumMissingError(key, this.describe());
+    const verify = verifyingStream(key, sha256);
     const file = createReadStream(path, { signal: options.signal });
     file.on('error', (err) => verify.destroy(err));
     return { body: file.pipe(verify), size: sidecar.size, metadata };
@@ -167,17 +176,20 @@ const ERRNO_TEXT: Record<string, string> = {
  */
 async function ensureDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir);
+    await mkdir(dir, DIR_MODE);
   } catch (err) {
     if (isErrno(err, 'EEXIST')) return;
     if (!isErrno(err, 'ENOENT') || dirname(dir) === dir) throw err;
     await ensureDir(dirname(dir));
     try {
-      await mkdir(dir);
+      await mkdir(dir, DIR_MODE);
     } catch (again) {
       if (!isErrno(again, 'EEXIST')) throw again;
+      return;
     }
   }
+  // The new directory's entry must reach the disk too, or a crash can lose it with the objects in it.
+  await syncDir(dirname(dir));
 }
 
 function isErrno(err: unknown, code: string): boolean {
@@ -193,7 +205,7 @@ async function unlinkIfExists(path: string): Promise<void> {
 }
 
 async function writeFileSynced(path: string, content: string): Promise<void> {
-  await writeFile(path, content, { mode: 0o640 });
+  await writeFile(path, content, { mode: FILE_MODE });
   const handle = await open(path, 'r+');
   try {
     await handle.sync();

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { DELTA_DIR, FULL_DIR } from './naming.js';
+import { DELTA_DIR, FULL_DIR } from '../archive/naming.js';
+import type { ObjectRetention } from './object-lock.js';
 
 /** What a listing returns for one object. Keys are relative to the store's root (its prefix). */
 export interface ObjectInfo {
@@ -18,6 +19,8 @@ export interface PutResult {
   size: number;
   /** hex sha256 of the bytes stored. */
   sha256: string;
+  /** S3 Object Lock: the retention the object was written with (explicit or the bucket default). */
+  retention?: ObjectRetention;
 }
 
 export interface GetResult {
@@ -60,6 +63,13 @@ export interface ObjectStore {
    * more than `olderThanMs` ago (younger ones may belong to a live writer); idempotent.
    */
   cleanupIncomplete?(olderThanMs?: number): Promise<unknown>;
+  /**
+   * S3 Object Lock retention of an object (undefined: none, or missing). `delete` of an object still
+   * under retention throws ObjectLockedError and deletes nothing.
+   */
+  retentionOf?(key: string): Promise<ObjectRetention | undefined>;
+  /** Releases what the store holds open (an S3 client's sockets); the store is not used afterwards. */
+  close?(): void;
 }
 
 /** Metadata key under which the sha256 of the stored bytes is recorded. */

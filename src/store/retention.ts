@@ -1,4 +1,4 @@
-import type { BackupListing, DeltaName, FullSnapshotName } from './naming.js';
+import type { BackupListing, DeltaName, FullSnapshotName } from '../archive/naming.js';
 
 export interface RetentionPolicy {
   policy: 'LimitBased' | 'Exponential';

@@ -7,26 +7,37 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCopyCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { MemoryBudget, Reservation } from '../engine/memory-budget.js';
-import { ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
+import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
+import { parseBackupKey } from '../archive/naming.js';
+import { ChecksumMissingError, ObjectLockedError, ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sha256Hex, verifyingStream } from './checksum.js';
-import type { S3StoreConfig } from './factory.js';
+import type { S3StoreConfig } from './store-config.js';
+import {
+  defaultRetentionMs,
+  isLocked,
+  retainUntil,
+  type ObjectLockSettings,
+  type ObjectRetention,
+} from './object-lock.js';
 import {
   formatBytes,
   MIN_PART_SIZE_BYTES,
   planUpload,
   streamReservationBytes,
   type UploadPlan,
-} from './s3-upload-plan.js';
+} from '../budget/s3-upload-plan.js';
 import {
   SHA256_METADATA_KEY,
   type GetResult,
@@ -49,7 +60,17 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
 const MAX_LIST_PAGE_SIZE = 1000;
 /** Multipart uploads go to unique keys under here first; list() never shows them. */
 export const INCOMPLETE_DIR = '.incomplete/';
+/** Random bytes in a temporary key's name (hex): the staging names this store writes and sweeps. */
+const TEMP_NAME_BYTES = 12;
+const TEMP_NAME_RE = new RegExp(`^${INCOMPLETE_DIR.replace('.', '\\.')}[0-9a-f]{${TEMP_NAME_BYTES * 2}}$`);
 const DAY_MS = 24 * 60 * 60 * 1000;
+/**
+ * Retention of temporary objects in a bucket with a default retention (which S3 and MinIO apply to
+ * every new object version and which cannot be turned off per object): the shortest explicit
+ * GOVERNANCE lock that survives a client clock somewhat behind the server's. The temporary object
+ * is deleted right after the copy with s3:BypassGovernanceRetention, or after the lock has run out.
+ */
+const TEMP_RETAIN_FOR_MS = 5 * 60 * 1000;
 
 export interface S3StoreOptions {
   bucket: string;
@@ -71,6 +92,10 @@ export interface S3StoreOptions {
   maxCopyObjectBytes?: number;
   /** Range size of each UploadPartCopy; default 512 MiB. */
   copyPartSizeBytes?: number;
+  /** Object Lock retention written on every backup object. */
+  objectLock?: ObjectLockSettings;
+  /** The clock retain-until dates are computed from (tests). */
+  now?: () => Date;
 }
 
 /** What fromConfig needs besides the config: the budget and knobs tests turn. */
@@ -88,7 +113,15 @@ export interface S3StoreDependencies
 
 type PendingCleanup =
   /** A temporary key: delete the object and, if the upload may not have completed, abort its uploads. */
-  | { kind: 'temp'; key: string; abortUploads: boolean }
+  | {
+      kind: 'temp';
+      key: string;
+      abortUploads: boolean;
+      /** Versioned bucket (Object Lock): delete this version, or nothing when the object was never completed. */
+      versioned?: boolean;
+      versionId?: string;
+      bypassGovernance?: boolean;
+    }
   | { kind: 'upload'; key: string; uploadId: string };
 
 /**
@@ -123,6 +156,9 @@ export class S3Store implements ObjectStore {
   private readonly maxCopyObjectBytes: number;
   private readonly copyPartSizeBytes: number;
   private readonly pending = new Map<string, PendingCleanup>();
+  private readonly objectLock: ObjectLockSettings | undefined;
+  private readonly now: () => Date;
+  private bucketLock: Promise<BucketLock> | undefined;
   private ownsClient = false;
 
   constructor(
@@ -143,6 +179,8 @@ export class S3Store implements ObjectStore {
     }
     this.maxCopyObjectBytes = options.maxCopyObjectBytes ?? MAX_COPY_OBJECT_BYTES;
     this.copyPartSizeBytes = options.copyPartSizeBytes ?? COPY_PART_SIZE_BYTES;
+    this.objectLock = options.objectLock;
+    this.now = options.now ?? (() => new Date());
     if (this.copyPartSizeBytes < MIN_PART_SIZE_BYTES) {
       throw new RangeError(`S3 copy part size must be at least ${formatBytes(MIN_PART_SIZE_BYTES)}`);
     }
@@ -175,6 +213,7 @@ export class S3Store implements ObjectStore {
       prefix: config.prefix,
       endpoint: config.endpoint,
       region: config.region,
+      objectLock: config.objectLock,
     });
     store.ownsClient = true;
     return store;
@@ -235,11 +274,10 @@ export class S3Store implements ObjectStore {
     const sha256 = sha256Hex(body);
     const metadata = { ...options.metadata, [SHA256_METADATA_KEY]: sha256 };
     if (body.length <= this.plan.partSizeBytes) {
-      await this.putSingle(objectKey, body, metadata, options.signal);
-    } else {
-      await this.putViaTemporary(objectKey, body, body.length, metadata, options.signal);
+      const retention = await this.putSingle(objectKey, body, metadata, options.signal);
+      return { size: body.length, sha256, ...retention };
     }
-    return { size: body.length, sha256 };
+    return this.putViaTemporary(objectKey, body, body.length, metadata, options.signal);
   }
 
   private async putSingle(
@@ -247,12 +285,88 @@ export class S3Store implements ObjectStore {
     body: Buffer,
     metadata: Record<string, string>,
     signal: AbortSignal | undefined,
-  ): Promise<void> {
-    // A Buffer body (not a stream) lets the SDK resend it on a retry.
+  ): Promise<{ retention?: ObjectRetention }> {
+    const lock = await this.lockState();
+    const written = this.writeRetention(lock);
+    // A Buffer body (not a stream) lets the SDK resend it on a retry. S3 wants a Content-MD5 (or
+    // checksum) on every write that carries a retention, the bucket's default included.
     await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentLength: body.length, Metadata: metadata }),
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: objectKey,
+        Body: body,
+        ContentLength: body.length,
+        Metadata: metadata,
+        ...(lock.enabled ? { ContentMD5: createHash('md5').update(body).digest('base64') } : {}),
+        ...this.lockHeaders(),
+      }),
       { abortSignal: signal },
     );
+    return written ? { retention: written } : {};
+  }
+
+  /**
+   * Whether the bucket has Object Lock and a default retention, asked once
+   * (GetObjectLockConfiguration). A bucket that cannot tell (no permission, a server without the
+   * call) counts as unlocked unless the config asks for a lock; network failures are not cached.
+   */
+  private lockState(): Promise<BucketLock> {
+    this.bucketLock ??= this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket })).then(
+      (out): BucketLock => {
+        const config = out.ObjectLockConfiguration;
+        const rule = config?.Rule?.DefaultRetention;
+        const defaultMs = defaultRetentionMs(rule);
+        return {
+          enabled: config?.ObjectLockEnabled === 'Enabled',
+          ...(defaultMs !== undefined ? { defaultRetention: { mode: rule?.Mode, ms: defaultMs } } : {}),
+        };
+      },
+      (err: unknown): BucketLock => {
+        const mapped = this.mapError(err, 'cannot read the Object Lock configuration');
+        const e = sdkError(err);
+        const status = e.$metadata?.httpStatusCode;
+        // 501: a server without Object Lock (s3rver, some S3-compatible stores) has none.
+        if (status === undefined || (status >= 500 && status !== 501)) {
+          this.bucketLock = undefined;
+          throw mapped;
+        }
+        if (e.name !== 'ObjectLockConfigurationNotFoundError' && status !== 404 && status !== 501) {
+          this.logger?.warn('Could not read the bucket Object Lock configuration; assuming none', {
+            store: this.describe(),
+            error: mapped.message,
+          });
+        }
+        return { enabled: false };
+      },
+    );
+    return this.bucketLock.then((lock) => {
+      if (this.objectLock && !lock.enabled) {
+        throw new OperatorError(
+          'ObjectLockNotEnabled',
+          `S3 Object Lock is configured but bucket "${this.bucket}" at ${this.endpointText} does not have Object Lock ` +
+            'enabled (or its configuration cannot be read: s3:GetBucketObjectLockConfiguration); create the bucket with ' +
+            'Object Lock or remove the objectLock setting',
+          { terminal: true },
+        );
+      }
+      return lock;
+    });
+  }
+
+  /** The retention a backup object gets when written now: the configured one, else the bucket default. */
+  private writeRetention(lock: BucketLock): ObjectRetention | undefined {
+    const now = this.now();
+    if (this.objectLock) return { mode: this.objectLock.mode, retainUntil: retainUntil(this.objectLock, now) };
+    if (lock.defaultRetention) {
+      return { mode: lock.defaultRetention.mode, retainUntil: new Date(now.getTime() + lock.defaultRetention.ms) };
+    }
+    return undefined;
+  }
+
+  /** Explicit retention headers for a backup object (none: the bucket default, if any, applies). */
+  private lockHeaders(): { ObjectLockMode?: ObjectLockSettings['mode']; ObjectLockRetainUntilDate?: Date } {
+    if (!this.objectLock) return {};
+    return { ObjectLockMode: this.objectLock.mode, ObjectLockRetainUntilDate: retainUntil(this.objectLock, this.now()) };
   }
 
   private async putStream(objectKey: string, source: Readable, options: PutOptions): Promise<PutResult> {
@@ -283,12 +397,11 @@ export class S3Store implements ObjectStore {
       if (ended) {
         const body = head.length === 1 ? head[0]! : Buffer.concat(head, headBytes);
         const sha256 = hash.digest('hex');
-        await this.putSingle(objectKey, body, { ...options.metadata, [SHA256_METADATA_KEY]: sha256 }, signal);
-        return { size: headBytes, sha256 };
+        const retention = await this.putSingle(objectKey, body, { ...options.metadata, [SHA256_METADATA_KEY]: sha256 }, signal);
+        return { size: headBytes, sha256, ...retention };
       }
       const feeder = new PartFeeder(head, iterator, hash, part, this.budget, base, signal);
-      const { size, sha256 } = await this.putViaTemporary(objectKey, feeder, undefined, options.metadata ?? {}, signal);
-      return { size, sha256 };
+      return await this.putViaTemporary(objectKey, feeder, undefined, options.metadata ?? {}, signal);
     } finally {
       base?.release();
     }
@@ -305,10 +418,23 @@ export class S3Store implements ObjectStore {
     metadata: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<PutResult> {
-    const tempKey = `${this.root}${INCOMPLETE_DIR}${randomBytes(12).toString('hex')}`;
+    const tempKey = `${this.root}${INCOMPLETE_DIR}${randomBytes(TEMP_NAME_BYTES).toString('hex')}`;
+    const lock = await this.lockState();
+    // A default retention would lock the temporary object for as long as a backup: give it the
+    // shortest explicit lock instead (see TEMP_RETAIN_FOR_MS) and checksum its parts, which S3
+    // requires of writes under a retention.
+    const tempLock = lock.defaultRetention
+      ? { ObjectLockMode: 'GOVERNANCE' as const, ObjectLockRetainUntilDate: new Date(this.now().getTime() + TEMP_RETAIN_FOR_MS) }
+      : {};
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: tempKey, Body: body instanceof PartFeeder ? body.readable() : body },
+      params: {
+        Bucket: this.bucket,
+        Key: tempKey,
+        Body: body instanceof PartFeeder ? body.readable() : body,
+        ...(lock.enabled ? { ChecksumAlgorithm: 'SHA256' as const } : {}),
+        ...tempLock,
+      },
       partSize: this.plan.partSizeBytes,
       queueSize: this.plan.queueSize,
       leavePartsOnError: false,
@@ -316,8 +442,10 @@ export class S3Store implements ObjectStore {
     if (body instanceof PartFeeder) upload.on('httpUploadProgress', (progress) => body.partSent(progress.part));
     let size: number;
     let sha256: string;
+    let versionId: string | undefined;
+    const temp = { kind: 'temp' as const, key: tempKey, versioned: lock.enabled, bypassGovernance: lock.defaultRetention !== undefined };
     try {
-      await upload.done();
+      ({ VersionId: versionId } = await upload.done());
       if (body instanceof PartFeeder) {
         ({ size, sha256 } = body.result());
         metadata = { ...metadata, [SHA256_METADATA_KEY]: sha256 };
@@ -329,11 +457,12 @@ export class S3Store implements ObjectStore {
       await this.copyIntoPlace(tempKey, objectKey, size, metadata, signal);
     } catch (err) {
       if (body instanceof PartFeeder) body.releaseAll();
-      await this.cleanup({ kind: 'temp', key: tempKey, abortUploads: true });
+      await this.cleanup({ ...temp, abortUploads: true, versionId });
       throw err;
     }
-    await this.cleanup({ kind: 'temp', key: tempKey, abortUploads: false });
-    return { size, sha256 };
+    await this.cleanup({ ...temp, abortUploads: false, versionId });
+    const retention = this.writeRetention(lock);
+    return { size, sha256, ...(retention ? { retention } : {}) };
   }
 
   private async copyIntoPlace(
@@ -352,13 +481,14 @@ export class S3Store implements ObjectStore {
           CopySource: copySource,
           MetadataDirective: 'REPLACE',
           Metadata: metadata,
+          ...this.lockHeaders(),
         }),
         { abortSignal: signal },
       );
       return;
     }
     const created = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, Metadata: metadata }),
+      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, Metadata: metadata, ...this.lockHeaders() }),
       { abortSignal: signal },
     );
     const uploadId = created.UploadId;
@@ -417,7 +547,13 @@ export class S3Store implements ObjectStore {
     const body = out.Body;
     if (!(body instanceof Readable)) throw new StoreUnreachableError(`cannot get ${key}: S3 returned no body stream`);
     const metadata = out.Metadata ?? {};
-    const verify = verifyingStream(key, metadata[SHA256_METADATA_KEY]);
+    const sha256 = metadata[SHA256_METADATA_KEY];
+    if (!sha256) {
+      // Every put records one: an object without it was written by someone else; never read it unchecked.
+      body.destroy();
+      throw new ChecksumMissingError(key, this.describe());
+    }
+    const verify = verifyingStream(key, sha256);
     body.on('error', (err) => verify.destroy(this.mapError(err, `cannot read ${key}`)));
     // A consumer that stops early must free the connection.
     verify.on('close', () => body.destroy());
@@ -451,14 +587,55 @@ export class S3Store implements ObjectStore {
     return result.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
+  /**
+   * In a bucket with Object Lock (always versioned), a plain DeleteObject would only hide the object
+   * behind a delete marker and keep its bytes. So the current version is looked up first: one still
+   * under retention is not touched (ObjectLockedError says until when); otherwise that version is
+   * deleted for good.
+   */
   async delete(key: string): Promise<void> {
     const objectKey = this.objectKey(key);
     try {
+      if ((await this.lockState()).enabled) {
+        const retention = await this.retentionOfKey(objectKey);
+        if (retention === undefined) return; // already gone
+        if (isLocked(retention, this.now())) {
+          throw new ObjectLockedError(key, retention.retainUntil, retention.mode, this.describe());
+        }
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey, VersionId: retention.versionId }));
+        return;
+      }
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }));
     } catch (err) {
       const mapped = this.mapError(err, `cannot delete ${key}`, key);
       if (mapped instanceof ObjectNotFoundError) return;
       throw mapped;
+    }
+  }
+
+  /** The Object Lock retention of `key` (undefined when the object carries none or does not exist). */
+  async retentionOf(key: string): Promise<ObjectRetention | undefined> {
+    try {
+      const found = await this.retentionOfKey(this.objectKey(key));
+      return found?.retainUntil.getTime() ? { mode: found.mode, retainUntil: found.retainUntil } : undefined;
+    } catch (err) {
+      throw this.mapError(err, `cannot read the retention of ${key}`);
+    }
+  }
+
+  /** HeadObject: the current version and its retention (epoch 0 when none); undefined when missing. */
+  private async retentionOfKey(objectKey: string): Promise<(ObjectRetention & { versionId?: string }) | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      return {
+        mode: head.ObjectLockMode,
+        retainUntil: head.ObjectLockRetainUntilDate ?? new Date(0),
+        ...(head.VersionId ? { versionId: head.VersionId } : {}),
+      };
+    } catch (err) {
+      const e = sdkError(err);
+      if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return undefined;
+      throw err;
     }
   }
 
@@ -477,16 +654,15 @@ export class S3Store implements ObjectStore {
       let keyMarker: string | undefined;
       let uploadIdMarker: string | undefined;
       do {
+        // Bucket-wide, filtered here: MinIO answers a Prefix only when it is an exact object name
+        // (minio/minio#11686, #20989) and would hide every upload under the store's prefix.
         const page = await this.client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.bucket,
-            Prefix: this.root,
-            KeyMarker: keyMarker,
-            UploadIdMarker: uploadIdMarker,
-          }),
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
         );
         for (const upload of page.Uploads ?? []) {
           if (!upload.Key || !upload.UploadId || (upload.Initiated?.getTime() ?? 0) > cutoff) continue;
+          // The prefix may be shared (by default it is the whole bucket): never abort another writer's upload.
+          if (!this.isOwnUploadKey(upload.Key)) continue;
           await this.client.send(
             new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }),
           );
@@ -499,13 +675,35 @@ export class S3Store implements ObjectStore {
       const mapped = this.mapError(err, 'cannot list multipart uploads');
       this.logger?.warn('Skipped aborting stale multipart uploads', { store: this.describe(), error: mapped.message });
     }
+    if ((await this.lockState()).enabled) {
+      // Versioned: a temporary object is gone only when each of its versions is (their short
+      // locks ran out long before the cutoff).
+      for (const version of await this.listVersions(this.root + INCOMPLETE_DIR)) {
+        if (version.lastModified.getTime() > cutoff || !this.isOwnUploadKey(version.key)) continue;
+        await this.client.send(
+          new DeleteObjectCommand({ Bucket: this.bucket, Key: version.key, VersionId: version.versionId }),
+        );
+        deletedObjects++;
+      }
+      return { abortedUploads, deletedObjects };
+    }
     const temps = await this.listRaw(this.root + INCOMPLETE_DIR);
     for (const temp of temps) {
-      if (temp.lastModified.getTime() > cutoff) continue;
+      if (temp.lastModified.getTime() > cutoff || !this.isOwnUploadKey(temp.key)) continue;
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: temp.key }));
       deletedObjects++;
     }
     return { abortedUploads, deletedObjects };
+  }
+
+  /**
+   * A key this store uploads to in parts: a temporary key it names (`.incomplete/<24 hex>`), or a
+   * backup object's key (the UploadPartCopy of an object above the CopyObject limit), under its root.
+   */
+  private isOwnUploadKey(key: string): boolean {
+    if (!key.startsWith(this.root)) return false;
+    const name = key.slice(this.root.length);
+    return TEMP_NAME_RE.test(name) || parseBackupKey(name) !== undefined;
   }
 
   private async listRaw(prefix: string): Promise<ObjectInfo[]> {
@@ -523,6 +721,24 @@ export class S3Store implements ObjectStore {
     return result;
   }
 
+  /** Every version and delete marker under `prefix` (a versioned bucket). */
+  private async listVersions(prefix: string): Promise<Array<{ key: string; versionId: string | undefined; lastModified: Date }>> {
+    const result: Array<{ key: string; versionId: string | undefined; lastModified: Date }> = [];
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, VersionIdMarker: versionIdMarker }),
+      );
+      for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) {
+        if (v.Key) result.push({ key: v.Key, versionId: v.VersionId, lastModified: v.LastModified ?? new Date(0) });
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      versionIdMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker);
+    return result;
+  }
+
   /** Best effort: on failure the work is remembered and retried after the next successful put. */
   private async cleanup(item: PendingCleanup): Promise<void> {
     const id = item.kind === 'temp' ? item.key : `${item.key}#${item.uploadId}`;
@@ -530,7 +746,8 @@ export class S3Store implements ObjectStore {
       if (item.kind === 'upload') {
         await this.abortUpload(item.key, item.uploadId);
       } else if (item.abortUploads) {
-        // The exact key is unique to one put, so every upload listed for it is ours.
+        // The exact key is unique to one put, so every upload listed for it is ours (an exact key
+        // is also the one Prefix MinIO answers).
         const listed = await this.client.send(
           new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: item.key }),
         );
@@ -538,13 +755,25 @@ export class S3Store implements ObjectStore {
           if (upload.Key === item.key && upload.UploadId) await this.abortUpload(item.key, upload.UploadId);
         }
       }
-      if (item.kind === 'temp') await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: item.key }));
+      // Without a version id a versioned bucket would only gain a delete marker for an object that
+      // was never completed.
+      if (item.kind === 'temp' && (!item.versioned || item.versionId)) {
+        await this.client.send(
+          new DeleteObjectCommand({
+            Bucket: this.bucket,
+            Key: item.key,
+            // The version, else a versioned bucket keeps the bytes behind a delete marker.
+            ...(item.versionId ? { VersionId: item.versionId } : {}),
+            ...(item.bypassGovernance ? { BypassGovernanceRetention: true } : {}),
+          }),
+        );
+      }
       this.pending.delete(id);
     } catch (err) {
       this.pending.set(id, item);
       this.logger?.warn('Failed to clean up an incomplete S3 upload; will retry', {
         store: this.describe(),
-        key: item.key,
+        object: item.key, // not "key": the logger redacts fields named like secrets
         error: this.mapError(err, 'cleanup').message,
       });
     }
@@ -612,6 +841,12 @@ export class S3Store implements ObjectStore {
     const detail = status !== undefined ? `${e.name ?? 'error'}, HTTP ${status}` : firstLine(err);
     return new StoreUnreachableError(`${what}: S3 request for ${bucket} at ${at} failed (${detail})`, err);
   }
+}
+
+interface BucketLock {
+  enabled: boolean;
+  /** The bucket's default retention, applied by S3 to every new object version. */
+  defaultRetention?: { mode: string | undefined; ms: number };
 }
 
 const AUTH_ERRORS = new Set([
@@ -752,4 +987,4 @@ export {
   streamReservationBytes,
   uploadWorkingSetBytes,
   type UploadPlan,
-} from './s3-upload-plan.js';
+} from '../budget/s3-upload-plan.js';

@@ -1,5 +1,6 @@
-import type { StoreSpec } from '../api/v1alpha1/etcd-backup-types.js';
-import type { StoreConfig } from './factory.js';
+import type { S3StoreSpec, StoreSpec } from '../api/v1alpha1/etcd-backup-types.js';
+import type { StoreConfig } from './store-config.js';
+import { parseObjectLock, type ObjectLockSettings } from '../api/object-lock.js';
 
 /** The store config an EtcdBackup spec names (validation guarantees exactly one of s3/local). */
 export function storeConfigFromSpec(
@@ -16,7 +17,16 @@ export function storeConfigFromSpec(
       endpoint: store.s3.endpoint || undefined,
       forcePathStyle: store.s3.forcePathStyle ?? false,
       credentials: s3Credentials,
+      ...objectLockFromSpec(store.s3.objectLock),
     };
   }
   throw new RangeError('spec.store names no store');
+}
+
+/** Validation has checked the lock settings; a bad one here is a programming error. */
+function objectLockFromSpec(lock: S3StoreSpec['objectLock']): { objectLock?: ObjectLockSettings } {
+  if (!lock) return {};
+  const parsed = parseObjectLock(lock.mode, lock.retainFor, 'spec.store.s3.objectLock');
+  if ('problem' in parsed) throw new RangeError(parsed.problem);
+  return { objectLock: parsed.settings };
 }

@@ -22,15 +22,16 @@ import { after, before, test, type TestContext } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { validateEtcdBackup } from '../../src/api/validate.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
-import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd, type LocalEtcd } from '../../src/etcd/local-etcd.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { createStore } from '../../src/store/factory.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import type { ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
+import { STORE_MARKER_KEY } from '../../src/store/store-marker.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startFaultProxy, startTestS3, type FaultProxy, type TestS3 } from '../harness/s3.js';
 import { startCli } from '../helpers/cli.js';
@@ -97,8 +98,8 @@ const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | un
 /** Reads every listed object to its end: each must be a backup name and match its recorded sha256. */
 async function assertAllObjectsSound(store: ObjectStore): Promise<number> {
   const keys = (await store.list('')).map((o) => o.key);
-  const listing = classifyKeys(keys);
-  assert.deepEqual(listing.unknown, [], `the store lists only complete backup objects: ${listing.unknown.join(', ')}`);
+  const listing = classifyKeys(keys.filter((key) => key !== STORE_MARKER_KEY));
+  assert.deepEqual(listing.unknown, [], `the store lists only complete backup objects and its marker: ${listing.unknown.join(', ')}`);
   for (const key of keys) {
     assert.ok(!key.includes('.part-'), `no partial upload is listed (${key})`);
     const object = await store.get(key);

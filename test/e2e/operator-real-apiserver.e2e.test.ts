@@ -21,7 +21,8 @@ import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import type { Condition, EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
 import { workerName, WORKER_UID } from '../../src/controller/pod-runner.js';
-import { exitOf, startWatchdog, terminate } from '../../src/process/guarded-child.js';
+import { exitOf, terminate } from '../../src/process/guarded-child.js';
+import { killWithParent } from '../../src/process/parent-watchdog.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { KubectlError, startRealKubeApiServer, type AuditEvent, type RealKubeApiServer } from '../harness/kube-apiserver.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
@@ -68,7 +69,7 @@ function startOperator(): Operator {
   const collect = (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean));
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
-  const operator = { child, exited: exitOf(child), watchdog: startWatchdog(child), log };
+  const operator = { child, exited: exitOf(child), watchdog: killWithParent(child), log };
   operators.push(operator);
   return operator;
 }

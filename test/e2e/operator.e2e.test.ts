@@ -59,7 +59,7 @@ const kubectl = (args: string[], input?: string): Promise<string> => runKubectl(
  * Starts the operator as its own process through the CLI, as a Deployment would.
  */
 async function startOperator(): Promise<RunningOperator> {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'operator', '--kubeconfig', kubeconfig, '--namespace', NS, '--metrics-port', '0'];
+  const args = ['--import', 'tsx', 'src/cli/main.ts', 'operator', '--kubeconfig', kubeconfig, '--namespace', NS, '--metrics-port', '0', '--allow-local-store'];
   const logFile = join(work, `operator-${Date.now()}.log`);
   const log = createWriteStream(logFile);
   const child = spawn(process.execPath, args, {
@@ -239,7 +239,7 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
   test('S3 sample with a missing Secret: a condition names it; creating the Secret recovers', async () => {
     const doc = parse(readFileSync(join(ROOT, 'config/samples/etcdbackup_v1alpha1_s3.yaml'), 'utf8')) as EtcdBackup;
     doc.spec.etcd = { endpoints: [etcdA.clientUrl] };
-    doc.spec.store.s3 = { ...doc.spec.store.s3!, bucket: s3.bucket, prefix: 'e2e/main', endpoint: s3.endpoint, forcePathStyle: true };
+    doc.spec.store.s3 = { ...doc.spec.store.s3!, bucket: s3.bucket, prefix: 'e2e/main', endpoint: s3.endpoint, forcePathStyle: true, insecure: true };
     doc.spec.deltaSnapshot.period = '2s';
     delete doc.spec.encryption; // the TLS and encryption Secrets are not what this scenario is about
     await kubectl(['apply', '-f', '-'], stringify(doc));

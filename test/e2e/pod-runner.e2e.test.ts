@@ -38,7 +38,7 @@ import {
 } from '../../src/controller/pod-runner.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createStore } from '../../src/store/factory.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
@@ -53,6 +53,10 @@ const PREFIX = 'pod/main';
 const IMAGE = 'registry.example/etcd-backup:test';
 const CR = { group: 'etcdbackup.io', version: 'v1alpha1', namespace: NS, plural: 'etcdbackups' };
 const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** STS-style credentials carry a session token; s3rver ignores it, so the harness records it. */
+const SESSION_TOKEN = 'sts-session-token-for-the-test';
+/** x-amz-security-token of every write (PUT/POST) the store received: only the worker writes. */
+const writeTokens: (string | undefined)[] = [];
 
 let work: string;
 let etcd: TestEtcd;
@@ -144,7 +148,15 @@ async function runWorkerFromDeployment(deployment: V1Deployment, root: string): 
 describe('runner: pod end to end', { timeout: 120_000 }, () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'pod-runner-e2e-'));
-    [etcd, s3, api] = await Promise.all([startTestEtcd(), startTestS3(), startKubeApiServer()]);
+    [etcd, s3, api] = await Promise.all([
+      startTestEtcd(),
+      startTestS3({
+        onRequest: ({ method, headers }) => {
+          if (method === 'PUT' || method === 'POST') writeTokens.push(headers['x-amz-security-token'] as string | undefined);
+        },
+      }),
+      startKubeApiServer(),
+    ]);
     const kubeconfig = await writeKubeconfig(work, api.url);
     const kc = kubeConfigFor(api.url);
     co = kc.makeApiClient(CustomObjectsApi);
@@ -154,7 +166,7 @@ describe('runner: pod end to end', { timeout: 120_000 }, () => {
     await promisify(execFile)('kubectl', ['apply', '-f', join(REPO_ROOT, 'crds/')], { env: { ...process.env, KUBECONFIG: kubeconfig } });
     await core.createNamespacedSecret({
       namespace: NS,
-      body: { metadata: { name: 's3-creds' }, stringData: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },
+      body: { metadata: { name: 's3-creds' }, stringData: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, sessionToken: SESSION_TOKEN } },
     });
     await putKeys('a', 20);
 
@@ -193,7 +205,14 @@ describe('runner: pod end to end', { timeout: 120_000 }, () => {
         spec: {
           etcd: { endpoints: [etcd.clientUrl] },
           store: {
-            s3: { bucket: s3.bucket, prefix: PREFIX, endpoint: s3.endpoint, forcePathStyle: true, credentialsSecretRef: { name: 's3-creds' } },
+            s3: {
+              bucket: s3.bucket,
+              prefix: PREFIX,
+              endpoint: s3.endpoint,
+              forcePathStyle: true,
+              credentialsSecretRef: { name: 's3-creds' },
+              insecure: true, // s3rver speaks plain http on 127.0.0.1
+            },
           },
           // Yearly: only the first full snapshot (the store is empty) is taken during the test.
           fullSnapshot: { schedule: '0 0 1 1 *' },
@@ -265,6 +284,9 @@ describe('runner: pod end to end', { timeout: 120_000 }, () => {
       return condition(obj, 'Ready')?.status === 'True' && (obj?.status?.archivedRevision ?? 0) >= head ? obj : undefined;
     });
     const listing = await storeListing();
+    // The pod's uploads sign with the whole STS triple, as the operator's own listing does.
+    assert.ok(writeTokens.length > 0, 'the worker wrote to the store');
+    assert.deepEqual([...new Set(writeTokens)], [SESSION_TOKEN], 'every write carries the session token');
     assert.equal(ready.status?.lastFullSnapshot?.object, listing.fulls.at(-1)?.key);
     assert.equal(ready.status?.lastDeltaSnapshot?.toRevision, Math.max(...listing.deltas.map((d) => d.toRevision)));
     assert.equal(condition(ready, 'FullSnapshotSucceeded')?.status, 'True');

@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { createEtcdClient } from '../../src/etcd/client.js';
 import { startLocalEtcd, type LocalEtcd, type LocalEtcdOptions } from '../../src/etcd/local-etcd.js';
+import type { EtcdTools } from './test-tools.js';
 
-/** A real etcd (Debian etcd-server) on free 127.0.0.1 ports in its own temp dir. */
+/** A real etcd on free 127.0.0.1 ports in its own temp dir: Debian's 3.4 by default, or a built 3.5 / 3.6. */
 export interface TestEtcd extends LocalEtcd {
   readonly workDir: string;
+  /** The tools it runs; undefined for the default (ETCD_BIN or `etcd` on PATH). */
+  readonly tools?: EtcdTools;
   /** A client for this etcd; closed by stop(). */
   client(): Etcd3;
   /** Stops etcd, closes clients and removes the temp dir. */
@@ -16,13 +19,19 @@ export interface TestEtcd extends LocalEtcd {
   stopProcess(): Promise<void>;
 }
 
-export async function startTestEtcd(options: Partial<LocalEtcdOptions> = {}): Promise<TestEtcd> {
+export interface TestEtcdOptions extends Partial<LocalEtcdOptions> {
+  /** Which etcd to run (etcdTools('3.6')...); default ETCD_BIN or `etcd` on PATH (Debian's 3.4). */
+  tools?: EtcdTools;
+}
+
+export async function startTestEtcd({ tools, ...options }: TestEtcdOptions = {}): Promise<TestEtcd> {
   const workDir = await mkdtemp(join(tmpdir(), 'etcd-test-'));
-  const etcd = await startLocalEtcd({ dataDir: join(workDir, 'data'), name: 'test', ...options });
+  const etcd = await startLocalEtcd({ dataDir: join(workDir, 'data'), name: 'test', binary: tools?.etcd, ...options });
   const clients: Etcd3[] = [];
   return {
     ...etcd,
     workDir,
+    tools,
     client() {
       const client = createEtcdClient({ endpoints: [etcd.clientUrl] });
       clients.push(client);

@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -9,27 +10,27 @@ import {
   type MultipartUpload,
 } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
-import type { S3StoreConfig } from '../../src/store/factory.js';
+import type { S3StoreConfig } from '../../src/store/store-config.js';
 
 /**
- * A real S3 protocol server (s3rver, in-process) on 127.0.0.1 in its own temp dir, with one bucket.
- *
- * s3rver 3.7.1 lacks three multipart operations that the S3 store relies on and real S3 has:
- * ListMultipartUploads, AbortMultipartUpload and UploadPartCopy; and its ListObjectsV2 pagination
- * fails with HTTP 500 on Node 20 (its continuation tokens use DES, which OpenSSL 3 no longer
- * offers). This harness answers those four itself over s3rver's own store and on-disk layout, so
- * the tests prove "no orphaned multipart upload" and pagination with the real SDK calls. Like
- * s3rver, the harness checks the access key id but not the signature or secret.
+ * A real S3 protocol server on 127.0.0.1 with one bucket, as the S3 tests see it: s3rver in-process
+ * (startTestS3, below) or a real MinIO process (./minio.ts, startTestMinio). Suites that run on
+ * both take the servers from ./s3-servers.ts.
  */
 export interface TestS3 {
+  /** 's3rver' or 'minio', for test names. */
+  readonly name: string;
   /** `http://127.0.0.1:PORT`; stays the same across pause()/restart(). */
   readonly endpoint: string;
   readonly port: number;
   readonly bucket: string;
   readonly region: string;
+  /** Distinct from the secret, so that a test can tell a wrong secret from a wrong key id. */
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
-  /** s3rver's data directory. */
+  /** The server's own log so far, for a separate process (MinIO); s3rver runs in-process and has none. */
+  serverLog?(): string;
+  /** The server's data directory. */
   readonly directory: string;
   /** `s3://bucket/prefix?endpoint=...&forcePathStyle=true&region=us-east-1` */
   storeUrl(prefix?: string): string;
@@ -47,16 +48,100 @@ export interface TestS3 {
   stop(): Promise<void>;
 }
 
-const ACCESS_KEY_ID = 'S3RVER';
-const SECRET_ACCESS_KEY = 'S3RVER';
-const REGION = 'us-east-1';
+/** The parts of TestS3 that only depend on where the server is and who we are. */
+export type S3Access = Pick<
+  TestS3,
+  'endpoint' | 'bucket' | 'region' | 'accessKeyId' | 'secretAccessKey' | 'storeUrl' | 'storeConfig' | 'client' | 'listMultipartUploads'
+> & {
+  destroyClients(): void;
+};
+
+export const TEST_S3_REGION = 'us-east-1';
+
+export function s3Access(where: { endpoint: string; bucket: string; accessKeyId: string; secretAccessKey: string }): S3Access {
+  const { endpoint, bucket, accessKeyId, secretAccessKey } = where;
+  const region = TEST_S3_REGION;
+  const clients: S3Client[] = [];
+  const client = (clientEndpoint = endpoint): S3Client => {
+    const made = new S3Client({
+      endpoint: clientEndpoint,
+      region,
+      forcePathStyle: true,
+      credentials: { accessKeyId, secretAccessKey },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 1,
+    });
+    clients.push(made);
+    return made;
+  };
+  return {
+    endpoint,
+    bucket,
+    region,
+    accessKeyId,
+    secretAccessKey,
+    storeUrl(prefix = '') {
+      const query = new URLSearchParams({ endpoint, forcePathStyle: 'true', region });
+      return `s3://${bucket}/${prefix}?${query.toString()}`;
+    },
+    storeConfig(prefix = '', overrides = {}) {
+      return {
+        kind: 's3',
+        bucket,
+        prefix,
+        region,
+        endpoint,
+        forcePathStyle: true,
+        credentials: { accessKeyId, secretAccessKey },
+        ...overrides,
+      };
+    },
+    client,
+    async listMultipartUploads(prefix = '') {
+      // MinIO answers a Prefix only when it names an exact object, and lists bucket-wide only the
+      // uploads started since it last started: ask both ways and merge.
+      const wide = await client().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      const exact = prefix ? await client().send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix })) : undefined;
+      const byId = new Map<string, MultipartUpload>();
+      for (const upload of [...(wide.Uploads ?? []), ...(exact?.Uploads ?? [])]) {
+        if (upload.UploadId && upload.Key?.startsWith(prefix)) byId.set(upload.UploadId, upload);
+      }
+      return [...byId.values()];
+    },
+    destroyClients() {
+      for (const made of clients.splice(0)) made.destroy();
+    },
+  };
+}
+
+/**
+ * s3rver 3.7.1 lacks three multipart operations that the S3 store relies on and real S3 has:
+ * ListMultipartUploads, AbortMultipartUpload and UploadPartCopy; and its ListObjectsV2 pagination
+ * fails with HTTP 500 on Node 20 (its continuation tokens use DES, which OpenSSL 3 no longer
+ * offers). This harness answers those four itself over s3rver's own store and on-disk layout, so
+ * the tests prove "no orphaned multipart upload" and pagination with the real SDK calls. Like
+ * s3rver, the harness checks the access key id but not the signature or secret.
+ */
+const ACCESS_KEY_ID = 'S3RVER-TEST-KEY-ID';
+const SECRET_ACCESS_KEY = 's3rver-test-secret-key';
+/** s3rver knows one hard-coded key pair (S3RVER/S3RVER); register ours with its account registry. */
+const s3rverAccounts = createRequire(import.meta.url)('s3rver/lib/models/account.js') as {
+  DUMMY_ACCOUNT: { createKeyPair(accessKeyId: string, secretAccessKey: string): void };
+};
+s3rverAccounts.DUMMY_ACCOUNT.createKeyPair(ACCESS_KEY_ID, SECRET_ACCESS_KEY);
 /** s3rver keeps in-progress multipart uploads in `<dir>/<bucket>/._S3rver_uploads/<uploadId>/`. */
 const UPLOADS_DIR = '._S3rver_uploads';
 
-export async function startTestS3(options: { bucket?: string } = {}): Promise<TestS3> {
+export interface TestS3Options {
+  bucket?: string;
+  /** Sees every request's method, path and headers before it is served (s3rver ignores session tokens). */
+  onRequest?: (request: { method: string; path: string; headers: IncomingMessage['headers'] }) => void;
+}
+
+export async function startTestS3(options: TestS3Options = {}): Promise<TestS3> {
   const bucket = options.bucket ?? 'backups';
   const directory = await mkdtemp(join(tmpdir(), 's3rver-test-'));
-  const clients: S3Client[] = [];
   let server: Server | undefined;
   let port = 0;
 
@@ -66,6 +151,7 @@ export async function startTestS3(options: { bucket?: string } = {}): Promise<Te
     const koa = s3rver.callback();
     const uploadsDir = join(directory, bucket, UPLOADS_DIR);
     const http = createServer((req, res) => {
+      options.onRequest?.({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
       shim(req, res, { bucket, uploadsDir, s3rver }).then(
         (handled) => {
           if (!handled) koa(req, res);
@@ -98,50 +184,12 @@ export async function startTestS3(options: { bucket?: string } = {}): Promise<Te
   await listen();
   const endpoint = `http://127.0.0.1:${port}`;
 
-  const makeClient = (clientEndpoint = endpoint): S3Client => {
-    const client = new S3Client({
-      endpoint: clientEndpoint,
-      region: REGION,
-      forcePathStyle: true,
-      credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      maxAttempts: 1,
-    });
-    clients.push(client);
-    return client;
-  };
-
+  const access = s3Access({ endpoint, bucket, accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY });
   return {
-    endpoint,
+    ...access,
     port,
-    bucket,
-    region: REGION,
-    accessKeyId: ACCESS_KEY_ID,
-    secretAccessKey: SECRET_ACCESS_KEY,
     directory,
-    storeUrl(prefix = '') {
-      const query = new URLSearchParams({ endpoint, forcePathStyle: 'true', region: REGION });
-      return `s3://${bucket}/${prefix}?${query.toString()}`;
-    },
-    storeConfig(prefix = '', overrides = {}) {
-      return {
-        kind: 's3',
-        bucket,
-        prefix,
-        region: REGION,
-        endpoint,
-        forcePathStyle: true,
-        credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY },
-        ...overrides,
-      };
-    },
-    client: makeClient,
-    async listMultipartUploads(prefix) {
-      const client = makeClient();
-      const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
-      return out.Uploads ?? [];
-    },
+    name: 's3rver',
     pause: close,
     async restart() {
       await close();
@@ -149,7 +197,7 @@ export async function startTestS3(options: { bucket?: string } = {}): Promise<Te
     },
     async stop() {
       await close();
-      for (const client of clients) client.destroy();
+      access.destroyClients();
       await rm(directory, { recursive: true, force: true });
     },
   };
@@ -173,7 +221,7 @@ async function shim(req: IncomingMessage, res: ServerResponse, ctx: ShimContext)
     (req.method === 'DELETE' && key !== '' && query.has('uploadId')) ||
     (req.method === 'PUT' && query.has('uploadId') && req.headers['x-amz-copy-source'] !== undefined);
   if (!handled) return false;
-  if (!/Credential=S3RVER\//.test(String(req.headers.authorization ?? ''))) {
+  if (!String(req.headers.authorization ?? '').includes(`Credential=${ACCESS_KEY_ID}/`)) {
     await drain(req);
     sendError(res, 403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.');
     return true;

@@ -57,3 +57,32 @@ export class ThrottledStore extends DelegatingStore {
     return `throttled ${this.inner.describe()}`;
   }
 }
+
+/**
+ * A store that can hold its full-snapshot uploads for as long as a test likes: a snapshot "longer
+ * than the schedule interval" under a fake clock, without any real waiting. hold() makes every
+ * following full/ put wait before it reads its body; release() lets the waiting ones through.
+ */
+export class GatedStore extends DelegatingStore {
+  private readonly held: Array<() => void> = [];
+  private holding = false;
+
+  hold(): void {
+    this.holding = true;
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const resume of this.held.splice(0)) resume();
+  }
+
+  /** Full-snapshot uploads waiting for release(). */
+  get waiting(): number {
+    return this.held.length;
+  }
+
+  override async put(key: string, body: Readable | Buffer, options?: PutOptions): Promise<PutResult> {
+    if (this.holding && key.startsWith('full/')) await new Promise<void>((resume) => this.held.push(resume));
+    return this.inner.put(key, body, options);
+  }
+}

@@ -1,5 +1,5 @@
 import type { ObjectStore } from '../../src/store/object-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 
 /** What a store holds, as restore sees it: the newest full snapshot and the deltas that continue it. */

@@ -17,7 +17,7 @@ import { headRevision } from '../../src/etcd/client.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys, type BackupListing } from '../../src/store/naming.js';
+import { classifyKeys, type BackupListing } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { writeMixedWorkload } from '../helpers/workload.js';

@@ -17,7 +17,7 @@ import { headRevision } from '../../src/etcd/client.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { planDeltas } from '../../src/restore/delta-replay.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { listBackupObjects, type ObjectInfo } from '../../src/store/object-store.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';

@@ -19,7 +19,7 @@ import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys, type BackupListing } from '../../src/store/naming.js';
+import { classifyKeys, type BackupListing } from '../../src/archive/naming.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startCli, type CliResult } from '../helpers/cli.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';

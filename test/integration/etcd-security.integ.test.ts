@@ -20,12 +20,12 @@ import { createEtcdClient, headRevision, type EtcdConnection } from '../../src/e
 import { ETCDCTL_BINARY, startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { fetchRevisions } from '../../src/etcd/revision-fetch.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { classifyKeys } from '../../src/store/naming.js';
+import { classifyKeys } from '../../src/archive/naming.js';
 import { generateTestCerts, type CertPair, type TestCerts } from '../harness/certs.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { runCli, startCli, type CliResult } from '../helpers/cli.js';

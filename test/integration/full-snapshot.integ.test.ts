@@ -8,7 +8,7 @@ import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { ENCRYPT_STREAM_BYTES } from '../../src/crypto/encryption.js';
 import { takeFullSnapshot } from '../../src/engine/full-snapshot.js';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
 import { ChecksumMismatchError, DataDirNotEmptyError } from '../../src/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';

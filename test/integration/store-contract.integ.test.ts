@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
-import { ChecksumMismatchError, ObjectNotFoundError } from '../../src/errors.js';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { MemoryBudget } from '../../src/budget/memory-budget.js';
+import { ChecksumMismatchError, ChecksumMissingError, ObjectNotFoundError } from '../../src/errors.js';
 import { sha256Hex } from '../../src/store/checksum.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 import { S3Store } from '../../src/store/s3-store.js';
 import { digestStream, generatedStream, readAll } from '../harness/byte-streams.js';
-import { startTestS3, type TestS3 } from '../harness/s3.js';
+import type { TestS3 } from '../harness/s3.js';
+import { S3_SERVERS, type S3ServerKind } from '../harness/s3-servers.js';
 
 const MiB = 1024 * 1024;
 
@@ -22,6 +23,8 @@ interface Provider {
   store(options?: { budget?: MemoryBudget; root?: string }): ObjectStore;
   /** Replaces the stored bytes of `key` behind the store's back, keeping the recorded sha256. */
   corrupt(key: string, bytes: Buffer): Promise<void>;
+  /** Rewrites the object's metadata without its sha256, as a foreign writer's object would be. */
+  dropChecksum(key: string): Promise<void>;
   /** Leftovers of incomplete puts: `.part-` files (local); multipart uploads and temporary objects (S3). */
   incompletePuts(): Promise<number>;
   close(): Promise<void>;
@@ -32,6 +35,11 @@ async function localProvider(): Promise<Provider> {
   return {
     store: (options = {}) => new LocalStore(join(dir, options.root ?? 'contract')),
     corrupt: (key, bytes) => writeFile(join(dir, 'contract', key), bytes),
+    async dropChecksum(key) {
+      const sidecar = join(dir, 'contract', `${key}.meta.json`);
+      const { size } = JSON.parse(await readFile(sidecar, 'utf8')) as { size: number };
+      await writeFile(sidecar, JSON.stringify({ size, metadata: {} }));
+    },
     async incompletePuts() {
       const entries = await readdir(dir, { recursive: true });
       return entries.filter((name) => name.includes('.part-')).length;
@@ -40,8 +48,8 @@ async function localProvider(): Promise<Provider> {
   };
 }
 
-async function s3Provider(): Promise<Provider> {
-  const s3: TestS3 = await startTestS3();
+async function s3Provider(server: S3ServerKind): Promise<Provider> {
+  const s3: TestS3 = await server.start();
   const stores: S3Store[] = [];
   return {
     store(options = {}) {
@@ -61,6 +69,12 @@ async function s3Provider(): Promise<Provider> {
         new PutObjectCommand({ Bucket: s3.bucket, Key: `contract/${key}`, Body: bytes, Metadata: head.Metadata }),
       );
     },
+    async dropChecksum(key) {
+      const client = s3.client();
+      const got = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `contract/${key}` }));
+      const bytes = Buffer.from(await got.Body!.transformToByteArray());
+      await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `contract/${key}`, Body: bytes }));
+    },
     async incompletePuts() {
       const uploads = await s3.listMultipartUploads();
       const temps = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'contract/.incomplete/' }));
@@ -73,10 +87,13 @@ async function s3Provider(): Promise<Provider> {
   };
 }
 
-const providers: Record<string, () => Promise<Provider>> = { local: localProvider, s3: s3Provider };
+const providers: Array<{ name: string; make: () => Promise<Provider>; skip: false | string }> = [
+  { name: 'local', make: localProvider, skip: false },
+  ...S3_SERVERS.map((server) => ({ name: `s3 (${server.name})`, make: () => s3Provider(server), skip: server.skip })),
+];
 
-for (const [name, makeProvider] of Object.entries(providers)) {
-  describe(`ObjectStore contract: ${name}`, { timeout: 60_000 }, () => {
+for (const { name, make: makeProvider, skip } of providers) {
+  describe(`ObjectStore contract: ${name}`, { timeout: 120_000, skip }, () => {
     let provider: Provider;
     let store: ObjectStore;
 
@@ -85,6 +102,17 @@ for (const [name, makeProvider] of Object.entries(providers)) {
       store = provider.store();
     });
     after(() => provider.close());
+
+    test('an object without a recorded sha256 is refused, naming it', async () => {
+      await store.put('unchecked/object', Buffer.from('written by someone else'));
+      await provider.dropChecksum('unchecked/object');
+      await assert.rejects(store.get('unchecked/object'), (err: unknown) => {
+        assert.ok(err instanceof ChecksumMissingError, String(err));
+        assert.match(err.message, /^unchecked\/object in (file|s3):\/\/.* has no recorded sha256: refusing to read unchecked content$/);
+        return true;
+      });
+      await store.delete('unchecked/object');
+    });
 
     test('put, get, list and delete round-trip Buffers and streams', async () => {
       const one = Buffer.from('first object');

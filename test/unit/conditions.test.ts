@@ -9,7 +9,7 @@ import {
   Reason,
   type StatusInputs,
 } from '../../src/controller/conditions.js';
-import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 
 const T0 = new Date('2025-01-01T00:00:00.000Z');
 const T1 = new Date('2025-01-01T00:05:00.000Z');
@@ -377,4 +377,48 @@ test('BackupVerified condition and lastVerification (table)', () => {
     inputs({ now: T1, previous: bad, verificationEnabled: true, worker: { phase: 'Running', report: report({ verification: { ...failing, consecutiveFailures: 3 } }) } }),
   );
   assert.equal(isTransition(bad, again), false);
+});
+
+test('BackupFresh and Ready follow the freshness rules when the schedule is given', () => {
+  const freshness = { schedule: '0 * * * *', deltaPeriodMs: 20_000 };
+  const running = (overrides: Partial<SupervisorReport>): StatusInputs['worker'] => ({ phase: 'Running', report: report(overrides) });
+  const fresh = computeStatus(
+    inputs({ freshness, now: new Date('2025-01-01T00:30:00Z'), worker: running({ deltasCurrentTime: '2025-01-01T00:29:50Z' }) }),
+  );
+  assert.equal(condition(fresh, 'BackupFresh').status, 'True');
+  assert.equal(condition(fresh, 'BackupFresh').reason, Reason.BackupsFresh);
+  assert.equal(condition(fresh, 'Ready').status, 'True');
+
+  // The report says nothing failed, but no full snapshot since 00:00:10 and it is 02:00: a stopped schedule.
+  const staleFull = computeStatus(
+    inputs({ freshness, now: new Date('2025-01-01T02:00:00Z'), worker: running({ deltasCurrentTime: '2025-01-01T01:59:50Z' }) }),
+  );
+  assert.equal(condition(staleFull, 'BackupFresh').status, 'False');
+  assert.equal(condition(staleFull, 'BackupFresh').reason, Reason.FullSnapshotStale);
+  assert.equal(condition(staleFull, 'Ready').status, 'False');
+  assert.equal(condition(staleFull, 'Ready').reason, Reason.FullSnapshotStale);
+
+  const staleDeltas = computeStatus(
+    inputs({ freshness, now: new Date('2025-01-01T00:30:00Z'), worker: running({ deltasCurrentTime: '2025-01-01T00:28:00Z' }) }),
+  );
+  assert.equal(condition(staleDeltas, 'BackupFresh').reason, Reason.DeltasStale);
+  assert.equal(condition(staleDeltas, 'Ready').reason, Reason.DeltasStale);
+
+  // runner: pod: judged on the stored full snapshot only.
+  const pod = computeStatus(
+    inputs({
+      freshness,
+      now: new Date('2025-01-01T03:00:00Z'),
+      worker: { phase: 'Pod', available: true, message: '1/1 ready', store: { lastFullSnapshot: report().lastFullSnapshot! } },
+    }),
+  );
+  assert.equal(condition(pod, 'BackupFresh').reason, Reason.FullSnapshotStale);
+  assert.equal(condition(pod, 'Ready').status, 'False');
+
+  const suspended = computeStatus(inputs({ freshness, suspended: true, worker: { phase: 'Stopped' } }));
+  assert.equal(condition(suspended, 'BackupFresh').status, 'Unknown');
+  const firstSnapshot = computeStatus(inputs({ freshness, worker: running({ lastFullSnapshot: undefined }) }));
+  assert.equal(condition(firstSnapshot, 'BackupFresh').reason, Reason.NoSnapshotYet);
+  // Without the schedule (invalid spec) there is no such condition.
+  assert.equal(computeStatus(inputs()).conditions?.some((c) => c.type === 'BackupFresh'), false);
 });

@@ -32,6 +32,7 @@ test('config/default builds and holds CRD, RBAC and the manager', { skip: !hasKu
     'CustomResourceDefinition',
     'Deployment',
     'Namespace',
+    'PersistentVolumeClaim',
     'Role',
     'RoleBinding',
     'ServiceAccount',
@@ -60,6 +61,13 @@ test('config/default builds and holds CRD, RBAC and the manager', { skip: !hasKu
   const env = (container as unknown as { env: Array<{ name: string; value?: string }> }).env;
   const image = (container as unknown as { image: string }).image;
   assert.equal(env.find((e) => e.name === 'ETCD_BACKUP_WORKER_IMAGE')?.value, image);
+  // The local sample's path is on a PersistentVolumeClaim: an emptyDir would lose backups with the pod.
+  const mounts = (container as unknown as { volumeMounts: Array<{ name: string; mountPath: string }> }).volumeMounts;
+  const backups = mounts.find((m) => m.mountPath === '/var/backups/etcd');
+  const volumes = (pod as unknown as { volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string } }> }).volumes;
+  const claim = volumes.find((v) => v.name === backups?.name)?.persistentVolumeClaim?.claimName;
+  assert.ok(claim, 'the backup directory is a PersistentVolumeClaim');
+  assert.ok(docs.some((d) => d.kind === 'PersistentVolumeClaim' && d.metadata.name === claim), `the claim ${claim} is part of config/default`);
 });
 
 test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl && 'kubectl not installed' }, () => {
@@ -74,9 +82,10 @@ test('RBAC grants exactly the verbs the controller uses', { skip: !hasKubectl &&
     'etcdbackup.io/etcdbackups': ['get', 'list', 'update', 'watch'],
     'etcdbackup.io/etcdbackups/status': ['patch'],
     'etcdbackup.io/etcdbackups/finalizers': ['update'],
-    'core/secrets': ['get', 'list', 'watch'],
+    // Referenced Secrets only: get on reconcile, a watch per Secret (secret-watches.ts); never a list.
+    'core/secrets': ['get', 'watch'],
     'events.k8s.io/events': ['create', 'patch'],
-    // spec.runner: pod (src/controller/etcd-backup-controller.ts reconcilePod / removePodWorker)
+    // spec.runner: pod (src/controller/pod-runner-reconcile.ts reconcile / remove)
     'apps/deployments': ['create', 'delete', 'get', 'update'],
     'core/configmaps': ['create', 'delete', 'get', 'update'],
   });
@@ -88,4 +97,19 @@ test('samples are valid EtcdBackups (local and S3)', () => {
     const result = validateEtcdBackup(parse(readFileSync(`${ROOT}config/samples/${file}`, 'utf8')));
     assert.ok(result.ok, `${file}: ${result.ok ? '' : result.problems.join('; ')}`);
   }
+});
+
+test('config/namespaced: the manager rules as a Role in its namespace, and the operator watches only that namespace', { skip: !hasKubectl && 'kubectl not installed' }, () => {
+  const docs = kustomize('namespaced');
+  const kinds = docs.map((d) => d.kind);
+  assert.ok(!kinds.includes('ClusterRole') && !kinds.includes('ClusterRoleBinding'), `no cluster-wide rights: ${kinds.join(', ')}`);
+  type Rbac = Doc & { metadata: { namespace?: string }; rules: unknown[]; roleRef: { kind: string; name: string } };
+  const role = docs.find((d) => d.kind === 'Role' && d.metadata.name === 'etcd-backup-manager-role') as Rbac | undefined;
+  const clusterRole = kustomize('default').find((d) => d.kind === 'ClusterRole') as Rbac;
+  assert.deepEqual(role?.rules, clusterRole.rules);
+  const binding = docs.find((d) => d.kind === 'RoleBinding' && (d as Rbac).roleRef.name === 'etcd-backup-manager-role') as Rbac | undefined;
+  assert.equal(binding?.roleRef.kind, 'Role');
+  assert.equal(binding?.metadata.namespace, role?.metadata.namespace);
+  const deployment = docs.find((d) => d.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } };
+  assert.deepEqual(deployment.spec.template.spec.containers[0]!.args.slice(-2), ['--namespace', '$(POD_NAMESPACE)']);
 });

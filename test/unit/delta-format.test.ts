@@ -10,9 +10,11 @@ import {
   encodeDeltaStream,
   eventCost,
   groupByRevision,
+  MAX_EVENT_BYTES,
+  MAX_LINE_BYTES,
   type DeltaEvent,
-} from '../../src/engine/delta-format.js';
-import type { Compression } from '../../src/store/naming.js';
+} from '../../src/archive/delta-format.js';
+import type { Compression } from '../../src/archive/naming.js';
 
 function put(rev: number, key: string, value: Buffer | string, extra: Partial<DeltaEvent> = {}): DeltaEvent {
   return {
@@ -144,6 +146,47 @@ test('malformed objects fail with DeltaFormatError naming the line', async (t) =
     zipped.writeUInt8(zipped.readUInt8(at) ^ 0xff, at);
     await assert.rejects(decodeAll(zipped, 'gzip'), DeltaFormatError);
   });
+});
+
+test('a line is limited: up to maxLineBytes decodes, one byte more fails as soon as it is read', async () => {
+  const line = encodeDeltaLine(put(5, 'a', randomBytes(3000)));
+  const limit = line.length - 1; // the line without its newline
+  const decode = (text: string, max: number): Promise<DeltaEvent[]> =>
+    (async () => {
+      const events: DeltaEvent[] = [];
+      for await (const event of decodeDeltaEvents(Readable.from([Buffer.from(text)]), 'none', 'test', max)) events.push(event);
+      return events;
+    })();
+  assert.equal((await decode(line + line, limit)).length, 2);
+  await assert.rejects(decode(line, limit - 1), /test line 1: longer than \d+ bytes without a newline/);
+  // Unterminated and endless: fails once the limit is passed, not at the end of the stream.
+  const endless = Readable.from((function* () {
+    for (;;) yield Buffer.alloc(64 * 1024, 'A');
+  })());
+  await assert.rejects(
+    (async () => {
+      for await (const event of decodeDeltaEvents(endless, 'none', 'test', 1024 * 1024)) void event;
+    })(),
+    /test line 1: longer than 1048576 bytes/,
+  );
+  // The default holds the largest event restore can replay, in base64.
+  assert.ok(MAX_LINE_BYTES >= (MAX_EVENT_BYTES / 3) * 4);
+});
+
+test('groupByRevision refuses a revision whose events cost more than the limit, naming it', async () => {
+  const events = async function* (): AsyncGenerator<DeltaEvent> {
+    yield put(5, 'a', 'x');
+    for (let i = 0; ; i++) yield put(6, `k${i}`, Buffer.alloc(100)); // endless: one revision never ends
+  };
+  const limit = 10 * eventCost(put(6, 'k0', Buffer.alloc(100)));
+  const groups: number[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const group of groupByRevision(events(), limit, 'delta/x')) groups.push(group.rev);
+    })(),
+    (err: unknown) => err instanceof DeltaFormatError && /^delta\/x: revision 6 holds more than \d+ bytes of events \(11 events so far\)/.test(err.message),
+  );
+  assert.deepEqual(groups, [5], 'the revisions before it are handed out');
 });
 
 test('an encoded object is at most 4/3 of its events budget charge (maxObjectBytes relies on it)', async () => {

@@ -10,6 +10,7 @@ import {
   createDecryptStream,
   createEncryptStream,
   decodeEncryptionKey,
+  keyProblem,
   encryptedSize,
   keyId,
 } from '../../src/crypto/encryption.js';
@@ -230,24 +231,40 @@ test('key ids are stable, distinct and not a plain hash prefix of the key', () =
 });
 
 test('decodeEncryptionKey accepts 32 raw bytes, 64 hex digits or base64; nothing else', () => {
-  const key = randomBytes(32);
+  // Raw keys must not be all printable (a passphrase); random bytes are, with probability ~1e-14.
+  let key = randomBytes(32);
+  while (key.every((b) => b >= 0x20 && b <= 0x7e)) key = randomBytes(32);
   const cases: Array<[string, Buffer, boolean]> = [
     ['raw', key, true],
+    ['raw with one byte outside printable ASCII', Buffer.concat([Buffer.from('x'.repeat(31)), Buffer.from([0x80])]), true],
     ['hex with newline', Buffer.from(`${key.toString('hex')}\n`), true],
     ['upper-case hex', Buffer.from(key.toString('hex').toUpperCase()), true],
     ['base64 with newline', Buffer.from(`${key.toString('base64')}\n`), true],
     ['31 raw bytes', key.subarray(0, 31), false],
     ['33 raw bytes', Buffer.concat([key, Buffer.from([1])]), false],
     ['base64 of 16 bytes', Buffer.from(key.subarray(0, 16).toString('base64')), false],
-    // 32 characters of text are 32 raw bytes: the raw form wins (documented in docs/encryption.md).
-    ['32 characters', Buffer.from('x'.repeat(32)), true],
+    // 32 printable characters are a passphrase, not a key (they used to be taken as raw bytes).
+    ['32 characters', Buffer.from('x'.repeat(32)), false],
+    ['31 characters and a newline', Buffer.from(`${'correct horse battery staple 12'}\n`), false],
+    ['hex of 16 bytes (32 hex digits)', Buffer.from(randomBytes(16).toString('hex')), false],
     ['hex of 31 bytes', Buffer.from(key.subarray(0, 31).toString('hex')), false],
   ];
   for (const [name, input, ok] of cases) {
     const decoded = decodeEncryptionKey(input);
     assert.equal(decoded !== undefined, ok, name);
-    if (decoded && name !== '32 characters') assert.ok(decoded.equals(key), `${name}: decodes to the key`);
+    if (decoded && name !== 'raw with one byte outside printable ASCII') assert.ok(decoded.equals(key), `${name}: decodes to the key`);
   }
+});
+
+test('keyProblem explains a passphrase-looking key without showing it', () => {
+  const passphrase = Buffer.from('x'.repeat(32));
+  const problem = keyProblem(passphrase);
+  assert.match(problem, /32 printable characters, which looks like a passphrase, not a key/);
+  assert.match(problem, /xxd -p -c 32 FILE/, 'says how to keep using a key written as 32 text bytes');
+  assert.ok(!problem.includes('xxxx'), 'never the content');
+  assert.match(keyProblem(Buffer.from('abc')), /it holds 3 bytes/);
+  // The conversion it suggests gives the same key: backups sealed with it stay readable.
+  assert.ok(decodeEncryptionKey(Buffer.from(`${passphrase.toString('hex')}\n`))!.equals(passphrase));
 });
 
 /**

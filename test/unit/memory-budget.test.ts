@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setImmediate as tick, setTimeout as delay } from 'node:timers/promises';
 import { test } from 'node:test';
-import { MemoryBudget, type Reservation } from '../../src/engine/memory-budget.js';
+import { MemoryBudget, type Reservation } from '../../src/budget/memory-budget.js';
 
 /** Lets queued promise continuations run, so that "still waiting" is observable. */
 async function settle(): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { SupervisorReport } from '../../src/engine/supervisor-types.js';
+import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 import { startHttpServer } from '../../src/observability/http-server.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { OperatorMetrics } from '../../src/observability/metrics.js';
@@ -78,4 +78,21 @@ test('http server: probes and metrics', async () => {
   } finally {
     await server.close();
   }
+});
+
+test('etcdbackup_backup_fresh follows the BackupFresh condition; Unknown removes the series', async () => {
+  const metrics = new OperatorMetrics({ defaultMetrics: false });
+  const status = (value: 'True' | 'False' | 'Unknown') => ({
+    conditions: [{ type: 'BackupFresh', status: value, reason: 'R', message: 'm', lastTransitionTime: '2025-01-01T00:00:00Z', observedGeneration: 1 }],
+  });
+  const line = 'etcdbackup_backup_fresh{namespace="ns",name="a"}';
+  metrics.observeFreshness('ns', 'a', status('True'));
+  assert.match(await metrics.registry.metrics(), new RegExp(`${line.replace(/[{}]/g, '\\$&')} 1\\n`));
+  metrics.observeFreshness('ns', 'a', status('False'));
+  assert.match(await metrics.registry.metrics(), new RegExp(`${line.replace(/[{}]/g, '\\$&')} 0\\n`));
+  metrics.observeFreshness('ns', 'a', status('Unknown'));
+  assert.doesNotMatch(await metrics.registry.metrics(), /etcdbackup_backup_fresh\{/);
+  metrics.observeFreshness('ns', 'a', status('False'));
+  metrics.forget('ns', 'a');
+  assert.doesNotMatch(await metrics.registry.metrics(), /name="a"/);
 });

@@ -7,7 +7,7 @@ import {
   parseBackupKey,
   type BackupName,
   type Encoding,
-} from '../../src/store/naming.js';
+} from '../../src/archive/naming.js';
 
 const plain: Encoding = { compression: 'none', encrypted: false };
 const gzip: Encoding = { compression: 'gzip', encrypted: false };

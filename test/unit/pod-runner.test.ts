@@ -19,7 +19,7 @@ import {
   type PodRunnerInput,
 } from '../../src/controller/pod-runner.js';
 import { observeStore } from '../../src/controller/store-status.js';
-import { deltaKey, fullSnapshotKey } from '../../src/store/naming.js';
+import { deltaKey, fullSnapshotKey } from '../../src/archive/naming.js';
 
 const Mi = 2 ** 20;
 const UID = '0b5c0d3e-1111-4222-8333-444455556666';

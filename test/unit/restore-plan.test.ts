@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyKeys, deltaKey, fullSnapshotKey, type DeltaName, type Encoding } from '../../src/store/naming.js';
+import { classifyKeys, deltaKey, fullSnapshotKey, type DeltaName, type Encoding } from '../../src/archive/naming.js';
 import { contiguousChainEnd, snapshotCandidates, type RestoreTarget } from '../../src/restore/restore-plan.js';
 
 const plain: Encoding = { compression: 'none', encrypted: false };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyKeys, deltaKey, fullSnapshotKey, type Encoding } from '../../src/store/naming.js';
+import { classifyKeys, deltaKey, fullSnapshotKey, type Encoding } from '../../src/archive/naming.js';
 import { contiguousChainEnd } from '../../src/restore/restore-plan.js';
 import { planRetention, type RetentionPlan, type RetentionPolicy } from '../../src/store/retention.js';
 

@@ -55,7 +55,12 @@ test('resolveSecrets (table)', async () => {
       ],
     },
     { name: 'cert without key', secrets: { ...complete, tls: { data: { 'tls.crt': b64('C') } } }, problems: [['SecretInvalid', 'tls.crt and tls.key together']] },
-    { name: 'short encryption key', secrets: { ...complete, key: { data: { key: b64('short') } } }, problems: [['SecretInvalid', '32 bytes']] },
+    { name: 'short encryption key', secrets: { ...complete, key: { data: { key: b64('short') } } }, problems: [['SecretInvalid', 'it holds 5 bytes']] },
+    {
+      name: 'passphrase as encryption key',
+      secrets: { ...complete, key: { data: { key: b64('a passphrase of 32 characters!!!') } } },
+      problems: [['SecretInvalid', 'looks like a passphrase, not a key']],
+    },
   ];
   for (const c of cases) {
     const result = await resolveSecrets('ns', spec(), async (_ns, name) => c.secrets[name]);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { deltaParallelismFor, minimumDeltaBudget } from '../../src/engine/budget-fit.js';
+import { deltaParallelismFor, minimumDeltaBudget } from '../../src/budget/budget-fit.js';
 import { test } from 'node:test';
 import {
   cronProblem,
@@ -519,7 +519,7 @@ for (const c of cronCases) {
 }
 
 const minimumCases: Array<{ store: 'local' | 's3'; parallelism: number; want: number }> = [
-  // Per fetch: 1.5 MiB watch receive + 0.5 MiB encoder + 2 MiB events (chunk-planner.ts).
+  // Per fetch: 1.5 MiB watch receive + 0.5 MiB encoder + 2 MiB events (budget/fetch-budget.ts).
   { store: 'local', parallelism: 1, want: 4 * Mi },
   { store: 'local', parallelism: 4, want: 16 * Mi },
   { store: 'local', parallelism: 8, want: 32 * Mi },

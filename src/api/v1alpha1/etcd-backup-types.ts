@@ -21,6 +21,8 @@ export interface EtcdSpec {
   tlsSecretRef?: SecretRef;
   /** Secret with username and password. */
   credentialsSecretRef?: SecretRef;
+  /** Allows sending credentialsSecretRef's password to http:// endpoints without TLS. */
+  insecure?: boolean;
 }
 
 export interface S3StoreSpec {
@@ -31,6 +33,16 @@ export interface S3StoreSpec {
   forcePathStyle?: boolean;
   /** Secret with accessKeyId and secretAccessKey; absent means the default AWS credential chain. */
   credentialsSecretRef?: SecretRef;
+  /** S3 Object Lock retention written on every backup object (the bucket must have Object Lock enabled). */
+  objectLock?: ObjectLockSpec;
+  /** Allows credentialsSecretRef with an http:// endpoint (requests signed and data sent without TLS). */
+  insecure?: boolean;
+}
+
+export interface ObjectLockSpec {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  /** Go duration, e.g. 720h: how long each object stays locked after it is written. */
+  retainFor: string;
 }
 
 export interface LocalStoreSpec {
@@ -115,7 +127,18 @@ export interface Condition {
 export interface EtcdBackupStatus {
   observedGeneration?: number;
   conditions?: Condition[];
-  lastFullSnapshot?: { revision: number; time: string; object: string; sizeBytes: number; sha256?: string };
+  lastFullSnapshot?: {
+    revision: number;
+    time: string;
+    object: string;
+    sizeBytes: number;
+    sha256?: string;
+    /** S3 Object Lock: until when the object cannot be deleted, and the lock mode. */
+    retainUntil?: string;
+    retentionMode?: string;
+  };
+  /** Objects the last retention run had to leave because they are still under S3 Object Lock. */
+  retention?: { lockedObjects: number; lockedUntil?: string; message?: string };
   lastDeltaSnapshot?: { fromRevision: number; toRevision: number; time: string; object: string };
   archivedRevision?: number;
   etcdRevision?: number;

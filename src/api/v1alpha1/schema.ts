@@ -29,6 +29,11 @@ export const specSchema = {
         },
         tlsSecretRef: { ...secretRef, description: 'Secret with ca.crt, tls.crt, tls.key.' },
         credentialsSecretRef: { ...secretRef, description: 'Secret with username and password.' },
+        insecure: {
+          type: 'boolean',
+          description:
+            'Allow sending the credentialsSecretRef password to http:// endpoints without TLS. The operator refuses that otherwise.',
+        },
       },
     },
     store: {
@@ -45,6 +50,33 @@ export const specSchema = {
             endpoint: { type: 'string', default: '' },
             forcePathStyle: { type: 'boolean', default: false },
             credentialsSecretRef: { ...secretRef, description: 'Secret with accessKeyId and secretAccessKey.' },
+            objectLock: {
+              type: 'object',
+              required: ['mode', 'retainFor'],
+              description:
+                'S3 Object Lock: write every backup object with this retention, so that nobody can delete it before ' +
+                'it ends (the bucket must be created with Object Lock enabled). Retention and deletionPolicy Delete ' +
+                'leave locked objects in place and report them. Absent: no explicit retention (a bucket default ' +
+                'retention still applies and is honoured).',
+              properties: {
+                mode: {
+                  type: 'string',
+                  enum: ['GOVERNANCE', 'COMPLIANCE'],
+                  description:
+                    'COMPLIANCE: nobody, not even the account root, can delete or shorten the lock. GOVERNANCE: only ' +
+                    'principals with s3:BypassGovernanceRetention can.',
+                },
+                retainFor: {
+                  ...durationString,
+                  description: 'Go duration each object stays locked after it is written, e.g. 720h (30 days).',
+                },
+              },
+            },
+            insecure: {
+              type: 'boolean',
+              description:
+                'Allow credentialsSecretRef with an http:// endpoint: signed requests, the session token and the data travel without TLS. The operator refuses that otherwise.',
+            },
           },
         },
         local: {
@@ -165,6 +197,21 @@ export const statusSchema = {
         object: { type: 'string' },
         sizeBytes: { type: 'integer' },
         sha256: { type: 'string' },
+        retainUntil: {
+          type: 'string',
+          format: 'date-time',
+          description: 'S3 Object Lock: the snapshot cannot be deleted before this time.',
+        },
+        retentionMode: { type: 'string', description: 'S3 Object Lock mode of the snapshot (GOVERNANCE or COMPLIANCE).' },
+      },
+    },
+    retention: {
+      type: 'object',
+      description: 'Objects the last retention run could not delete because they are still under S3 Object Lock.',
+      properties: {
+        lockedObjects: { type: 'integer' },
+        lockedUntil: { type: 'string', format: 'date-time' },
+        message: { type: 'string' },
       },
     },
     lastDeltaSnapshot: {

@@ -30,6 +30,8 @@ export interface KubeApiServerOptions {
   state?: KubeApiState;
   /** Watch history length before old events are compacted away (default 10 000). */
   historyLimit?: number;
+  /** Sees every request (method, path with query, User-Agent) before it is served. */
+  onRequest?: (request: { method: string; url: string; userAgent: string }) => void;
 }
 
 const MAX_BODY = 3 * 1024 * 1024; // the apiserver's request body limit
@@ -296,6 +298,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const q = url.searchParams;
     const method = req.method ?? 'GET';
+    opts.onRequest?.({ method, url: req.url ?? '', userAgent: req.headers['user-agent'] ?? '' });
     debug(`${method} ${req.url ?? ''} accept=${req.headers.accept ?? ''} ct=${req.headers['content-type'] ?? ''}`);
     if ((method === 'GET' || method === 'HEAD') && serveMeta(path, res)) return;
     const r = route(path);

@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { OperatorError } from '../errors.js';
-import type { Compression } from '../store/naming.js';
+import type { Compression } from './naming.js';
 
 export type DeltaEventType = 'PUT' | 'DELETE';
 
@@ -110,6 +110,21 @@ export function encodeDeltaStream(events: readonly DeltaEvent[], compression: Co
   return gzip;
 }
 
+/**
+ * The largest event a delta can hold and restore replay: the temporary member restore starts accepts
+ * requests up to this size (a revision is replayed as one txn), far above etcd's default
+ * --max-request-bytes of 1.5 MiB and the 10 MiB above which etcd warns. A larger event could not
+ * have been written by any source restore can replay.
+ */
+export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The longest line a decoder accepts: key and value of the largest event in base64 (4 bytes per 3)
+ * plus the field names and numbers (under 200 bytes; 1 KiB of slack). A longer line is not an event,
+ * e.g. a gzip bomb: a few hundred KB that decompress to gigabytes without a newline.
+ */
+export const MAX_LINE_BYTES = Math.ceil(MAX_EVENT_BYTES / 3) * 4 + 1024;
+
 const NEWLINE = 0x0a;
 const FIELD_ORDER = ['rev', 'type', 'key', 'value', 'createRev', 'modRev', 'version', 'lease'] as const;
 
@@ -158,14 +173,18 @@ function parseLine(text: string, lineNumber: number, where: string): DeltaEvent 
 
 /**
  * Decodes a delta object's bytes as they stream in, one event at a time, checking the line format
- * and that revisions never go backwards. Memory is one line at a time. Ending early (break) destroys
- * `body`. `where` names the object in errors.
+ * and that revisions never go backwards. Memory is one line at a time, at most `maxLineBytes`
+ * (default and ceiling MAX_LINE_BYTES): a longer line fails with a DeltaFormatError as soon as its
+ * bytes pass the limit, whatever the object decompresses to. Ending early (break) destroys `body`.
+ * `where` names the object in errors.
  */
 export async function* decodeDeltaEvents(
   body: Readable,
   compression: Compression,
   where = 'delta object',
+  maxLineBytes = MAX_LINE_BYTES,
 ): AsyncGenerator<DeltaEvent> {
+  const lineLimit = Math.min(maxLineBytes, MAX_LINE_BYTES);
   let source: Readable = body;
   let decompress: Promise<void> | undefined;
   if (compression === 'gzip') {
@@ -175,6 +194,7 @@ export async function* decodeDeltaEvents(
     source = gunzip;
   }
   let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let lineNumber = 0;
   let lastRev = 0;
   const emit = (bytes: Buffer): DeltaEvent => {
@@ -190,12 +210,18 @@ export async function* decodeDeltaEvents(
       let start = 0;
       for (let newline = chunk.indexOf(NEWLINE); newline >= 0; newline = chunk.indexOf(NEWLINE, start)) {
         const piece = chunk.subarray(start, newline);
+        if (pendingBytes + piece.length > lineLimit) throw lineTooLong(where, lineNumber + 1, lineLimit);
         const line = pending.length === 0 ? piece : Buffer.concat([...pending, piece]);
         pending = [];
+        pendingBytes = 0;
         start = newline + 1;
         yield emit(line);
       }
-      if (start < chunk.length) pending.push(chunk.subarray(start));
+      if (start < chunk.length) {
+        pendingBytes += chunk.length - start;
+        if (pendingBytes > lineLimit) throw lineTooLong(where, lineNumber + 1, lineLimit);
+        pending.push(chunk.subarray(start));
+      }
     }
     await decompress;
     if (pending.length > 0) throw new DeltaFormatError(`${where}: the last line is not terminated (truncated object?)`);
@@ -210,16 +236,42 @@ export async function* decodeDeltaEvents(
   }
 }
 
-/** Groups a revision-ordered event stream into whole revisions. */
-export async function* groupByRevision(events: AsyncIterable<DeltaEvent>): AsyncGenerator<RevisionEvents> {
+function lineTooLong(where: string, lineNumber: number, limit: number): DeltaFormatError {
+  return new DeltaFormatError(
+    `${where} line ${lineNumber}: longer than ${limit} bytes without a newline; no etcd event is that large ` +
+      '(a corrupt or malicious object, e.g. a gzip bomb)' +
+      (limit < MAX_LINE_BYTES ? `; the limit is the restore's memory for deltas (--memory), raise it for events this large` : ''),
+  );
+}
+
+/**
+ * Groups a revision-ordered event stream into whole revisions. A revision is held whole, so its
+ * events' cost (eventCost) may be at most `maxRevisionBytes`: past it a DeltaFormatError names the
+ * revision (`where` names the object), before more of it is read. Without a limit, a compressed
+ * object of endless events of one revision would be held whole.
+ */
+export async function* groupByRevision(
+  events: AsyncIterable<DeltaEvent>,
+  maxRevisionBytes = Number.POSITIVE_INFINITY,
+  where = 'delta object',
+): AsyncGenerator<RevisionEvents> {
   let current: RevisionEvents | undefined;
+  let currentBytes = 0;
   for await (const event of events) {
     if (current && event.rev === current.rev) {
+      currentBytes += eventCost(event);
+      if (currentBytes > maxRevisionBytes) {
+        throw new DeltaFormatError(
+          `${where}: revision ${event.rev} holds more than ${maxRevisionBytes} bytes of events (${current.events.length + 1} events so far); ` +
+            'it cannot be held whole for its txn (a corrupt or malicious object, or raise --memory)',
+        );
+      }
       current.events.push(event);
       continue;
     }
     if (current) yield current;
     current = { rev: event.rev, events: [event] };
+    currentBytes = eventCost(event);
   }
   if (current) yield current;
 }

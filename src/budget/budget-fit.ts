@@ -1,6 +1,6 @@
-import { MIN_S3_BUDGET_BYTES, planUpload, streamReservationBytes } from '../store/s3-upload-plan.js';
+import { MIN_S3_BUDGET_BYTES, planUpload, streamReservationBytes } from './s3-upload-plan.js';
 import { ENCRYPT_STREAM_BYTES } from '../crypto/encryption.js';
-import { planFetchBudget } from './chunk-planner.js';
+import { planFetchBudget } from './fetch-budget.js';
 
 const MiB = 2 ** 20;
 /** Upper end of the search for a minimum budget; specs asking for more parallelism than this fits are rare. */
