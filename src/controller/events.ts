@@ -72,7 +72,7 @@ export class KubeEventRecorder implements EventRecorder {
       const created = await this.api.createNamespacedEvent({
         namespace: subject.namespace,
         body: {
-          metadata: { generateName: `${subject.name}.`, namespace: subject.namespace },
+          metadata: { name: eventName(subject.name), namespace: subject.namespace },
           eventTime: new V1MicroTime(),
           reportingController: REPORTING_CONTROLLER,
           reportingInstance: this.instance,
@@ -104,4 +104,14 @@ export class KubeEventRecorder implements EventRecorder {
   private prune(now: number): void {
     for (const [key, entry] of this.recent) if (now - entry.firstSeen > this.seriesWindowMs) this.recent.delete(key);
   }
+}
+
+/**
+ * `<object name>.<unix nanoseconds in hex>`, as client-go's recorders name Events. Not generateName
+ * `<name>.`: a real kube-apiserver validates generateName as a name prefix, and one ending in '.'
+ * is refused (422), so no Event was ever written there.
+ */
+export function eventName(objectName: string, nowMs = Date.now()): string {
+  const nanos = BigInt(nowMs) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  return `${objectName}.${nanos.toString(16)}`;
 }

@@ -1,11 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdUnavailableError } from '../errors.js';
-import { exitOf, terminate } from '../process/guarded-child.js';
-import { killWithParent } from '../process/parent-watchdog.js';
+import { logTail, spawnGuarded } from '../process/guarded-child.js';
 
 /**
  * Starts and stops an etcd server on 127.0.0.1 (free ports, given data dir). Restore and verify use it
@@ -132,28 +130,19 @@ async function startOnce(
     '--listen-metrics-urls', metricsUrl,
     ...(options.extraArgs ?? []),
   ];
-  const logFd = openSync(logFile, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(binary, args, { stdio: ['ignore', logFd, logFd] });
-  } finally {
-    closeSync(logFd);
-  }
-  const exited = exitOf(child);
-  let spawnError: Error | undefined;
-  child.once('error', (err) => (spawnError = err));
-  const watchdog = killWithParent(child);
-
-  const stop = (): Promise<void> => terminate(child, exited, watchdog, 5000);
+  const guarded = spawnGuarded(binary, args, logFile);
+  const { child, watchdog } = guarded;
+  const stop = (): Promise<void> => guarded.stop(5000);
 
   const isReady = options.isReady ?? defaultIsReady;
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
   while (Date.now() < deadline) {
+    const spawnError = guarded.spawnError();
     if (spawnError) {
       await stop();
       throw new EtcdUnavailableError(`cannot start ${binary}: ${spawnError.message} (is etcd-server installed?)`);
     }
-    if (child.exitCode !== null || child.signalCode !== null) {
+    if (guarded.hasExited()) {
       watchdog?.kill('SIGKILL');
       const tail = lastLines(logFile);
       const ErrorClass = /bind: address already in use/.test(tail) ? PortTakenError : EtcdUnavailableError;
@@ -174,11 +163,6 @@ async function defaultIsReady(clientUrl: string): Promise<boolean> {
   return body.health === 'true';
 }
 
-function lastLines(file: string, count = 3): string {
-  try {
-    const lines = readFileSync(file, 'utf8').trim().split('\n');
-    return lines.slice(-count).join(' | ').slice(0, 800);
-  } catch {
-    return 'no log';
-  }
+function lastLines(file: string): string {
+  return logTail(file, 3, 800);
 }

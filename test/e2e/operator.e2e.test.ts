@@ -26,6 +26,8 @@ import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { startTestS3, type TestS3 } from '../harness/s3.js';
 import { argoHealthOf, disagreement, fluxStatusOf, kstatusOf, skipUnlessLua } from '../helpers/gitops-health.js';
 import { exportedNames, metricNames, shippedQueries } from '../helpers/metric-names.js';
+import { runKubectl } from '../helpers/kubectl.js';
+import { isAlive, jsonLogLines } from '../helpers/operator-output.js';
 import { waitFor as poll } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -53,18 +55,7 @@ interface RunningOperator {
   logFile: string;
 }
 
-async function kubectl(args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`kubectl ${args.join(' ')} failed (${code}): ${err}`))));
-    child.stdin.end(input ?? '');
-  });
-}
+const kubectl = (args: string[], input?: string): Promise<string> => runKubectl(kubeconfig, args, input);
 
 /**
  * Starts the operator as its own process through the CLI, as a Deployment would.
@@ -107,32 +98,12 @@ async function stopOperator(): Promise<void> {
 }
 
 /** Structured operator log lines (JSON), optionally filtered by message. */
-function logLines(message?: string): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of operatorLog) {
-    try {
-      const parsed = JSON.parse(line) as Record<string, unknown>;
-      if (!message || parsed.message === message) out.push(parsed);
-    } catch {
-      // non-JSON output (warnings from node): ignore
-    }
-  }
-  return out;
-}
+const logLines = (message?: string) => jsonLogLines(operatorLog, message);
 
 function workerPids(name: string): number[] {
   return logLines('Started backup worker process')
     .filter((l) => l.name === name)
     .map((l) => Number(l.pid));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Every distinct status the operator wrote that this test read, for the GitOps health check at the end. */
@@ -348,7 +319,7 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     assert.equal(updated.status?.nextFullSnapshotTime?.slice(5, 16), '01-01T00:00', 'the new schedule is in effect');
     const after = workerPids('main-local');
     assert.equal(after.length, before.length + 1, 'one new worker process');
-    for (const pid of before) assert.equal(alive(pid), false, `old worker ${pid} exited`);
+    for (const pid of before) assert.equal(isAlive(pid), false, `old worker ${pid} exited`);
   });
 
   test('two clusters stay independent: killing one etcd degrades only its EtcdBackup', async () => {
@@ -371,7 +342,7 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
     const fullsBefore = await filesUnder(join(dir, 'full'));
     const pids = [...workerPids('main-local'), ...workerPids('main-s3'), ...workerPids('cluster-b')];
     await stopOperator();
-    for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} outlived the operator`);
+    for (const pid of pids) assert.equal(isAlive(pid), false, `worker ${pid} outlived the operator`);
     const lease = JSON.parse(await kubectl(['get', 'lease', 'etcd-backup-operator-leader', '-o', 'json'])) as { spec: { holderIdentity?: string } };
     assert.equal(lease.spec.holderIdentity, undefined, 'the Lease was released');
 
@@ -468,7 +439,7 @@ describe('etcd-backup operator end to end', { timeout: 420_000 }, () => {
 
     await kubectl(['delete', 'etcdbackup', 'cluster-b', '--timeout=60s']);
     await waitFor('every worker process to exit', async () =>
-      [...workerPids('main-local'), ...workerPids('main-s3'), ...workerPids('cluster-b')].every((pid) => !alive(pid)),
+      [...workerPids('main-local'), ...workerPids('main-s3'), ...workerPids('cluster-b')].every((pid) => !isAlive(pid)),
     30_000);
     const remaining = JSON.parse(await kubectl(['get', 'etcdbackups', '-o', 'json'])) as { items: unknown[] };
     assert.deepEqual(remaining.items, []);

@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,11 +6,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { freePort } from '../../src/etcd/local-etcd.js';
-import { exitOf, terminate } from '../../src/process/guarded-child.js';
-import { killWithParent } from '../../src/process/parent-watchdog.js';
+import { logTail, spawnGuarded, type GuardedChild } from '../../src/process/guarded-child.js';
 import { generateTestCerts, issueClientCert, type TestCerts } from './certs.js';
 import { startTestEtcd, type TestEtcd } from './etcd.js';
 import { kubeApiServerBinary, KUBERNETES_VERSION } from './test-tools.js';
+import { runKubectl } from '../helpers/kubectl.js';
+
+export { KubectlError } from '../helpers/kubectl.js';
 
 /**
  * A REAL kube-apiserver (built by scripts/install-test-tools.sh) on a free 127.0.0.1 port, over its
@@ -35,7 +35,7 @@ export interface RealKubeApiServer {
   readonly caPath: string;
   /** Kubeconfig of `kube-admin` (client certificate in group system:masters). */
   readonly adminKubeconfig: string;
-  /** JSON lines, one audit event per request stage (policy: Metadata for everything, ResponseComplete only). */
+  /** JSON lines, one audit event per request stage (policy: Metadata for everything; stages ResponseStarted, ResponseComplete). */
   readonly auditLogPath: string;
   readonly logPath: string;
   readonly etcd: TestEtcd;
@@ -48,6 +48,17 @@ export interface RealKubeApiServer {
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
   /** Every audit event written so far. */
   auditEvents(): Promise<AuditEvent[]>;
+  /**
+   * Stops the server and starts it again on the same port over the same etcd: every connection drops.
+   * `crash` kills it (SIGKILL) instead of a graceful SIGTERM shutdown, which waits for requests to drain.
+   */
+  restart(options?: { crash?: boolean }): Promise<void>;
+  /**
+   * When each start (the first and every restart) spawned the process and when /readyz first said ok.
+   * In between the server already answers, but its RBAC authorizer may not have loaded the roles yet
+   * and refuses service accounts with 403 (a real start-up transient, not a missing permission).
+   */
+  readonly startUps: ReadonlyArray<{ spawnedAt: Date; readyAt: Date }>;
   stop(): Promise<void>;
 }
 
@@ -59,16 +70,20 @@ export interface AuditEvent {
   user: { username: string; groups?: string[] };
   objectRef?: { apiGroup?: string; resource?: string; subresource?: string; namespace?: string; name?: string };
   responseStatus?: { code?: number; reason?: string; message?: string };
+  requestReceivedTimestamp: string;
 }
 
 const ADMIN = 'kube-admin';
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
-/** Metadata for every request, written once its response is complete. */
+/**
+ * Metadata for every request, written once its response is complete; a watch (long-running) also when
+ * its response starts, so it is in the log while still open.
+ */
 const AUDIT_POLICY = {
   apiVersion: 'audit.k8s.io/v1',
   kind: 'Policy',
-  omitStages: ['RequestReceived', 'ResponseStarted'],
+  omitStages: ['RequestReceived'],
   rules: [{ level: 'Metadata' }],
 };
 
@@ -87,7 +102,7 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
     etcd = await startTestEtcd();
     const auditLogPath = join(workDir, 'audit.log');
     const logPath = join(workDir, 'kube-apiserver.log');
-    const { child, exited, watchdog, url } = await spawnApiServer(binary, {
+    const spawnOptions: SpawnOptions = {
       workDir,
       logPath,
       etcdUrl: etcd.clientUrl,
@@ -111,8 +126,12 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
         '--profiling=false',
       ],
       tls: { ca: certs.ca, cert: admin.cert, key: admin.key },
-    });
-    const stopServer = () => terminate(child, exited, watchdog, 10_000);
+    };
+    const startUps: Array<{ spawnedAt: Date; readyAt: Date }> = [];
+    let server = await spawnApiServer(binary, spawnOptions);
+    startUps.push(server.startUp);
+    const { url, port } = server;
+    const stopServer = () => server.process.stop(10_000);
     const adminKubeconfig = join(workDir, 'admin.kubeconfig');
     await writeTlsKubeconfig(adminKubeconfig, url, certs.caPath, { 'client-certificate': admin.certPath, 'client-key': admin.keyPath });
     const kubectl = (args: string[], options: { input?: string; kubeconfig?: string } = {}) =>
@@ -143,6 +162,16 @@ export async function startRealKubeApiServer(): Promise<RealKubeApiServer> {
           .filter(Boolean)
           .map((line) => JSON.parse(line) as AuditEvent);
       },
+      async restart({ crash = false } = {}) {
+        if (crash) {
+          server.process.child.kill('SIGKILL');
+          await server.process.exited;
+        }
+        await stopServer();
+        server = await spawnApiServer(binary, spawnOptions, port);
+        startUps.push(server.startUp);
+      },
+      startUps,
       async stop() {
         await stopServer();
         await serverEtcd.stop();
@@ -178,13 +207,20 @@ interface SpawnOptions {
   tls: { ca: Buffer; cert: Buffer; key: Buffer };
 }
 
-/** Starts kube-apiserver on a free port and waits for /readyz; retries on a port taken meanwhile. */
-async function spawnApiServer(
-  binary: string,
-  options: SpawnOptions,
-): Promise<{ child: ChildProcess; exited: Promise<void>; watchdog: ChildProcess | undefined; url: string }> {
+interface RunningServer {
+  process: GuardedChild;
+  url: string;
+  port: number;
+  startUp: { spawnedAt: Date; readyAt: Date };
+}
+
+/**
+ * Starts kube-apiserver on `fixedPort` or a free port and waits for /readyz; on a free port taken
+ * meanwhile it retries on another.
+ */
+async function spawnApiServer(binary: string, options: SpawnOptions, fixedPort?: number): Promise<RunningServer> {
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const url = `https://127.0.0.1:${port}`;
     const args = [
       `--etcd-servers=${options.etcdUrl}`,
@@ -196,35 +232,29 @@ async function spawnApiServer(
       `--cert-dir=${join(options.workDir, 'cert-dir')}`,
       ...options.flags,
     ];
-    const logFd = openSync(options.logPath, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(binary, args, { stdio: ['ignore', logFd, logFd] });
-    } finally {
-      closeSync(logFd);
-    }
-    const exited = exitOf(child);
-    let spawnError: Error | undefined;
-    child.once('error', (err) => (spawnError = err));
-    const watchdog = killWithParent(child);
+    const spawnedAt = new Date();
+    const guarded = spawnGuarded(binary, args, options.logPath);
     // A cold start (CRD, RBAC and priority-and-fairness bootstrap) takes seconds on a busy machine.
     const deadline = Date.now() + 180_000;
     let failure: string | undefined;
     while (Date.now() < deadline) {
+      const spawnError = guarded.spawnError();
       if (spawnError) {
         failure = `cannot start ${binary}: ${spawnError.message}`;
         break;
       }
-      if (child.exitCode !== null || child.signalCode !== null) {
+      if (guarded.hasExited()) {
         failure = `kube-apiserver exited during start-up: ${lastLines(options.logPath)}`;
         break;
       }
-      if (await readyz(port, options.tls).catch(() => false)) return { child, exited, watchdog, url };
+      if (await readyz(port, options.tls).catch(() => false)) {
+        return { process: guarded, url, port, startUp: { spawnedAt, readyAt: new Date() } };
+      }
       await sleep(250);
     }
-    await terminate(child, exited, watchdog, 5000);
+    await guarded.stop(5000);
     failure ??= `kube-apiserver on ${url} was not ready in time: ${lastLines(options.logPath)}`;
-    if (!/address already in use/.test(failure) || attempt >= 3) throw new Error(failure);
+    if (!/address already in use/.test(failure) || fixedPort !== undefined || attempt >= 3) throw new Error(failure);
   }
 }
 
@@ -261,37 +291,6 @@ async function writeTlsKubeconfig(
   await writeFile(path, stringify(config), { mode: 0o600 });
 }
 
-function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('kubectl', args, { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new KubectlError(args, code, err.trim(), out))));
-    child.stdin.end(input ?? '');
-  });
-}
-
-/** A kubectl run that failed; `stderr` holds what the API server answered. */
-export class KubectlError extends Error {
-  constructor(
-    readonly args: string[],
-    readonly code: number | null,
-    readonly stderr: string,
-    readonly stdout: string,
-  ) {
-    super(`kubectl ${args.join(' ')} failed (${code}): ${stderr}`);
-    this.name = 'KubectlError';
-  }
-}
-
-function lastLines(file: string, count = 5): string {
-  try {
-    const lines = readFileSync(file, 'utf8').trim().split('\n');
-    return lines.slice(-count).join(' | ').slice(0, 2000);
-  } catch {
-    return 'no log';
-  }
+function lastLines(file: string): string {
+  return logTail(file, 5, 2000);
 }

@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import {
   type ObjectLockRetentionMode,
 } from '@aws-sdk/client-s3';
 import { freePort } from '../../src/etcd/local-etcd.js';
-import { killWithParent } from '../../src/process/parent-watchdog.js';
+import { logTail, spawnGuarded, type GuardedChild } from '../../src/process/guarded-child.js';
 import { s3Access, type TestS3 } from './s3.js';
 import { minioBinary } from './test-tools.js';
 
@@ -55,48 +54,38 @@ export async function startTestMinio(options: TestMinioOptions = {}): Promise<Te
   await mkdir(certsDir);
 
   let port = 0;
-  let running: { child: ChildProcess; watchdog: ChildProcess | undefined; exited: Promise<void> } | undefined;
+  let running: GuardedChild | undefined;
 
   const launch = async (apiPort: number): Promise<void> => {
     let consolePort = await freePort();
     while (consolePort === apiPort) consolePort = await freePort();
-    const logFd = openSync(logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(
-        binary,
-        [
-          'server',
-          '--quiet',
-          '--address', `127.0.0.1:${apiPort}`,
-          '--console-address', `127.0.0.1:${consolePort}`,
-          '--certs-dir', certsDir,
-          dataDir,
-        ],
-        {
-          stdio: ['ignore', logFd, logFd],
-          env: {
-            PATH: process.env.PATH ?? '/usr/bin:/bin',
-            HOME: root,
-            MINIO_ROOT_USER: ROOT_USER,
-            MINIO_ROOT_PASSWORD: ROOT_PASSWORD,
-            MINIO_BROWSER: 'off',
-            MINIO_UPDATE: 'off',
-          },
-        },
-      );
-    } finally {
-      closeSync(logFd);
-    }
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    let spawnError: Error | undefined;
-    child.once('error', (err) => (spawnError = err));
-    running = { child, watchdog: killWithParent(child), exited };
+    const guarded = spawnGuarded(
+      binary,
+      [
+        'server',
+        '--quiet',
+        '--address', `127.0.0.1:${apiPort}`,
+        '--console-address', `127.0.0.1:${consolePort}`,
+        '--certs-dir', certsDir,
+        dataDir,
+      ],
+      logFile,
+      {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: root,
+        MINIO_ROOT_USER: ROOT_USER,
+        MINIO_ROOT_PASSWORD: ROOT_PASSWORD,
+        MINIO_BROWSER: 'off',
+        MINIO_UPDATE: 'off',
+      },
+    );
+    running = guarded;
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
+      const spawnError = guarded.spawnError();
       if (spawnError) throw new Error(`cannot start ${binary}: ${spawnError.message}`);
-      if (child.exitCode !== null || child.signalCode !== null) {
-        running.watchdog?.kill('SIGKILL');
+      if (guarded.hasExited()) {
+        guarded.watchdog?.kill('SIGKILL');
         running = undefined;
         throw new MinioExitedError(`MinIO exited during start-up: ${lastLines(logFile)}`);
       }
@@ -115,18 +104,7 @@ export async function startTestMinio(options: TestMinioOptions = {}): Promise<Te
     const current = running;
     running = undefined;
     if (!current) return;
-    if (current.child.exitCode === null && current.child.signalCode === null) {
-      current.child.kill('SIGTERM');
-      const grace = new AbortController();
-      const stopped = await Promise.race([
-        current.exited.then(() => true),
-        sleep(STOP_GRACE_MS, false, { signal: grace.signal }).catch(() => false),
-      ]);
-      grace.abort();
-      if (!stopped) current.child.kill('SIGKILL');
-      await current.exited;
-    }
-    current.watchdog?.kill('SIGKILL');
+    await current.stop(STOP_GRACE_MS);
   };
 
   // A free port may be taken before MinIO binds it (parallel tests): retry on a fresh one.
@@ -196,10 +174,6 @@ function healthy(port: number, check: 'live' | 'cluster'): Promise<boolean> {
   );
 }
 
-function lastLines(file: string, count = 5): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-count).join(' | ').slice(0, 1000);
-  } catch {
-    return 'no log';
-  }
+function lastLines(file: string): string {
+  return logTail(file, 5, 1000);
 }

@@ -46,12 +46,3 @@ export function secretReadRecorder(): { reads: string[]; onRequest(request: { me
     },
   };
 }
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -419,12 +419,16 @@ test('leases: create, replace with resourceVersion, 409 when stale', async () =>
 test('events.k8s.io/v1 events are created and show in kubectl describe', async () => {
   const target = await getEb('x');
   const events = kc.makeApiClient(k8s.EventsV1Api);
-  const ev = await events.createNamespacedEvent({ namespace: NS, body: {
-    metadata: { generateName: 'x.' }, eventTime: new k8s.V1MicroTime(), reportingController: 'etcdbackup.io/operator',
+  const body = (metadata: k8s.V1ObjectMeta): k8s.EventsV1Event => ({
+    metadata, eventTime: new k8s.V1MicroTime(), reportingController: 'etcdbackup.io/operator',
     reportingInstance: 'operator-0', action: 'Backup', reason: 'FullSnapshotSucceeded', note: 'snapshot at revision 42',
     type: 'Normal', regarding: { apiVersion: `${GROUP}/${VERSION}`, kind: 'EtcdBackup', name: 'x', namespace: NS, uid: target.metadata.uid },
-  } });
-  assert.match(ev.metadata?.name ?? '', /^x\./);
+  });
+  // As kube-apiserver 1.37: generateName is validated as a name prefix; one ending in '.' is refused.
+  await assert.rejects(events.createNamespacedEvent({ namespace: NS, body: body({ generateName: 'x.' }) }),
+    (e: unknown) => apiCode(e) === 422 && /metadata\.generateName: Invalid value: "x\."/.test(JSON.parse(String((e as { body?: unknown }).body)).message));
+  const ev = await events.createNamespacedEvent({ namespace: NS, body: body({ generateName: 'x-' }) });
+  assert.match(ev.metadata?.name ?? '', /^x-/);
   // Same storage as core/v1 events, converted (regarding -> involvedObject, note -> message).
   const coreEvents = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=x' });
   assert.equal(coreEvents.items[0]?.message, 'snapshot at revision 42');

@@ -21,7 +21,8 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { REPO_ROOT } from '../helpers/cli.js';
-import { processAlive as alive, startInProcessOperator } from '../helpers/operator.js';
+import { startInProcessOperator } from '../helpers/operator.js';
+import { isAlive as alive } from '../helpers/operator-output.js';
 import { waitFor } from '../helpers/wait.js';
 
 const NS = 'default';

@@ -38,15 +38,23 @@ function meta(o: Obj): Obj {
   return o.metadata as Obj;
 }
 
+const SUBDOMAIN_MESSAGE =
+  "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
 function validateMeta(def: ResourceDef, md: Obj): FieldError[] {
   const errs: FieldError[] = [];
   const name = str(md, 'name') ?? '';
+  // As kube-apiserver: generateName must itself be a valid name once a trailing '-' is allowed for.
+  const generateName = str(md, 'generateName');
+  if (generateName && !SUBDOMAIN.test(generateName.replace(/-$/, 'a'))) {
+    errs.push(fieldErrors.invalid('metadata.generateName', generateName, SUBDOMAIN_MESSAGE));
+  }
   if (def === NAMESPACE_DEF) {
     if (!LABEL.test(name) || name.length > 63) {
       errs.push(fieldErrors.invalid('metadata.name', name, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"));
     }
   } else if (!SUBDOMAIN.test(name) || name.length > 253) {
-    errs.push(fieldErrors.invalid('metadata.name', name, "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"));
+    errs.push(fieldErrors.invalid('metadata.name', name, SUBDOMAIN_MESSAGE));
   }
   const labels = md.labels;
   if (labels !== undefined && labels !== null) {
