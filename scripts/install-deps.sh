@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what etcd-backup needs on Debian/Ubuntu with Node 20: etcd + etcdctl (Debian etcd-server,
-# etcd-client) when missing, lua5.1 and promtool for the GitOps tests, the npm dependencies (npm ci),
+# etcd-client) when missing, lua5.1, promtool and strace for the tests, the npm dependencies (npm ci),
 # and the compiled CLI (dist/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ echo "==> $(etcd --version | head -n 1)"
 missing=()
 command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# strace lets local-store-hardening see the directory fsyncs (that test skips without it).
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "==> installing ${missing[*]} (apt)"
   as_root apt-get update -qq
