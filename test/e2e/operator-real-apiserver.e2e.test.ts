@@ -235,8 +235,8 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
       { what: 'no endpoints', spec: (s) => ({ ...s, etcd: { endpoints: [] } }), message: /spec\.etcd\.endpoints: Invalid value: .*should have at least 1 items/ },
       {
         what: 'unknown compression',
-        spec: (s) => ({ ...s, fullSnapshot: { ...s.fullSnapshot, compression: 'zstd' } }),
-        message: /spec\.fullSnapshot\.compression: Unsupported value: "zstd": supported values: "gzip", "none"/,
+        spec: (s) => ({ ...s, fullSnapshot: { ...s.fullSnapshot, compression: 'lz4' } }),
+        message: /spec\.fullSnapshot\.compression: Unsupported value: "lz4": supported values: "gzip", "zstd", "none"/,
       },
       {
         what: 'parallelism 0',
@@ -264,15 +264,13 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
   test('specs only the operator can judge end as SpecValid=False; a repeated rejection is one Event series', async () => {
     const good = localBackup('judged', join(work, 'judged'), { suspend: true });
     const bad = structuredClone(good);
-    bad.spec.fullSnapshot.schedule = 'every hour';
-    bad.spec.memory.budget = '1Mi';
-    bad.spec.store = {};
+    // The CRD's pattern and CEL rules refuse most bad specs at the API (test/integration/crd-validation);
+    // a cron of the right shape whose minute is out of range passes them, and only the parser refuses it.
+    bad.spec.fullSnapshot.schedule = '99 * * * *';
     await kubectl(['apply', '-f', '-'], stringify(bad));
     const invalid = await waitCondition('judged', 'SpecValid', (c) => c.status === 'False');
     const message = conditionOf(invalid, 'SpecValid')!.message;
-    for (const field of ['spec.fullSnapshot.schedule', 'spec.memory.budget', 'spec.store']) {
-      assert.ok(message.includes(field), `SpecValid names ${field}: ${message}`);
-    }
+    assert.ok(message.includes('spec.fullSnapshot.schedule'), `SpecValid names spec.fullSnapshot.schedule: ${message}`);
     assert.equal(conditionOf(invalid, 'Ready')?.reason, 'InvalidSpec');
     assert.equal(invalid.status?.observedGeneration, invalid.metadata.generation);
 
