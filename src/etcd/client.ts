@@ -121,8 +121,7 @@ function dropIpServernameWarning(): void {
  * caught up, so the result is never behind a revision already seen (the delta poller relies on it).
  */
 export async function headRevision(client: Etcd3): Promise<number> {
-  const response = await client.kv.range({ key: Buffer.from('\0'), count_only: true });
-  return Number(response.header.revision);
+  return (await clusterIdentity(client)).headRevision;
 }
 
 /** etcd's cluster ID and head revision, from one response header. */
