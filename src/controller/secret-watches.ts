@@ -84,11 +84,22 @@ export class SecretWatches {
     let lastVersion: string | undefined;
     let abort: AbortController | undefined;
     let timer: NodeJS.Timeout | undefined;
+    /** Set when we abort the watch after an ERROR event: its end is then ours, not a second failure. */
+    let restartAfterError: number | undefined;
 
+    const backoff = (): number => {
+      failures++;
+      return Math.min(maxMs, initialMs * 2 ** (failures - 1));
+    };
     const onEvent = (type: string, obj: V1Secret | { message?: string }): void => {
-      if (stopped) return;
+      if (stopped || restartAfterError !== undefined) return;
       if (type === 'ERROR') {
-        logger.warn('Secret watch reported an error; restarting it', { object: `Secret ${secret}`, error: (obj as { message?: string }).message });
+        restartAfterError = backoff();
+        logger.warn('Secret watch reported an error; restarting it', {
+          object: `Secret ${secret}`,
+          error: (obj as { message?: string }).message,
+          retryInMs: restartAfterError,
+        });
         abort?.abort();
         return;
       }
@@ -100,6 +111,10 @@ export class SecretWatches {
       const keys = this.keysReferencing(secret);
       if (keys.length > 0) this.options.onChange(keys);
     };
+    const restart = (delay: number): void => {
+      restartAfterError = undefined;
+      timer = setTimeout(run, delay);
+    };
     const run = (): void => {
       if (stopped) return;
       new Watch(kc)
@@ -109,10 +124,12 @@ export class SecretWatches {
           onEvent,
           (err: unknown) => {
             if (stopped) return;
-            if (err) failures++;
-            const delay = err ? Math.min(maxMs, initialMs * 2 ** (failures - 1)) : 0;
-            if (err) logger.warn('Secret watch failed; restarting it', { object: `Secret ${secret}`, error: kubeErrorMessage(err), retryInMs: delay });
-            timer = setTimeout(run, delay);
+            // Our own abort after an ERROR event: already logged and counted once.
+            if (restartAfterError !== undefined) return restart(restartAfterError);
+            if (!err) return restart(0);
+            const delay = backoff();
+            logger.warn('Secret watch failed; restarting it', { object: `Secret ${secret}`, error: kubeErrorMessage(err), retryInMs: delay });
+            restart(delay);
           },
         )
         .then((controller) => {
@@ -121,9 +138,9 @@ export class SecretWatches {
         })
         .catch((err: unknown) => {
           if (stopped) return;
-          failures++;
-          timer = setTimeout(run, Math.min(maxMs, initialMs * 2 ** (failures - 1)));
-          logger.warn('Secret watch failed; restarting it', { object: `Secret ${secret}`, error: kubeErrorMessage(err) });
+          const delay = backoff();
+          logger.warn('Secret watch failed; restarting it', { object: `Secret ${secret}`, error: kubeErrorMessage(err), retryInMs: delay });
+          restart(delay);
         });
     };
     run();

@@ -4,43 +4,33 @@
  * from older revisions fail instead of silently missing events; 3.4's tools get a clear error.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { UsageError } from '../../src/errors.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { startLocalEtcd } from '../../src/etcd/local-etcd.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { etcdTools, skipUnlessBuilt } from '../harness/test-tools.js';
 import { archiveDeltas, saveFullSnapshot } from '../helpers/archive.js';
+import { etcdSuite } from '../helpers/etcd-suite.js';
 import { allKeys, comparableKeys, writeMixedWorkload } from '../helpers/workload.js';
 
 const logger = silentLogger();
 const BUMP = 1_000_000;
-let source: TestEtcd;
 let store: LocalStore;
 let work: string;
 let head: number;
 
-before(async () => {
-  source = await startTestEtcd();
-  work = await mkdtemp(join(tmpdir(), 'restore-bump-'));
+const suite = etcdSuite(async () => {
+  work = await suite.tempDir('restore-bump-');
   store = new LocalStore(join(work, 'store'));
-  await source.client().put('bump/seed').value('x');
-  await saveFullSnapshot(source, store, work);
-  await writeMixedWorkload(source.client(), 'bump/w/', 200, 5);
-  head = await archiveDeltas(source, store);
+  await suite.writer.put('bump/seed').value('x');
+  await saveFullSnapshot(suite.source, store, work);
+  await writeMixedWorkload(suite.writer, 'bump/w/', 200, 5);
+  head = await archiveDeltas(suite.source, store);
 });
-
-after(async () => {
-  await source?.stop();
-  await rm(work, { recursive: true, force: true });
-});
-
 
 for (const minor of ['3.5', '3.6'] as const) {
   const tools = etcdTools(minor);
@@ -53,7 +43,7 @@ for (const minor of ['3.5', '3.6'] as const) {
     const client = createEtcdClient({ endpoints: [member.clientUrl] });
     try {
       assert.equal(await headRevision(client), target + BUMP, 'revisions went forward by the bump');
-      assert.deepEqual(comparableKeys(await allKeys(client), { modRevision: false }), comparableKeys(await allKeys(source.client(), target), { modRevision: false }), 'the data is the source at the target');
+      assert.deepEqual(comparableKeys(await allKeys(client), { modRevision: false }), comparableKeys(await allKeys(suite.writer, target), { modRevision: false }), 'the data is the source at the target');
       // Marked compacted: a client resuming a watch from an old revision is told to relist.
       await assert.rejects(client.kv.range({ key: Buffer.from('bump/seed'), revision: String(target) }), /compacted/);
     } finally {

@@ -5,11 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { UsageError } from '../../src/errors.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
@@ -17,34 +15,25 @@ import { ETCDCTL_BINARY, startLocalEtcd, type LocalEtcd } from '../../src/etcd/l
 import { silentLogger } from '../../src/observability/logger.js';
 import { restoreBackup } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { archiveDeltas, saveFullSnapshot } from '../helpers/archive.js';
+import { etcdSuite } from '../helpers/etcd-suite.js';
 import { allKeys, comparableKeys, writeMixedWorkload } from '../helpers/workload.js';
 
 const run = promisify(execFile);
 const logger = silentLogger();
-const cleanups: Array<() => Promise<void>> = [];
-let source: TestEtcd;
 let store: LocalStore;
 let work: string;
 let head: number;
 
-before(async () => {
-  source = await startTestEtcd();
-  cleanups.push(() => source.stop());
-  work = await mkdtemp(join(tmpdir(), 'restore-ha-'));
-  cleanups.push(() => rm(work, { recursive: true, force: true }));
+const suite = etcdSuite(async () => {
+  work = await suite.tempDir('restore-ha-');
   store = new LocalStore(join(work, 'store'));
-  const client = source.client();
+  const client = suite.writer;
   const lease = await client.leaseClient.leaseGrant({ TTL: 600, ID: 0 });
   await client.kv.put({ key: Buffer.from('ha/leased'), value: Buffer.from('x'), lease: lease.ID });
-  await saveFullSnapshot(source, store, work);
+  await saveFullSnapshot(suite.source, store, work);
   await writeMixedWorkload(client, 'ha/w/', 300, 3);
-  head = await archiveDeltas(source, store);
-});
-
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  head = await archiveDeltas(suite.source, store);
 });
 
 /** `count` ports that were free at once (all held open together, so none repeats). */
@@ -83,9 +72,9 @@ test('three restores with member flags make a three-member cluster; every member
   const started: LocalEtcd[] = await Promise.all(
     members.map((m) => startLocalEtcd({ dataDir: join(work, m.name), name: m.name, ports: m.ports, logFile: join(work, `${m.name}.log`) })),
   );
-  for (const etcd of started) cleanups.push(() => etcd.stop());
+  for (const etcd of started) suite.defer(() => etcd.stop());
 
-  const want = comparableKeys(await allKeys(source.client(), head));
+  const want = comparableKeys(await allKeys(suite.writer, head));
   for (const etcd of started) {
     const client = createEtcdClient({ endpoints: [etcd.clientUrl] });
     try {

@@ -6,11 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { DELTA_DIR, classifyKeys, deltaKey } from '../../src/archive/naming.js';
@@ -21,8 +19,9 @@ import { replayDeltas } from '../../src/restore/delta-replay.js';
 import { restoreBackup, startMember, withClient } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { GetResult, ObjectStore } from '../../src/store/object-store.js';
-import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { startTestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
+import { etcdSuite } from '../helpers/etcd-suite.js';
 import { archiveDeltas, saveFullSnapshot } from '../helpers/archive.js';
 import { allKeys, comparableKeys, writeMixedWorkload } from '../helpers/workload.js';
 
@@ -31,25 +30,8 @@ const logger = silentLogger();
 /** etcd's shortest lease TTL with its default election timeout. */
 const LEASE_TTL_S = 2;
 
-let source: TestEtcd;
-let writer: Etcd3;
-const cleanups: Array<() => Promise<void>> = [];
-
-before(async () => {
-  source = await startTestEtcd();
-  writer = source.client();
-});
-
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-  await source?.stop();
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const suite = etcdSuite();
+const { tempDir, defer } = suite;
 
 /** Runs `beforeFirst` once, before the first delta object is handed to the replay. */
 class HookedStore extends DelegatingStore {
@@ -85,15 +67,15 @@ interface Backup {
  * with a mixed workload, archived by the real delta poller.
  */
 async function backupWithKeptAliveLease(prefix: string): Promise<Backup> {
-  const lease = writer.lease(LEASE_TTL_S); // etcd3 keeps it alive (every TTL/3) until revoked
-  cleanups.push(() => lease.revoke());
+  const lease = suite.writer.lease(LEASE_TTL_S); // etcd3 keeps it alive (every TTL/3) until revoked
+  defer(() => lease.revoke());
   const leaseId = await lease.grant();
   await lease.put(`${prefix}lease/held`).value('alive');
   const dir = await tempDir('lease-backup-');
   const store = new LocalStore(join(dir, 'store'));
-  const { file: snapshotFile, base } = await saveFullSnapshot(source, store, dir);
-  await writeMixedWorkload(writer, `${prefix}w/`, 300, 7);
-  const head = await archiveDeltas(source, store);
+  const { file: snapshotFile, base } = await saveFullSnapshot(suite.source, store, dir);
+  await writeMixedWorkload(suite.writer, `${prefix}w/`, 300, 7);
+  const head = await archiveDeltas(suite.source, store);
   return { store, snapshotFile, base, head, leaseId };
 }
 
@@ -124,7 +106,7 @@ test('a kept-alive lease in the snapshot survives a replay longer than its TTL: 
   assert.equal(result.snapshotRevision, backup.base);
   assert.equal(result.revision, backup.head, 'restore lands exactly on the head revision');
 
-  const want = comparableKeys(await allKeys(writer, backup.head));
+  const want = comparableKeys(await allKeys(suite.writer, backup.head));
   assert.ok(want.some((kv) => (kv as { key: string }).key === 'keep/lease/held'), 'the source still holds the leased key');
   const member = await startMember(dataDir, 'default', await tempDir('lease-member-'));
   try {
@@ -150,9 +132,9 @@ test('a revision the replay did not make is named in the error: its keys and the
     '--initial-cluster-token', 'lease-test',
   ]);
   const member = await startMember(dataDir, 'restored', dir);
-  cleanups.push(() => member.stop());
+  defer(() => member.stop());
   const client = createEtcdClient({ endpoints: [member.clientUrl] });
-  cleanups.push(async () => client.close());
+  defer(async () => client.close());
   // Something other than the replay revokes the snapshot's lease on the member mid-restore.
   const store = new HookedStore(backup.store, async () => {
     await client.leaseClient.leaseRevoke({ ID: backup.leaseId });
@@ -171,7 +153,7 @@ test('a revision the replay did not make is named in the error: its keys and the
 
 test('leases granted after the snapshot are restored with their IDs and TTLs; revoked ones are not; gone ones are reported', async () => {
   const etcd = await startTestEtcd();
-  cleanups.push(() => etcd.stop());
+  defer(() => etcd.stop());
   const client = etcd.client();
   const grant = async (ttl: number): Promise<string> => (await client.leaseClient.leaseGrant({ TTL: ttl, ID: 0 })).ID;
   const putOn = (key: string, lease: string): Promise<unknown> =>
@@ -231,7 +213,7 @@ test('leases granted after the snapshot are restored with their IDs and TTLs; re
 
 test('delta objects written before lease TTLs were recorded restore their keys without a lease, and say so', async () => {
   const etcd = await startTestEtcd();
-  cleanups.push(() => etcd.stop());
+  defer(() => etcd.stop());
   await etcd.client().put('seed').value('x'); // a fresh etcd's snapshot says revision 0, its member 1
   const dir = await tempDir('lease-old-format-');
   const store = new LocalStore(join(dir, 'store'));

@@ -6,11 +6,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { encodeDeltaStream, type DeltaEvent } from '../../src/archive/delta-format.js';
@@ -24,33 +23,17 @@ import { startMember } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { DELTA_DIR, classifyKeys, deltaKey, fullSnapshotKey } from '../../src/archive/naming.js';
 import type { GetResult, ObjectStore } from '../../src/store/object-store.js';
-import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { startTestEtcd } from '../harness/etcd.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
+import { etcdSuite } from '../helpers/etcd-suite.js';
 import { allKeys, writeMixedWorkload } from '../helpers/workload.js';
 
 const run = promisify(execFile);
 const logger = silentLogger();
 const MiB = 1024 * 1024;
 
-let source: TestEtcd;
-let writer: Etcd3;
-const cleanups: Array<() => Promise<void>> = [];
-
-before(async () => {
-  source = await startTestEtcd();
-  writer = source.client();
-});
-
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-  await source?.stop();
-});
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const suite = etcdSuite();
+const { tempDir, defer } = suite;
 
 /** etcdctl snapshot restore of `file` into a fresh dir, started as restore starts its member. */
 async function restoredMember(file: string): Promise<{ client: Etcd3; stop: () => Promise<void> }> {
@@ -68,7 +51,7 @@ async function restoredMember(file: string): Promise<{ client: Etcd3; stop: () =
     client.close();
     await member.stop();
   };
-  cleanups.push(stop);
+  defer(stop);
   return { client, stop };
 }
 
@@ -87,9 +70,9 @@ function delayEveryNthTxn(client: Etcd3, every: number, delayMs: number): void {
 }
 
 test('pipelined replay keeps every revision exact: puts, overwrites, deletes, delete-ranges, multi-key txns, lease revocation', async () => {
-  await writer.put('p/seed').value('seed');
+  await suite.writer.put('p/seed').value('seed');
   const snapshotFile = join(await tempDir('pipeline-snap-'), 'base.db');
-  await run(ETCDCTL_BINARY, ['--endpoints', source.clientUrl, 'snapshot', 'save', snapshotFile]);
+  await run(ETCDCTL_BINARY, ['--endpoints', suite.source.clientUrl, 'snapshot', 'save', snapshotFile]);
   const { stdout } = await run(ETCDCTL_BINARY, ['snapshot', 'status', snapshotFile, '-w', 'json']);
   const base = (JSON.parse(stdout) as { revision: number }).revision;
   const store = new LocalStore(await tempDir('pipeline-store-'));
@@ -97,19 +80,19 @@ test('pipelined replay keeps every revision exact: puts, overwrites, deletes, de
 
   // Many small revisions of every kind, in stretches so that pipelining meets each kind mid-flight.
   for (let round = 0; round < 4; round++) {
-    await writeMixedWorkload(writer, `p/r${round}/`, 400, round + 1);
-    await writer.delete().prefix(`p/r${round}/k00000`); // a delete-range: many keys in one revision
-    const lease = writer.lease(600, { autoKeepAlive: false });
+    await writeMixedWorkload(suite.writer, `p/r${round}/`, 400, round + 1);
+    await suite.writer.delete().prefix(`p/r${round}/k00000`); // a delete-range: many keys in one revision
+    const lease = suite.writer.lease(600, { autoKeepAlive: false });
     const id = await lease.grant();
-    await writer.kv.put({ key: Buffer.from(`p/r${round}/a-leased`), value: Buffer.from('a'), lease: id });
-    await writer.kv.put({ key: Buffer.from(`p/r${round}/z-leased`), value: Buffer.from('z'), lease: id });
+    await suite.writer.kv.put({ key: Buffer.from(`p/r${round}/a-leased`), value: Buffer.from('a'), lease: id });
+    await suite.writer.kv.put({ key: Buffer.from(`p/r${round}/z-leased`), value: Buffer.from('z'), lease: id });
     await lease.revoke(); // deletes two non-adjacent keys in one revision
   }
-  const head = await headRevision(writer);
+  const head = await headRevision(suite.writer);
   assert.ok(head - base > 1500, `workload made ${head - base} revisions`);
 
   const poller = new DeltaPoller({
-    client: source.client(),
+    client: suite.source.client(),
     store,
     budget: new MemoryBudget(16 * MiB),
     periodMs: 60_000,
@@ -122,7 +105,7 @@ test('pipelined replay keeps every revision exact: puts, overwrites, deletes, de
   assert.equal((await poller.pollOnce()).archivedRevision, head);
   await poller.stop();
   const deltas = classifyKeys((await store.list(DELTA_DIR)).map((o) => o.key)).deltas;
-  const want = await allKeys(writer, head);
+  const want = await allKeys(suite.writer, head);
 
   for (const overtaking of [false, true]) {
     const member = await restoredMember(snapshotFile);
@@ -188,7 +171,7 @@ test('the prefetch of delta objects never holds more than its byte budget, and f
   // A fresh etcd and objects written with the real encoder: 40 objects of 50 revisions, each put of
   // a new key with a 2 KiB value (so every object is about 100 KiB uncompressed).
   const target = await startTestEtcd();
-  cleanups.push(() => target.stop());
+  defer(() => target.stop());
   const client = target.client();
   const base = await headRevision(client);
   const storeDir = await tempDir('prefetch-store-');
@@ -237,7 +220,7 @@ test("a delta object whose contents do not match its name's range fails the repl
   // Objects written with the real encoder under a name that promises more (or other) revisions than
   // they hold. One etcd serves every case: each starts at its head and names revisions after it.
   const target = await startTestEtcd();
-  cleanups.push(() => target.stop());
+  defer(() => target.stop());
   const client = target.client();
   const local = new LocalStore(await tempDir('mismatch-store-'));
   const put = (rev: number): DeltaEvent => ({
