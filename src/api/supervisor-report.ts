@@ -42,6 +42,8 @@ export interface SupervisorReport
     | 'lagRevisions'
     | 'nextFullSnapshotTime'
     | 'retention'
+    | 'recoverableWindow'
+    | 'replayRevisions'
   > {
   /** rssBytes: the worker process's resident memory, when it runs in a worker process of the operator. */
   memory: { budgetBytes: number; peakBytes: number; usedBytes: number; rssBytes?: number };

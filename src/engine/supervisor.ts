@@ -5,8 +5,9 @@ import { errorMessage, OperatorError, UsageError } from '../errors.js';
 import { verifyBackup } from '../restore/verify.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
-import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../archive/naming.js';
-import { SHA256_METADATA_KEY, type ObjectStore } from '../store/object-store.js';
+import { classifyKeys, FULL_DIR, parseBackupKey, type FullSnapshotName } from '../archive/naming.js';
+import { listBackupObjects, SHA256_METADATA_KEY, type ObjectStore } from '../store/object-store.js';
+import { reachStatus } from '../restore/restore-plan.js';
 import { OwnedStore } from '../store/owned-store.js';
 import { planRetention } from '../store/retention.js';
 import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
@@ -15,7 +16,7 @@ import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
-import { decideFullSnapshot, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
+import { decideFullSnapshot, deltaChainTooLong, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
 import type { SupervisorReport, VerificationOutcome, WorkOutcome } from '../api/supervisor-report.js';
 import type { BackupSupervisor, SupervisorConfig, SupervisorEvent } from './supervisor-types.js';
 
@@ -91,6 +92,12 @@ export class Supervisor implements BackupSupervisor {
   private deltaFailedPollsSeen = 0;
   /** Retention came due while a verification read the store: applied when the verification ends. */
   private retentionDeferred = false;
+  /**
+   * The backup objects in the store and when each was stored: listed at start and by each retention
+   * run, with every object this supervisor stores added as it goes. The recoverable window and the
+   * replay length (maxDeltaRevisions) follow from it without listing the store at every delta.
+   */
+  private readonly storedAt = new Map<string, Date>();
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -155,6 +162,7 @@ export class Supervisor implements BackupSupervisor {
         this.logger.warn('Failed to clean up incomplete uploads', { error: errorMessage(err) }),
       );
     }
+    await this.listStoredObjects();
     // Deltas first: the poller recovers its position from the chain as the last run left it, so a
     // catch-up full snapshot taken next does not make it jump past the revisions written while no
     // backup ran (those stay restorable from the older snapshot, as long as etcd still has them).
@@ -211,6 +219,7 @@ export class Supervisor implements BackupSupervisor {
       this.state.lagRevisions = progress.lagRevisions;
     }
     const last = progress.lastDelta;
+    if (last && !this.storedAt.has(last.key)) this.noteStored([{ key: last.key, lastModified: last.time }]);
     if (last && last.key !== this.state.lastDeltaSnapshot?.object) {
       this.state.lastDeltaSnapshot = {
         fromRevision: last.fromRevision,
@@ -238,6 +247,49 @@ export class Supervisor implements BackupSupervisor {
       if (progress.archivedRevision >= progress.etcdRevision) this.state.deltasCurrentTime = this.now().toISOString();
     }
     this.emitReport();
+    this.boundDeltaChain();
+  }
+
+  /**
+   * spec.fullSnapshot.maxDeltaRevisions: once a restore to the latest point would replay more than
+   * that, a full snapshot now, whatever the cron says. Not while one runs, and not after a failed one
+   * (its retry timer is armed: triggering here too would retry at every delta).
+   */
+  private boundDeltaChain(): void {
+    const max = this.config.resolved.maxDeltaRevisions;
+    if (this.stopped || this.fullInFlight || this.state.fullSnapshot.consecutiveFailures > 0) return;
+    if (!deltaChainTooLong(this.state.replayRevisions, max)) return;
+    this.logger.info('Taking a full snapshot early: the delta chain passed maxDeltaRevisions', {
+      replayRevisions: this.state.replayRevisions,
+      maxDeltaRevisions: max,
+    });
+    this.takeFullSnapshotNow().catch(() => undefined);
+  }
+
+  /** Lists every backup object (at start); a failure leaves the window unknown until retention lists again. */
+  private async listStoredObjects(): Promise<void> {
+    try {
+      this.noteStored(await listBackupObjects(this.store), { replace: true });
+    } catch (err) {
+      this.logger.warn('Failed to list the store for the recoverable window', { error: errorMessage(err) });
+    }
+  }
+
+  /**
+   * Records stored backup objects (all of them with `replace`), forgets deleted ones, and recomputes
+   * what a restore reaches.
+   */
+  private noteStored(
+    objects: Iterable<{ key: string; lastModified: Date }>,
+    options: { replace?: boolean; forget?: readonly string[] } = {},
+  ): void {
+    if (options.replace) this.storedAt.clear();
+    for (const key of options.forget ?? []) this.storedAt.delete(key);
+    for (const object of objects) if (parseBackupKey(object.key)) this.storedAt.set(object.key, object.lastModified);
+    const reach = reachStatus(classifyKeys(this.storedAt.keys()), [...this.storedAt].map(([key, lastModified]) => ({ key, lastModified })));
+    delete this.state.recoverableWindow;
+    delete this.state.replayRevisions;
+    Object.assign(this.state, reach);
   }
 
   async stop(): Promise<void> {
@@ -545,6 +597,7 @@ export class Supervisor implements BackupSupervisor {
       sha256: result.sha256,
       ...retentionStatus(result.retention),
     };
+    this.noteStored([{ key: result.key, lastModified: result.time }]);
     this.state.uploadedBytes.full += result.sizeBytes;
     this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
     this.recordSuccess(this.state.fullSnapshot);
@@ -574,14 +627,19 @@ export class Supervisor implements BackupSupervisor {
       return;
     }
     try {
-      const listing = classifyKeys((await this.store.list('')).map((o) => o.key));
+      const objects = await this.store.list('');
+      const listing = classifyKeys(objects.map((o) => o.key));
       const plan = planRetention(listing, this.config.resolved.spec.retention, this.now());
+      // Merged, not replaced: a delta stored while this listed is already noted and not in `objects`.
+      this.noteStored(objects);
       if (plan.held) {
         this.logger.warn('Held retention: deleting nothing', { why: plan.held });
         this.emitEvent({ type: 'Warning', reason: 'RetentionHeld', message: plan.held });
         return;
       }
       const locked = await deleteUnlessLocked(this.store, plan.deleteKeys);
+      const kept = new Set(locked.map((l) => l.key));
+      this.noteStored([], { forget: plan.deleteKeys.filter((key) => !kept.has(key)) });
       const deleted = plan.deleteKeys.length - locked.length;
       if (deleted > 0) {
         this.logger.info('Applied retention', { deleted, keptFullSnapshots: plan.keep.length });

@@ -16,6 +16,10 @@ import {
   QUANTITY_PATTERN,
 } from './cel-rules.js';
 
+/** spec.fullSnapshot.maxDeltaRevisions: the default (also what 0 means), and the most it may be. */
+export const DEFAULT_MAX_DELTA_REVISIONS = 1_000_000;
+export const MAX_DELTA_REVISIONS_LIMIT = 1_000_000_000_000;
+
 const secretRef = {
   type: 'object',
   required: ['name'],
@@ -164,6 +168,16 @@ export const specSchema = {
           default: '15m',
           description: 'How long one snapshot may take (Go duration, e.g. 15m) before it is abandoned and retried.',
           'x-kubernetes-validations': [durationRule("duration(self) > duration('0s')", 'must be a positive duration (e.g. 15m)')],
+        },
+        maxDeltaRevisions: {
+          type: 'integer',
+          minimum: 0,
+          maximum: MAX_DELTA_REVISIONS_LIMIT,
+          default: DEFAULT_MAX_DELTA_REVISIONS,
+          description:
+            'Bounds restore time: when more revisions than this are archived in deltas after the newest full snapshot ' +
+            '(what a restore to the latest point replays), a full snapshot is taken at once, whatever the schedule says. ' +
+            '0 means the default (1000000).',
         },
       },
     },
@@ -351,6 +365,21 @@ export const statusSchema = {
     etcdRevision: integer('Head revision of etcd at the last poll.'),
     lagRevisions: integer('Revisions written to etcd but not archived yet.'),
     nextFullSnapshotTime: time('When the next scheduled full snapshot is due.'),
+    recoverableWindow: {
+      type: 'object',
+      description:
+        'The revisions a restore can reach: from the oldest full snapshot whose deltas join up with the newer ones ' +
+        'to the end of the contiguous deltas after the newest full snapshot.',
+      properties: {
+        firstRevision: integer('Oldest revision a restore can reach (a full snapshot).'),
+        firstTime: time('When that full snapshot was stored.'),
+        lastRevision: integer('Newest revision a restore can reach.'),
+        lastTime: time('When the last object needed to reach it was stored (restore --to-time compares with this).'),
+      },
+    },
+    replayRevisions: integer(
+      'Delta revisions a restore to the latest point would replay now (spec.fullSnapshot.maxDeltaRevisions bounds it).',
+    ),
     lastVerification: {
       type: 'object',
       description: 'The last successful scheduled verification (trial restore) of the latest backup.',

@@ -1,0 +1,117 @@
+/**
+ * Bounded restore time (issue #13): spec.fullSnapshot.maxDeltaRevisions makes the supervisor take a
+ * full snapshot as soon as a restore to the latest point would replay more revisions than that, and
+ * status shows the recoverable window and the replay length. Real etcd, real local store; the cron
+ * schedule never fires during the test, so every snapshot after the first is the bound's.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { validateEtcdBackup } from '../../src/api/validate.js';
+import { computeStatus } from '../../src/controller/conditions.js';
+import { observeStore } from '../../src/controller/store-status.js';
+import { headRevision } from '../../src/etcd/client.js';
+import { Supervisor } from '../../src/engine/supervisor.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { listBackupObjects } from '../../src/store/object-store.js';
+import { LocalStore } from '../../src/store/local-store.js';
+import { chainOf } from '../helpers/backup-chain.js';
+import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { waitFor } from '../helpers/wait.js';
+
+let etcd: TestEtcd;
+let work: string;
+
+before(async () => {
+  etcd = await startTestEtcd();
+  work = await mkdtemp(join(tmpdir(), 'bounded-restore-'));
+});
+
+after(async () => {
+  await etcd?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const BOUND = 50;
+
+test('a full snapshot is taken early once the chain passes maxDeltaRevisions, not at the bound; status shows the window', { timeout: 120_000 }, async () => {
+  const validation = validateEtcdBackup({
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name: 'bounded' },
+    spec: {
+      etcd: { endpoints: [etcd.clientUrl] },
+      store: { local: { path: join(work, 'bounded') } },
+      // 1 January only: the schedule takes no snapshot while the test runs (the first is the store's first).
+      fullSnapshot: { schedule: '0 0 1 1 *', compression: 'none', maxDeltaRevisions: BOUND },
+      deltaSnapshot: { period: '1s', chunkRevisions: 20 },
+      memory: { budget: '32Mi' },
+    },
+  });
+  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  const { resolved } = validation;
+  const store = new LocalStore(join(work, 'bounded'));
+  const supervisor = new Supervisor({ resolved, secrets: {}, name: 'test/bounded' }, silentLogger(), { store });
+  const taken: string[] = [];
+  supervisor.onEvent((event) => {
+    if (event.reason === 'FullSnapshotTaken') taken.push(event.message);
+  });
+  const client = etcd.client();
+  await supervisor.start();
+  try {
+    await waitFor('the first full snapshot', () => taken.length === 1);
+    const first = supervisor.report().lastFullSnapshot!.revision;
+
+    // Exactly the bound: a restore would replay BOUND revisions, which is allowed.
+    for (let i = 0; i < BOUND; i++) await client.put(`bounded/${i}`).value(`v${i}`);
+    const atBound = await headRevision(client);
+    assert.equal(atBound, first + BOUND, 'nothing else writes to this etcd');
+    await waitFor('deltas archived up to the bound', () => supervisor.report().archivedRevision === atBound, {
+      context: () => JSON.stringify(supervisor.report()),
+    });
+    assert.equal(supervisor.report().replayRevisions, BOUND);
+
+    // One more revision passes it.
+    await client.put('bounded/past').value('x');
+    await waitFor('the early full snapshot', () => taken.length === 2 && supervisor.report().lastFullSnapshot?.revision !== first, {
+      context: () => JSON.stringify(supervisor.report()),
+    });
+    const early = supervisor.report().lastFullSnapshot!;
+    // Taken after the revision that passed the bound, not when the chain reached it.
+    assert.equal(early.revision, atBound + 1);
+    const chain = await chainOf(store);
+    assert.equal(chain.fulls, 2, `two full snapshots: ${chain.keys.join(', ')}`);
+
+    // The window reaches back to the first snapshot (its deltas join the early one) and to the head.
+    const report = await waitFor('the window reaching the head', () => {
+      const r = supervisor.report();
+      return r.recoverableWindow?.lastRevision === atBound + 1 && r;
+    });
+    assert.equal(report.replayRevisions, 0);
+    assert.equal(report.recoverableWindow!.firstRevision, first);
+    // The status path: what the operator writes, and what it reads from the store alone for runner: pod.
+    const status = computeStatus({
+      generation: 1,
+      previous: undefined,
+      now: new Date(),
+      specProblems: [],
+      secretProblems: [],
+      suspended: false,
+      deltasEnabled: true,
+      worker: { phase: 'Running', report },
+    });
+    assert.deepEqual(status.recoverableWindow, report.recoverableWindow);
+    assert.equal(status.replayRevisions, 0);
+    const stored = observeStore(await listBackupObjects(store));
+    assert.deepEqual(
+      { ...stored.recoverableWindow, lastTime: undefined },
+      { ...report.recoverableWindow, lastTime: undefined },
+      'the store listing gives the same window',
+    );
+    assert.equal(stored.replayRevisions, 0);
+  } finally {
+    await supervisor.stop();
+  }
+});
