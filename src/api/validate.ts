@@ -181,6 +181,13 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
   const maxDelta = spec.fullSnapshot?.maxDeltaRevisions;
   // The schema refuses other values (not an integer, below 0, above its maximum).
   const maxDeltaRevisions = typeof maxDelta === 'number' && maxDelta > 0 ? maxDelta : DEFAULT_MAX_DELTA_REVISIONS;
+  const compactEvery = spec.compaction?.everyDeltaRevisions;
+  if (typeof compactEvery === 'number' && compactEvery >= maxDeltaRevisions) {
+    problems.push(
+      `spec.compaction.everyDeltaRevisions: ${compactEvery} must be below spec.fullSnapshot.maxDeltaRevisions (${maxDeltaRevisions}): ` +
+        'past that a full snapshot is taken instead',
+    );
+  }
   const period = spec.deltaSnapshot?.period;
   const deltaPeriodMs = typeof period === 'string' ? parseDuration(period) : undefined;
   if (typeof period === 'string' && deltaPeriodMs === undefined) {

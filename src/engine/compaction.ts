@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classifyKeys, type Compression } from '../archive/naming.js';
+import type { MemoryBudget } from '../budget/memory-budget.js';
 import type { Logger } from '../observability/logger.js';
 import { restoreBackup, type RestoreOptions } from '../restore/restore.js';
 import { restoreReach } from '../restore/restore-plan.js';
@@ -19,6 +20,8 @@ import { uploadSnapshot, type FullSnapshotResult } from './full-snapshot.js';
 export interface CompactOptions
   extends Pick<RestoreOptions, 'encryptionKeys' | 'allowUnencrypted' | 'prefetchBytes' | 'pipelineDepth' | 'tools' | 'signal'> {
   store: ObjectStore;
+  /** The upload's compressing and encrypting streams reserve their buffers from it (the worker's budget). */
+  budget?: MemoryBudget;
   logger: Logger;
   /** Compression of the compacted snapshot; default: the newest full snapshot's. */
   compression?: Compression;
@@ -81,6 +84,7 @@ export async function compactNewestChain(options: CompactOptions): Promise<Compa
       compression: options.compression ?? newest.compression,
       encryptionKey: options.encryptionKey ?? options.encryptionKeys?.[0],
       signal,
+      budget: options.budget,
       revision: restored.revision,
       time: reach.window.lastTime,
       metadata: {

@@ -15,6 +15,7 @@ import { describeLocked, retentionStatus, summariseLocked } from '../store/objec
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
+import { compactNewestChain, type CompactResult } from './compaction.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { decideFullSnapshot, deltaChainTooLong, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
 import type { SupervisorReport, VerificationOutcome, WorkOutcome } from '../api/supervisor-report.js';
@@ -83,6 +84,9 @@ export class Supervisor implements BackupSupervisor {
   private fullInFlight: Promise<FullSnapshotResult | undefined> | undefined;
   private verifyTimer: unknown;
   private verifyInFlight: Promise<VerificationOutcome | undefined> | undefined;
+  private compactInFlight: Promise<CompactResult | undefined> | undefined;
+  /** No compaction starts before this (ms since the epoch): the backoff after a failed one. */
+  private compactNotBefore = 0;
   private readonly abort = new AbortController();
   private stopped = false;
   private poller: DeltaPoller | undefined;
@@ -117,6 +121,7 @@ export class Supervisor implements BackupSupervisor {
       fullSnapshot: { consecutiveFailures: 0 },
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
+      ...(config.resolved.spec.compaction ? { compaction: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
       uploadedBytes: { full: 0, delta: 0 },
       cadence: {
@@ -248,6 +253,7 @@ export class Supervisor implements BackupSupervisor {
     }
     this.emitReport();
     this.boundDeltaChain();
+    this.compactIfDue();
   }
 
   /**
@@ -264,6 +270,66 @@ export class Supervisor implements BackupSupervisor {
       maxDeltaRevisions: max,
     });
     this.takeFullSnapshotNow().catch(() => undefined);
+  }
+
+  /**
+   * spec.compaction: once a restore would replay everyDeltaRevisions, fold the newest chain into a full
+   * snapshot in a temporary etcd beside the worker (compactNewestChain), sparing the live etcd. One at a
+   * time; not while a full snapshot or a verification runs (each loads this process or etcd); after a
+   * failure, not before its backoff.
+   */
+  private compactIfDue(): void {
+    const every = this.config.resolved.spec.compaction?.everyDeltaRevisions;
+    if (every === undefined || this.stopped || this.compactInFlight || this.fullInFlight || this.verifyInFlight) return;
+    if ((this.state.replayRevisions ?? 0) < every || Date.now() < this.compactNotBefore) return;
+    this.compactInFlight = this.runCompaction().finally(() => {
+      this.compactInFlight = undefined;
+      if (this.retentionDeferred && !this.stopped) void this.applyRetention();
+    });
+  }
+
+  private async runCompaction(): Promise<CompactResult | undefined> {
+    const outcome = (this.state.compaction ??= { consecutiveFailures: 0 });
+    const key = this.config.secrets.encryptionKey;
+    const started = Date.now();
+    this.logger.info('Starting compaction of the delta chain', { replayRevisions: this.state.replayRevisions });
+    try {
+      const result = await compactNewestChain({
+        store: this.store,
+        logger: this.logger,
+        compression: this.config.resolved.spec.fullSnapshot.compression,
+        encryptionKeys: key ? [key] : undefined,
+        budget: this.budget,
+        signal: this.abort.signal,
+      });
+      if (this.stopped) return undefined;
+      this.recordSuccess(outcome);
+      outcome.lastDurationSeconds = (Date.now() - started) / 1000;
+      if (result.compacted) {
+        const { snapshot } = result;
+        this.noteStored([{ key: snapshot.key, lastModified: snapshot.time }]);
+        this.state.uploadedBytes.full += snapshot.sizeBytes;
+        this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
+        this.emitEvent({
+          type: 'Normal',
+          reason: 'BackupCompacted',
+          message: `Compacted ${result.from} + ${result.revisionsFolded} delta revisions into ${snapshot.key} at revision ${snapshot.revision}`,
+        });
+      } else {
+        this.logger.info('Nothing to compact', { why: result.why });
+      }
+      this.emitReport();
+      return result;
+    } catch (err) {
+      if (this.stopped) return undefined;
+      const message = `compaction failed: ${errorMessage(err)}`.replace(/\s*\n\s*/g, ' ');
+      this.recordFailure(outcome, err, message);
+      this.compactNotBefore = Date.now() + retryDelayMs(outcome.consecutiveFailures);
+      this.logger.error('Failed to compact the delta chain', { error: message });
+      this.emitEvent({ type: 'Warning', reason: 'CompactionFailed', message });
+      this.emitReport();
+      return undefined;
+    }
   }
 
   /** Lists every backup object (at start); a failure leaves the window unknown until retention lists again. */
@@ -301,6 +367,7 @@ export class Supervisor implements BackupSupervisor {
     await this.poller?.stop().catch((err: unknown) => this.logger.warn('Delta poller stopped with an error', { error: errorMessage(err) }));
     await this.fullInFlight?.catch(() => undefined);
     await this.waitForVerification();
+    await this.compactInFlight?.catch(() => undefined);
     this.client?.close();
     this.snapshotClient?.close();
     this.logger.info('Stopped backup supervisor');
@@ -621,9 +688,10 @@ export class Supervisor implements BackupSupervisor {
   private async applyRetention(): Promise<void> {
     // A verification restores the newest snapshot and its deltas: deleting them under it (a new
     // snapshot with maxFullSnapshots 1) made it report a false VerificationFailed.
-    this.retentionDeferred = this.verifyInFlight !== undefined;
+    // Compaction reads the newest chain the same way.
+    this.retentionDeferred = this.verifyInFlight !== undefined || this.compactInFlight !== undefined;
     if (this.retentionDeferred) {
-      this.logger.info('Deferred retention until the running verification ends');
+      this.logger.info('Deferred retention until the running verification or compaction ends');
       return;
     }
     try {

@@ -14,6 +14,7 @@ import { computeStatus } from '../../src/controller/conditions.js';
 import { observeStore } from '../../src/controller/store-status.js';
 import { headRevision } from '../../src/etcd/client.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
+import { verifyBackup } from '../../src/restore/verify.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { listBackupObjects } from '../../src/store/object-store.js';
 import { LocalStore } from '../../src/store/local-store.js';
@@ -111,6 +112,65 @@ test('a full snapshot is taken early once the chain passes maxDeltaRevisions, no
       'the store listing gives the same window',
     );
     assert.equal(stored.replayRevisions, 0);
+  } finally {
+    await supervisor.stop();
+  }
+});
+
+test('spec.compaction folds the chain into a full snapshot in the worker, without a snapshot of the live etcd', { timeout: 180_000 }, async () => {
+  const EVERY = 30;
+  const validation = validateEtcdBackup({
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name: 'compacting' },
+    spec: {
+      etcd: { endpoints: [etcd.clientUrl] },
+      store: { local: { path: join(work, 'compacting') } },
+      fullSnapshot: { schedule: '0 0 1 1 *', compression: 'gzip' },
+      deltaSnapshot: { period: '1s', chunkRevisions: 10 },
+      compaction: { everyDeltaRevisions: EVERY },
+      memory: { budget: '32Mi' },
+    },
+  });
+  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  const store = new LocalStore(join(work, 'compacting'));
+  const supervisor = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/compacting' }, silentLogger(), { store });
+  const events: Array<{ reason: string; message: string }> = [];
+  supervisor.onEvent((event) => events.push(event));
+  const client = etcd.client();
+  await supervisor.start();
+  try {
+    await waitFor('the first full snapshot', () => events.some((e) => e.reason === 'FullSnapshotTaken'));
+    const first = supervisor.report().lastFullSnapshot!.revision;
+    for (let i = 0; i < EVERY - 1; i++) await client.put(`compacting/${i}`).value(`v${i}`);
+    await waitFor('deltas archived below the compaction threshold', () => supervisor.report().replayRevisions === EVERY - 1);
+    for (let i = 0; i < 5; i++) await client.put(`compacting/more/${i}`).value(`m${i}`);
+    const compacted = await waitFor('a compaction', () => events.find((e) => e.reason === 'BackupCompacted' || e.reason === 'CompactionFailed'), {
+      context: () => JSON.stringify(supervisor.report()),
+    });
+    assert.equal(compacted.reason, 'BackupCompacted', compacted.message);
+    // Not at the threshold minus one: only once the chain reached it.
+    const folded = Number(/\+ (\d+) delta revisions/.exec(compacted.message)?.[1]);
+    assert.ok(folded >= EVERY, `folded ${folded} revisions`);
+    const revision = Number(/at revision (\d+)$/.exec(compacted.message)?.[1]);
+    assert.equal(revision, first + folded);
+    assert.equal(events.filter((e) => e.reason === 'FullSnapshotTaken').length, 1, 'the live etcd was snapshotted once, at start');
+    const fulls = (await chainOf(store)).keys.filter((key) => key.startsWith('full/'));
+    assert.equal(fulls.length, 2, fulls.join(', '));
+    assert.match(fulls[1]!, new RegExp(`^full/0*${revision}-\\d+\\.db\\.gz$`));
+
+    const head = await headRevision(client);
+    await waitFor('the chain after the compacted snapshot archived to the head', () => {
+      const r = supervisor.report();
+      return r.archivedRevision === head && r.recoverableWindow?.lastRevision === head && r;
+    });
+    assert.equal(supervisor.report().replayRevisions, head - revision);
+    assert.equal(supervisor.report().compaction?.consecutiveFailures, 0);
+    // What a restore to the latest point gives equals the live etcd, starting from the compacted snapshot.
+    const verified = await verifyBackup({ store, logger: silentLogger(), live: { endpoints: [etcd.clientUrl] } });
+    assert.equal(verified.snapshot, fulls[1]);
+    assert.equal(verified.revision, head);
+    assert.deepEqual(verified.comparison?.differences, []);
   } finally {
     await supervisor.stop();
   }

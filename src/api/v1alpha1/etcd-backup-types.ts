@@ -86,6 +86,11 @@ export interface VerificationSpec {
   schedule: string;
 }
 
+export interface CompactionSpec {
+  /** Compact in the worker once a restore to the latest point would replay this many delta revisions. */
+  everyDeltaRevisions: number;
+}
+
 export interface EncryptionSpec {
   keySecretRef: SecretRef;
 }
@@ -108,6 +113,8 @@ export interface EtcdBackupSpec {
   retention: RetentionSpec;
   /** Absent: no scheduled verification. */
   verification?: VerificationSpec;
+  /** Absent: no compaction in the worker. */
+  compaction?: CompactionSpec;
   encryption?: EncryptionSpec;
   suspend: boolean;
   runner: Runner;

@@ -9,6 +9,7 @@
 import {
   budgetMinimumRule,
   budgetRangeRule,
+  compactionBelowBoundRule,
   CRON_PATTERN,
   DURATION_PATTERN,
   durationRule,
@@ -41,6 +42,7 @@ export const specSchema = {
       reason: 'FieldValueInvalid',
     },
     budgetMinimumRule(),
+    compactionBelowBoundRule(DEFAULT_MAX_DELTA_REVISIONS),
   ],
   properties: {
     etcd: {
@@ -248,6 +250,24 @@ export const specSchema = {
           maximum: 10000,
           default: 7,
           description: 'Most full snapshots kept.',
+        },
+      },
+    },
+    compaction: {
+      type: 'object',
+      required: ['everyDeltaRevisions'],
+      description:
+        'Offline compaction in the worker: the newest full snapshot and its deltas are restored into a temporary etcd ' +
+        'beside the worker (not the live etcd) and stored as a new full snapshot, as `etcd-backup compact` does; ' +
+        'absent means none. The worker needs the etcd programs, as for verification.',
+      properties: {
+        everyDeltaRevisions: {
+          type: 'integer',
+          minimum: 1,
+          maximum: MAX_DELTA_REVISIONS_LIMIT,
+          description:
+            'Compact once a restore to the latest point would replay this many delta revisions; below ' +
+            'fullSnapshot.maxDeltaRevisions, which takes a full snapshot from the live etcd instead.',
         },
       },
     },
