@@ -17,7 +17,21 @@ const ENCRYPTION_KEYS_HELP =
 const ALLOW_UNENCRYPTED_HELP =
   'with --encryption-key-file, also accept objects that are not encrypted (refused by default: anyone who can write to the store could plant one)';
 
-const PREFETCH_HELP = 'bytes of delta objects downloaded ahead of the replay (default 64Mi)';
+/** The flags of a command that replays a chain (restore, compact): keys, prefetch, txns in flight. */
+interface ReplayFlags {
+  memory?: number;
+  txnsInFlight?: number;
+  encryptionKeyFile: string[];
+  allowUnencrypted?: boolean;
+}
+
+function addReplayFlags(command: Command, keysHelp = ENCRYPTION_KEYS_HELP): Command {
+  return command
+    .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
+    .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
+    .addOption(encryptionKeyFileOption(keysHelp))
+    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP);
+}
 
 /** Exit codes scripts can rely on. */
 export const EXIT_OK = 0;
@@ -199,7 +213,7 @@ export function buildProgram(): Command {
       console.log(flags.output === 'json' ? JSON.stringify(entries, null, 2) : formatListing(entries));
     });
 
-  program
+  const restore = program
     .command('restore')
     .description('rebuild an etcd data dir from the store (newest full snapshot at or before the target)')
     .requiredOption('--store <url>', 'store URL')
@@ -212,11 +226,8 @@ export function buildProgram(): Command {
     .option('--initial-cluster <members>', 'NAME=URL,... of the new cluster: build this member\'s data dir (run once per member)')
     .option('--initial-cluster-token <token>', 'token of the new cluster (default etcd-backup-restore)')
     .option('--bump-revision <n>', 'raise the restored revision by N (etcdutl 3.5.10+); the setting for Kubernetes, with --mark-compacted', positiveInteger)
-    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist')
-    .option('--memory <quantity>', PREFETCH_HELP, byteQuantity)
-    .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
-    .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
-    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
+    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist');
+  addReplayFlags(restore)
     .action(
       async (
         flags: {
@@ -231,11 +242,7 @@ export function buildProgram(): Command {
           toTime?: Date;
           name: string;
           initialAdvertisePeerUrls: string;
-          memory?: number;
-          txnsInFlight?: number;
-          encryptionKeyFile: string[];
-          allowUnencrypted?: boolean;
-        },
+        } & ReplayFlags,
         command: Command,
       ) => {
         if (flags.toRevision !== undefined && flags.toTime !== undefined) {
@@ -285,25 +292,18 @@ export function buildProgram(): Command {
       },
     );
 
-  program
+  const compact = program
     .command('compact')
     .description('fold the deltas after the newest full snapshot into a new full snapshot (restored here, not on the live etcd)')
     .requiredOption('--store <url>', 'store URL')
-    .addOption(new Option('--compression <kind>', "compression of the new snapshot (default: the newest full snapshot's)").choices(COMPRESSIONS))
-    .option('--memory <quantity>', PREFETCH_HELP, byteQuantity)
-    .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed', positiveInteger)
-    .addOption(encryptionKeyFileOption(`${ENCRYPTION_KEYS_HELP}; the first one seals the new snapshot`))
-    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
+    .addOption(new Option('--compression <kind>', "compression of the new snapshot (default: the newest full snapshot's)").choices(COMPRESSIONS));
+  addReplayFlags(compact, `${ENCRYPTION_KEYS_HELP}; the first one seals the new snapshot`)
     .action(
       async (
         flags: {
           store: string;
           compression?: Compression;
-          memory?: number;
-          txnsInFlight?: number;
-          encryptionKeyFile: string[];
-          allowUnencrypted?: boolean;
-        },
+        } & ReplayFlags,
         command: Command,
       ) => {
         const logger = loggerFor(command);
