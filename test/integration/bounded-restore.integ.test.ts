@@ -5,6 +5,7 @@
  * schedule never fires during the test, so every snapshot after the first is the bound's.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,12 +130,15 @@ test('spec.compaction folds the chain into a full snapshot in the worker, withou
       fullSnapshot: { schedule: '0 0 1 1 *', compression: 'gzip' },
       deltaSnapshot: { period: '1s', chunkRevisions: 10 },
       compaction: { everyDeltaRevisions: EVERY },
+      // Encrypted: the compacted snapshot must be sealed as every other object is.
+      encryption: { keySecretRef: { name: 'backup-key' } },
       memory: { budget: '32Mi' },
     },
   });
   if (!validation.ok) assert.fail(validation.problems.join('; '));
   const store = new LocalStore(join(work, 'compacting'));
-  const supervisor = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/compacting' }, silentLogger(), { store });
+  const encryptionKey = randomBytes(32);
+  const supervisor = new Supervisor({ resolved: validation.resolved, secrets: { encryptionKey }, name: 'test/compacting' }, silentLogger(), { store });
   const events: Array<{ reason: string; message: string }> = [];
   supervisor.onEvent((event) => events.push(event));
   const client = etcd.client();
@@ -157,7 +161,7 @@ test('spec.compaction folds the chain into a full snapshot in the worker, withou
     assert.equal(events.filter((e) => e.reason === 'FullSnapshotTaken').length, 1, 'the live etcd was snapshotted once, at start');
     const fulls = (await chainOf(store)).keys.filter((key) => key.startsWith('full/'));
     assert.equal(fulls.length, 2, fulls.join(', '));
-    assert.match(fulls[1]!, new RegExp(`^full/0*${revision}-\\d+\\.db\\.gz$`));
+    assert.match(fulls[1]!, new RegExp(`^full/0*${revision}-\\d+\\.db\\.gz\\.enc$`));
 
     const head = await headRevision(client);
     await waitFor('the chain after the compacted snapshot archived to the head', () => {
@@ -167,7 +171,8 @@ test('spec.compaction folds the chain into a full snapshot in the worker, withou
     assert.equal(supervisor.report().replayRevisions, head - revision);
     assert.equal(supervisor.report().compaction?.consecutiveFailures, 0);
     // What a restore to the latest point gives equals the live etcd, starting from the compacted snapshot.
-    const verified = await verifyBackup({ store, logger: silentLogger(), live: { endpoints: [etcd.clientUrl] } });
+    // Keys given and plaintext not allowed: every object read, the compacted snapshot too, must be encrypted.
+    const verified = await verifyBackup({ store, logger: silentLogger(), live: { endpoints: [etcd.clientUrl] }, encryptionKeys: [encryptionKey] });
     assert.equal(verified.snapshot, fulls[1]);
     assert.equal(verified.revision, head);
     assert.deepEqual(verified.comparison?.differences, []);
