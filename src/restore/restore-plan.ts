@@ -1,5 +1,5 @@
-import { advanceContiguous } from '../archive/revision-ranges.js';
-import type { BackupListing, DeltaName, FullSnapshotName } from '../archive/naming.js';
+import { advanceContiguous, mergeRanges, type RevisionRange } from '../archive/revision-ranges.js';
+import type { BackupListing, FullSnapshotName } from '../archive/naming.js';
 import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 
 export interface RestoreTarget {
@@ -25,7 +25,7 @@ export function snapshotCandidates(listing: BackupListing, target: RestoreTarget
  * The last revision reachable from `afterRevision` through contiguous deltas (pure): the same
  * contiguous-prefix rule the delta poller uses to advance its archive.
  */
-export function contiguousChainEnd(deltas: readonly DeltaName[], afterRevision: number): number {
+export function contiguousChainEnd(deltas: readonly RevisionRange[], afterRevision: number): number {
   return advanceContiguous(afterRevision, deltas).archivedRevision;
 }
 
@@ -54,7 +54,10 @@ export interface RestoreReach {
 export function restoreReach(listing: Pick<BackupListing, 'fulls' | 'deltas'>, storedAt: ReadonlyMap<string, Date>): RestoreReach | undefined {
   const newest = listing.fulls.at(-1);
   if (!newest) return undefined;
-  const lastRevision = contiguousChainEnd(listing.deltas, newest.revision);
+  // Merged once (the supervisor calls this after every delta upload): few ranges remain, so each
+  // snapshot's chain end below is a walk over them, not another sort of every delta.
+  const ranges = mergeRanges(listing.deltas);
+  const lastRevision = contiguousChainEnd(ranges, newest.revision);
   let lastTime = newest.time;
   for (const delta of listing.deltas) {
     const time = storedAt.get(delta.key);
@@ -62,7 +65,7 @@ export function restoreReach(listing: Pick<BackupListing, 'fulls' | 'deltas'>, s
   }
   let first = newest;
   for (const older of listing.fulls.slice(0, -1).reverse()) {
-    if (contiguousChainEnd(listing.deltas, older.revision) < first.revision - 1) break;
+    if (contiguousChainEnd(ranges, older.revision) < first.revision - 1) break;
     first = older;
   }
   return {
