@@ -42,6 +42,8 @@ export interface SupervisorReport
     | 'lagRevisions'
     | 'nextFullSnapshotTime'
     | 'retention'
+    | 'recoverableWindow'
+    | 'replayRevisions'
   > {
   /** rssBytes: the worker process's resident memory, when it runs in a worker process of the operator. */
   memory: { budgetBytes: number; peakBytes: number; usedBytes: number; rssBytes?: number };
@@ -50,6 +52,8 @@ export interface SupervisorReport
   delta?: WorkOutcome;
   /** Undefined when spec.verification is not set. */
   verification?: VerificationOutcome;
+  /** Undefined when spec.compaction is not set. */
+  compaction?: WorkOutcome;
   /** Set when etcd compacted revisions before they were archived. */
   revisionsLost?: { fromRevision: number; toRevision: number; time: string };
   /** The spec's cadence, for staleness alerts: the longest gap between scheduled full snapshots, the delta period (0: off). */

@@ -6,7 +6,7 @@ import { parseDuration } from './duration.js';
 import { formatBytes, parseQuantity } from './quantity.js';
 import { API_VERSION, KIND, type EtcdBackup, type EtcdBackupSpec } from './v1alpha1/etcd-backup-types.js';
 import { CRON_PATTERN, DURATION_PATTERN, QUANTITY_PATTERN } from './v1alpha1/cel-rules.js';
-import { etcdBackupSchema } from './v1alpha1/schema.js';
+import { DEFAULT_MAX_DELTA_REVISIONS, etcdBackupSchema } from './v1alpha1/schema.js';
 
 const MAX_CHUNK_PARALLELISM = etcdBackupSchema.properties.spec.properties.deltaSnapshot.properties.chunkParallelism.maximum;
 
@@ -16,6 +16,8 @@ export interface ResolvedSpec {
   budgetBytes: number;
   fullSnapshotTimeoutMs: number;
   deltaPeriodMs: number;
+  /** spec.fullSnapshot.maxDeltaRevisions with 0 (or absent) resolved to the default. */
+  maxDeltaRevisions: number;
 }
 
 export type ValidationResult =
@@ -176,6 +178,16 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
   if (typeof timeout === 'string' && (fullSnapshotTimeoutMs === undefined || fullSnapshotTimeoutMs <= 0)) {
     problems.push(`spec.fullSnapshot.timeout: ${JSON.stringify(timeout)} is not a positive duration (e.g. 15m)`);
   }
+  const maxDelta = spec.fullSnapshot?.maxDeltaRevisions;
+  // The schema refuses other values (not an integer, below 0, above its maximum).
+  const maxDeltaRevisions = typeof maxDelta === 'number' && maxDelta > 0 ? maxDelta : DEFAULT_MAX_DELTA_REVISIONS;
+  const compactEvery = spec.compaction?.everyDeltaRevisions;
+  if (typeof compactEvery === 'number' && compactEvery >= maxDeltaRevisions) {
+    problems.push(
+      `spec.compaction.everyDeltaRevisions: ${compactEvery} must be below spec.fullSnapshot.maxDeltaRevisions (${maxDeltaRevisions}): ` +
+        'past that a full snapshot is taken instead',
+    );
+  }
   const period = spec.deltaSnapshot?.period;
   const deltaPeriodMs = typeof period === 'string' ? parseDuration(period) : undefined;
   if (typeof period === 'string' && deltaPeriodMs === undefined) {
@@ -212,5 +224,5 @@ function checkSemantics(spec: Partial<EtcdBackupSpec>, problems: string[]): Part
       );
     }
   }
-  return { budgetBytes, fullSnapshotTimeoutMs, deltaPeriodMs };
+  return { budgetBytes, fullSnapshotTimeoutMs, deltaPeriodMs, maxDeltaRevisions };
 }

@@ -17,6 +17,22 @@ const ENCRYPTION_KEYS_HELP =
 const ALLOW_UNENCRYPTED_HELP =
   'with --encryption-key-file, also accept objects that are not encrypted (refused by default: anyone who can write to the store could plant one)';
 
+/** The flags of a command that replays a chain (restore, compact): keys, prefetch, txns in flight. */
+interface ReplayFlags {
+  memory?: number;
+  txnsInFlight?: number;
+  encryptionKeyFile: string[];
+  allowUnencrypted?: boolean;
+}
+
+function addReplayFlags(command: Command, keysHelp = ENCRYPTION_KEYS_HELP): Command {
+  return command
+    .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
+    .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
+    .addOption(encryptionKeyFileOption(keysHelp))
+    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP);
+}
+
 /** Exit codes scripts can rely on. */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -197,7 +213,7 @@ export function buildProgram(): Command {
       console.log(flags.output === 'json' ? JSON.stringify(entries, null, 2) : formatListing(entries));
     });
 
-  program
+  const restore = program
     .command('restore')
     .description('rebuild an etcd data dir from the store (newest full snapshot at or before the target)')
     .requiredOption('--store <url>', 'store URL')
@@ -210,11 +226,8 @@ export function buildProgram(): Command {
     .option('--initial-cluster <members>', 'NAME=URL,... of the new cluster: build this member\'s data dir (run once per member)')
     .option('--initial-cluster-token <token>', 'token of the new cluster (default etcd-backup-restore)')
     .option('--bump-revision <n>', 'raise the restored revision by N (etcdutl 3.5.10+); the setting for Kubernetes, with --mark-compacted', positiveInteger)
-    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist')
-    .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
-    .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
-    .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
-    .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
+    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist');
+  addReplayFlags(restore)
     .action(
       async (
         flags: {
@@ -229,11 +242,7 @@ export function buildProgram(): Command {
           toTime?: Date;
           name: string;
           initialAdvertisePeerUrls: string;
-          memory?: number;
-          txnsInFlight?: number;
-          encryptionKeyFile: string[];
-          allowUnencrypted?: boolean;
-        },
+        } & ReplayFlags,
         command: Command,
       ) => {
         if (flags.toRevision !== undefined && flags.toTime !== undefined) {
@@ -280,6 +289,45 @@ export function buildProgram(): Command {
           const peers = flags.initialCluster ? ` --initial-advertise-peer-urls ${flags.initialAdvertisePeerUrls} --listen-peer-urls ${flags.initialAdvertisePeerUrls}` : '';
           console.log(`start it with: etcd --name ${flags.name} --data-dir ${flags.dataDir}${peers} --quota-backend-bytes ${quota}`);
         }
+      },
+    );
+
+  const compact = program
+    .command('compact')
+    .description('fold the deltas after the newest full snapshot into a new full snapshot (restored here, not on the live etcd)')
+    .requiredOption('--store <url>', 'store URL')
+    .addOption(new Option('--compression <kind>', "compression of the new snapshot (default: the newest full snapshot's)").choices(COMPRESSIONS));
+  addReplayFlags(compact, `${ENCRYPTION_KEYS_HELP}; the first one seals the new snapshot`)
+    .action(
+      async (
+        flags: {
+          store: string;
+          compression?: Compression;
+        } & ReplayFlags,
+        command: Command,
+      ) => {
+        const logger = loggerFor(command);
+        const encryptionKeys = await readEncryptionKeyFiles(flags.encryptionKeyFile);
+        const store = await openStoreUrl(flags.store);
+        const { compactNewestChain } = await import('../engine/compaction.js');
+        const result = await compactNewestChain({
+          store,
+          logger,
+          compression: flags.compression,
+          encryptionKeys,
+          allowUnencrypted: flags.allowUnencrypted,
+          prefetchBytes: flags.memory,
+          pipelineDepth: flags.txnsInFlight,
+        });
+        if (!result.compacted) {
+          console.log(`nothing to compact: ${result.why}`);
+          return;
+        }
+        const { snapshot } = result;
+        console.log(
+          `compacted ${result.from} + ${result.revisionsFolded} delta revisions into ${store.describe()}/${snapshot.key} ` +
+            `revision=${snapshot.revision} size=${snapshot.sizeBytes} sha256=${snapshot.sha256}`,
+        );
       },
     );
 

@@ -207,6 +207,11 @@ export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   if (retention) status.retention = { ...retention };
   const archivedRevision = report?.archivedRevision ?? stored?.archivedRevision ?? previous.archivedRevision;
   if (archivedRevision !== undefined) status.archivedRevision = archivedRevision;
+  // Both follow from the store listing, like archivedRevision: they stay true while workers are stopped.
+  const recoverableWindow = report?.recoverableWindow ?? stored?.recoverableWindow ?? previous.recoverableWindow;
+  if (recoverableWindow) status.recoverableWindow = { ...recoverableWindow };
+  const replayRevisions = report?.replayRevisions ?? stored?.replayRevisions ?? previous.replayRevisions;
+  if (replayRevisions !== undefined) status.replayRevisions = replayRevisions;
   if (report) {
     if (report.etcdRevision !== undefined) status.etcdRevision = report.etcdRevision;
     if (report.lagRevisions !== undefined) status.lagRevisions = report.lagRevisions;

@@ -2,13 +2,17 @@ import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 import { recoverArchivedRevision } from '../archive/revision-ranges.js';
 import type { ObjectInfo } from '../store/object-store.js';
 import { classifyKeys } from '../archive/naming.js';
+import { reachStatus } from '../restore/restore-plan.js';
 
 /**
  * What the store says about an EtcdBackup whose worker the operator cannot ask (runner: pod): the
  * store is the source of truth, so the last full snapshot, the last delta and the archived
  * revision follow from a listing alone, by the same rules the worker resumes with.
  */
-export type StoreObservation = Pick<EtcdBackupStatus, 'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision'>;
+export type StoreObservation = Pick<
+  EtcdBackupStatus,
+  'lastFullSnapshot' | 'lastDeltaSnapshot' | 'archivedRevision' | 'recoverableWindow' | 'replayRevisions'
+>;
 
 export function observeStore(objects: readonly ObjectInfo[]): StoreObservation {
   const infos = new Map(objects.map((o) => [o.key, o]));
@@ -36,5 +40,6 @@ export function observeStore(objects: readonly ObjectInfo[]): StoreObservation {
   }
   const archived = recoverArchivedRevision(listing);
   if (archived !== undefined) observation.archivedRevision = archived;
+  Object.assign(observation, reachStatus(listing, objects));
   return observation;
 }

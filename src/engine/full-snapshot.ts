@@ -48,7 +48,7 @@ export interface FullSnapshotResult {
  * reads the exact revision from the restored member.
  */
 export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<FullSnapshotResult> {
-  const { client, endpoints, store, compression, encryptionKey, signal } = options;
+  const { client, endpoints, signal } = options;
   signal?.throwIfAborted();
   let revision: number;
   try {
@@ -57,14 +57,33 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
     throw new EtcdUnavailableError(`cannot reach etcd at ${endpoints.join(',')}: ${errorMessage(err)}`, err);
   }
   const time = (options.now ?? (() => new Date()))();
+  return uploadSnapshot(() => openSnapshotStream(client, endpoints), { ...options, revision, time });
+}
+
+export interface SnapshotUploadOptions extends Omit<FullSnapshotOptions, 'client' | 'endpoints' | 'now'> {
+  /** The revision the snapshot holds (at least), for its name. */
+  revision: number;
+  /** Its time, for its name and metadata. */
+  time: Date;
+  /** More object metadata (e.g. `cluster-id`, what a compacted snapshot was built from). */
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Stores a snapshot db as the full snapshot `full/<revision>-<time>...`: db -> (gzip|zstd) -> (encrypt)
+ * -> store, never holding the whole db; the store records the sha256. `open` is called once the
+ * stream buffers are reserved from the budget (etcd does not wait for our budget once it streams).
+ */
+export async function uploadSnapshot(open: () => Promise<Readable>, options: SnapshotUploadOptions): Promise<FullSnapshotResult> {
+  const { store, compression, encryptionKey, signal, revision, time } = options;
   const key = fullSnapshotKey(revision, time, { compression, encrypted: encryptionKey !== undefined });
   // Reserved before the snapshot stream opens: etcd does not wait for our budget.
   const streamBytes = compressStreamBytes(compression, options.compressOptions) + (encryptionKey ? ENCRYPT_STREAM_BYTES : 0);
   const streamReservation: Reservation | undefined =
     streamBytes > 0 && options.budget ? await options.budget.reserve(streamBytes, signal) : undefined;
-  let snapshot: Awaited<ReturnType<typeof openSnapshotStream>>;
+  let snapshot: Readable;
   try {
-    snapshot = await openSnapshotStream(client, endpoints);
+    snapshot = await open();
   } catch (err) {
     streamReservation?.release();
     throw err;
@@ -90,6 +109,7 @@ export async function takeFullSnapshot(options: FullSnapshotOptions): Promise<Fu
     const stored = await store.put(key, body, {
       signal,
       metadata: {
+        ...options.metadata,
         revision: String(revision),
         // The exact time (the key holds whole seconds): status after a restart reads it back.
         time: time.toISOString(),

@@ -47,3 +47,12 @@ export function longestScheduleGapMs(schedule: string, from: Date, runs = 8): nu
   }
   return longest;
 }
+
+/**
+ * Whether the chain after the newest full snapshot has grown past the bound a restore should replay
+ * (pure): spec.fullSnapshot.maxDeltaRevisions. Past it a full snapshot is due whatever the cron says,
+ * so that a restore to the latest point never replays more than about that many revisions.
+ */
+export function deltaChainTooLong(replayRevisions: number | undefined, maxDeltaRevisions: number): boolean {
+  return replayRevisions !== undefined && replayRevisions > maxDeltaRevisions;
+}

@@ -5,8 +5,9 @@ import { errorMessage, OperatorError, UsageError } from '../errors.js';
 import { verifyBackup } from '../restore/verify.js';
 import type { Logger } from '../observability/logger.js';
 import { createStore } from '../store/factory.js';
-import { classifyKeys, FULL_DIR, type FullSnapshotName } from '../archive/naming.js';
-import { SHA256_METADATA_KEY, type ObjectStore } from '../store/object-store.js';
+import { classifyKeys, FULL_DIR, parseBackupKey, type FullSnapshotName } from '../archive/naming.js';
+import { listBackupObjects, SHA256_METADATA_KEY, type ObjectStore } from '../store/object-store.js';
+import { reachStatus } from '../restore/restore-plan.js';
 import { OwnedStore } from '../store/owned-store.js';
 import { planRetention } from '../store/retention.js';
 import { deleteUnlessLocked } from '../store/delete-unless-locked.js';
@@ -14,8 +15,9 @@ import { describeLocked, retentionStatus, summariseLocked } from '../store/objec
 import { storeConfigFromSpec } from '../store/spec-config.js';
 import { DeltaPoller, type DeltaProgress } from './delta-poller.js';
 import { takeFullSnapshot, type FullSnapshotResult } from './full-snapshot.js';
+import { compactNewestChain, type CompactResult } from './compaction.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
-import { decideFullSnapshot, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
+import { decideFullSnapshot, deltaChainTooLong, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from './schedule.js';
 import type { SupervisorReport, VerificationOutcome, WorkOutcome } from '../api/supervisor-report.js';
 import type { BackupSupervisor, SupervisorConfig, SupervisorEvent } from './supervisor-types.js';
 
@@ -82,6 +84,9 @@ export class Supervisor implements BackupSupervisor {
   private fullInFlight: Promise<FullSnapshotResult | undefined> | undefined;
   private verifyTimer: unknown;
   private verifyInFlight: Promise<VerificationOutcome | undefined> | undefined;
+  private compactInFlight: Promise<CompactResult | undefined> | undefined;
+  /** No compaction starts before this (ms since the epoch): the backoff after a failed one. */
+  private compactNotBefore = 0;
   private readonly abort = new AbortController();
   private stopped = false;
   private poller: DeltaPoller | undefined;
@@ -91,6 +96,12 @@ export class Supervisor implements BackupSupervisor {
   private deltaFailedPollsSeen = 0;
   /** Retention came due while a verification read the store: applied when the verification ends. */
   private retentionDeferred = false;
+  /**
+   * The backup objects in the store and when each was stored: listed at start and by each retention
+   * run, with every object this supervisor stores added as it goes. The recoverable window and the
+   * replay length (maxDeltaRevisions) follow from it without listing the store at every delta.
+   */
+  private readonly storedAt = new Map<string, Date>();
 
   constructor(
     private readonly config: SupervisorConfig,
@@ -110,6 +121,7 @@ export class Supervisor implements BackupSupervisor {
       fullSnapshot: { consecutiveFailures: 0 },
       ...(config.resolved.deltaPeriodMs > 0 ? { delta: { consecutiveFailures: 0 } } : {}),
       ...(config.resolved.spec.verification ? { verification: { consecutiveFailures: 0 } } : {}),
+      ...(config.resolved.spec.compaction ? { compaction: { consecutiveFailures: 0 } } : {}),
       bytesUploaded: 0,
       uploadedBytes: { full: 0, delta: 0 },
       cadence: {
@@ -155,6 +167,7 @@ export class Supervisor implements BackupSupervisor {
         this.logger.warn('Failed to clean up incomplete uploads', { error: errorMessage(err) }),
       );
     }
+    await this.listStoredObjects();
     // Deltas first: the poller recovers its position from the chain as the last run left it, so a
     // catch-up full snapshot taken next does not make it jump past the revisions written while no
     // backup ran (those stay restorable from the older snapshot, as long as etcd still has them).
@@ -211,6 +224,7 @@ export class Supervisor implements BackupSupervisor {
       this.state.lagRevisions = progress.lagRevisions;
     }
     const last = progress.lastDelta;
+    if (last && !this.storedAt.has(last.key)) this.noteStored([{ key: last.key, lastModified: last.time }]);
     if (last && last.key !== this.state.lastDeltaSnapshot?.object) {
       this.state.lastDeltaSnapshot = {
         fromRevision: last.fromRevision,
@@ -238,6 +252,110 @@ export class Supervisor implements BackupSupervisor {
       if (progress.archivedRevision >= progress.etcdRevision) this.state.deltasCurrentTime = this.now().toISOString();
     }
     this.emitReport();
+    this.boundDeltaChain();
+    this.compactIfDue();
+  }
+
+  /**
+   * spec.fullSnapshot.maxDeltaRevisions: once a restore to the latest point would replay more than
+   * that, a full snapshot now, whatever the cron says. Not while one runs, and not after a failed one
+   * (its retry timer is armed: triggering here too would retry at every delta).
+   */
+  private boundDeltaChain(): void {
+    const max = this.config.resolved.maxDeltaRevisions;
+    if (this.stopped || this.fullInFlight || this.state.fullSnapshot.consecutiveFailures > 0) return;
+    if (!deltaChainTooLong(this.state.replayRevisions, max)) return;
+    this.logger.info('Taking a full snapshot early: the delta chain passed maxDeltaRevisions', {
+      replayRevisions: this.state.replayRevisions,
+      maxDeltaRevisions: max,
+    });
+    this.takeFullSnapshotNow().catch(() => undefined);
+  }
+
+  /**
+   * spec.compaction: once a restore would replay everyDeltaRevisions, fold the newest chain into a full
+   * snapshot in a temporary etcd beside the worker (compactNewestChain), sparing the live etcd. One at a
+   * time; not while a full snapshot or a verification runs (each loads this process or etcd); after a
+   * failure, not before its backoff.
+   */
+  private compactIfDue(): void {
+    const every = this.config.resolved.spec.compaction?.everyDeltaRevisions;
+    if (every === undefined || this.stopped || this.compactInFlight || this.fullInFlight || this.verifyInFlight) return;
+    if ((this.state.replayRevisions ?? 0) < every || Date.now() < this.compactNotBefore) return;
+    this.compactInFlight = this.runCompaction().finally(() => {
+      this.compactInFlight = undefined;
+      if (this.retentionDeferred && !this.stopped) void this.applyRetention();
+    });
+  }
+
+  private async runCompaction(): Promise<CompactResult | undefined> {
+    const outcome = (this.state.compaction ??= { consecutiveFailures: 0 });
+    const key = this.config.secrets.encryptionKey;
+    const started = Date.now();
+    this.logger.info('Starting compaction of the delta chain', { replayRevisions: this.state.replayRevisions });
+    try {
+      const result = await compactNewestChain({
+        store: this.store,
+        logger: this.logger,
+        compression: this.config.resolved.spec.fullSnapshot.compression,
+        encryptionKeys: key ? [key] : undefined,
+        budget: this.budget,
+        signal: this.abort.signal,
+      });
+      if (this.stopped) return undefined;
+      this.recordSuccess(outcome);
+      outcome.lastDurationSeconds = (Date.now() - started) / 1000;
+      if (result.compacted) {
+        const { snapshot } = result;
+        this.noteStored([{ key: snapshot.key, lastModified: snapshot.time }]);
+        this.state.uploadedBytes.full += snapshot.sizeBytes;
+        this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
+        this.emitEvent({
+          type: 'Normal',
+          reason: 'BackupCompacted',
+          message: `Compacted ${result.from} + ${result.revisionsFolded} delta revisions into ${snapshot.key} at revision ${snapshot.revision}`,
+        });
+      } else {
+        this.logger.info('Nothing to compact', { why: result.why });
+      }
+      this.emitReport();
+      return result;
+    } catch (err) {
+      if (this.stopped) return undefined;
+      const message = `compaction failed: ${errorMessage(err)}`.replace(/\s*\n\s*/g, ' ');
+      this.recordFailure(outcome, err, message);
+      this.compactNotBefore = Date.now() + retryDelayMs(outcome.consecutiveFailures);
+      this.logger.error('Failed to compact the delta chain', { error: message });
+      this.emitEvent({ type: 'Warning', reason: 'CompactionFailed', message });
+      this.emitReport();
+      return undefined;
+    }
+  }
+
+  /** Lists every backup object (at start); a failure leaves the window unknown until retention lists again. */
+  private async listStoredObjects(): Promise<void> {
+    try {
+      this.noteStored(await listBackupObjects(this.store), { replace: true });
+    } catch (err) {
+      this.logger.warn('Failed to list the store for the recoverable window', { error: errorMessage(err) });
+    }
+  }
+
+  /**
+   * Records stored backup objects (all of them with `replace`), forgets deleted ones, and recomputes
+   * what a restore reaches.
+   */
+  private noteStored(
+    objects: Iterable<{ key: string; lastModified: Date }>,
+    options: { replace?: boolean; forget?: readonly string[] } = {},
+  ): void {
+    if (options.replace) this.storedAt.clear();
+    for (const key of options.forget ?? []) this.storedAt.delete(key);
+    for (const object of objects) if (parseBackupKey(object.key)) this.storedAt.set(object.key, object.lastModified);
+    const reach = reachStatus(classifyKeys(this.storedAt.keys()), [...this.storedAt].map(([key, lastModified]) => ({ key, lastModified })));
+    delete this.state.recoverableWindow;
+    delete this.state.replayRevisions;
+    Object.assign(this.state, reach);
   }
 
   async stop(): Promise<void> {
@@ -249,6 +367,7 @@ export class Supervisor implements BackupSupervisor {
     await this.poller?.stop().catch((err: unknown) => this.logger.warn('Delta poller stopped with an error', { error: errorMessage(err) }));
     await this.fullInFlight?.catch(() => undefined);
     await this.waitForVerification();
+    await this.compactInFlight?.catch(() => undefined);
     this.client?.close();
     this.snapshotClient?.close();
     this.logger.info('Stopped backup supervisor');
@@ -545,6 +664,7 @@ export class Supervisor implements BackupSupervisor {
       sha256: result.sha256,
       ...retentionStatus(result.retention),
     };
+    this.noteStored([{ key: result.key, lastModified: result.time }]);
     this.state.uploadedBytes.full += result.sizeBytes;
     this.state.bytesUploaded = this.state.uploadedBytes.full + this.state.uploadedBytes.delta;
     this.recordSuccess(this.state.fullSnapshot);
@@ -568,20 +688,26 @@ export class Supervisor implements BackupSupervisor {
   private async applyRetention(): Promise<void> {
     // A verification restores the newest snapshot and its deltas: deleting them under it (a new
     // snapshot with maxFullSnapshots 1) made it report a false VerificationFailed.
-    this.retentionDeferred = this.verifyInFlight !== undefined;
+    // Compaction reads the newest chain the same way.
+    this.retentionDeferred = this.verifyInFlight !== undefined || this.compactInFlight !== undefined;
     if (this.retentionDeferred) {
-      this.logger.info('Deferred retention until the running verification ends');
+      this.logger.info('Deferred retention until the running verification or compaction ends');
       return;
     }
     try {
-      const listing = classifyKeys((await this.store.list('')).map((o) => o.key));
+      const objects = await this.store.list('');
+      const listing = classifyKeys(objects.map((o) => o.key));
       const plan = planRetention(listing, this.config.resolved.spec.retention, this.now());
+      // Merged, not replaced: a delta stored while this listed is already noted and not in `objects`.
+      this.noteStored(objects);
       if (plan.held) {
         this.logger.warn('Held retention: deleting nothing', { why: plan.held });
         this.emitEvent({ type: 'Warning', reason: 'RetentionHeld', message: plan.held });
         return;
       }
       const locked = await deleteUnlessLocked(this.store, plan.deleteKeys);
+      const kept = new Set(locked.map((l) => l.key));
+      this.noteStored([], { forget: plan.deleteKeys.filter((key) => !kept.has(key)) });
       const deleted = plan.deleteKeys.length - locked.length;
       if (deleted > 0) {
         this.logger.info('Applied retention', { deleted, keptFullSnapshots: plan.keep.length });

@@ -18,6 +18,7 @@ export class OperatorMetrics {
   private readonly archivedRevision: Gauge<'namespace' | 'name'>;
   private readonly etcdRevision: Gauge<'namespace' | 'name'>;
   private readonly lag: Gauge<'namespace' | 'name'>;
+  private readonly replayRevisions: Gauge<'namespace' | 'name'>;
   private readonly bytesUploaded: Counter<'namespace' | 'name' | 'kind'>;
   private readonly lastFullSize: Gauge<'namespace' | 'name'>;
   private readonly memoryUsed: Gauge<'namespace' | 'name'>;
@@ -66,6 +67,12 @@ export class OperatorMetrics {
     this.lag = new Gauge({
       name: 'etcdbackup_lag_revisions',
       help: 'Revisions written to etcd but not archived yet',
+      labelNames: ['namespace', 'name'],
+      registers,
+    });
+    this.replayRevisions = new Gauge({
+      name: 'etcdbackup_replay_revisions',
+      help: 'Delta revisions a restore to the latest point would replay now (spec.fullSnapshot.maxDeltaRevisions bounds it)',
       labelNames: ['namespace', 'name'],
       registers,
     });
@@ -271,6 +278,7 @@ export class OperatorMetrics {
     if (report.archivedRevision !== undefined) this.archivedRevision.set(labels, report.archivedRevision);
     if (report.etcdRevision !== undefined) this.etcdRevision.set(labels, report.etcdRevision);
     if (report.lagRevisions !== undefined) this.lag.set(labels, report.lagRevisions);
+    if (report.replayRevisions !== undefined) this.replayRevisions.set(labels, report.replayRevisions);
     for (const kind of ['full', 'delta'] as const) {
       const now = report.uploadedBytes[kind];
       if (now > seen.uploaded[kind]) this.bytesUploaded.inc({ ...labels, kind }, now - seen.uploaded[kind]);
@@ -312,6 +320,7 @@ export class OperatorMetrics {
       this.archivedRevision,
       this.etcdRevision,
       this.lag,
+      this.replayRevisions,
       this.lastFullSize,
       this.memoryUsed,
       this.fullInterval,

@@ -1,5 +1,6 @@
-import { advanceContiguous } from '../archive/revision-ranges.js';
-import type { BackupListing, DeltaName, FullSnapshotName } from '../archive/naming.js';
+import { advanceContiguous, mergeRanges, type RevisionRange } from '../archive/revision-ranges.js';
+import type { BackupListing, FullSnapshotName } from '../archive/naming.js';
+import type { EtcdBackupStatus } from '../api/v1alpha1/etcd-backup-types.js';
 
 export interface RestoreTarget {
   /** Restore exactly this revision. */
@@ -24,8 +25,74 @@ export function snapshotCandidates(listing: BackupListing, target: RestoreTarget
  * The last revision reachable from `afterRevision` through contiguous deltas (pure): the same
  * contiguous-prefix rule the delta poller uses to advance its archive.
  */
-export function contiguousChainEnd(deltas: readonly DeltaName[], afterRevision: number): number {
+export function contiguousChainEnd(deltas: readonly RevisionRange[], afterRevision: number): number {
   return advanceContiguous(afterRevision, deltas).archivedRevision;
+}
+
+/** The revisions (and store times) a restore can reach: one contiguous range ending at the newest archived revision. */
+export interface RecoverableWindow {
+  firstRevision: number;
+  /** When the full snapshot that reaches firstRevision was stored. */
+  firstTime: Date;
+  lastRevision: number;
+  /** When the last object needed to reach lastRevision was stored (what restore --to-time compares with). */
+  lastTime: Date;
+}
+
+export interface RestoreReach {
+  window: RecoverableWindow;
+  /** Delta revisions a restore to the latest point replays now: the chain after the newest full snapshot. */
+  replayRevisions: number;
+}
+
+/**
+ * What a restore can reach from a store listing (pure), by the rules restore follows: the latest point
+ * is the end of the contiguous deltas after the newest full snapshot; an older snapshot extends the
+ * window back only while its own deltas reach the next snapshot's revision (a gap cuts it there).
+ * `storedAt` gives each object's store time (listing lastModified); undefined without a full snapshot.
+ */
+export function restoreReach(listing: Pick<BackupListing, 'fulls' | 'deltas'>, storedAt: ReadonlyMap<string, Date>): RestoreReach | undefined {
+  const newest = listing.fulls.at(-1);
+  if (!newest) return undefined;
+  // Merged once (the supervisor calls this after every delta upload): few ranges remain, so each
+  // snapshot's chain end below is a walk over them, not another sort of every delta.
+  const ranges = mergeRanges(listing.deltas);
+  const lastRevision = contiguousChainEnd(ranges, newest.revision);
+  let lastTime = newest.time;
+  for (const delta of listing.deltas) {
+    const time = storedAt.get(delta.key);
+    if (time && delta.toRevision > newest.revision && delta.toRevision <= lastRevision && time.getTime() > lastTime.getTime()) lastTime = time;
+  }
+  let first = newest;
+  for (const older of listing.fulls.slice(0, -1).reverse()) {
+    if (contiguousChainEnd(ranges, older.revision) < first.revision - 1) break;
+    first = older;
+  }
+  return {
+    window: { firstRevision: first.revision, firstTime: first.time, lastRevision, lastTime },
+    replayRevisions: lastRevision - newest.revision,
+  };
+}
+
+/** restoreReach as EtcdBackup status shows it (times in RFC 3339), from a listing and its objects' store times. */
+export function reachStatus(
+  listing: Pick<BackupListing, 'fulls' | 'deltas'>,
+  objects: Iterable<{ key: string; lastModified: Date }>,
+): Pick<EtcdBackupStatus, 'recoverableWindow' | 'replayRevisions'> {
+  const storedAt = new Map<string, Date>();
+  for (const object of objects) storedAt.set(object.key, object.lastModified);
+  const reach = restoreReach(listing, storedAt);
+  if (!reach) return {};
+  const { window } = reach;
+  return {
+    recoverableWindow: {
+      firstRevision: window.firstRevision,
+      firstTime: window.firstTime.toISOString(),
+      lastRevision: window.lastRevision,
+      lastTime: window.lastTime.toISOString(),
+    },
+    replayRevisions: reach.replayRevisions,
+  };
 }
 
 /** etcd's default backend quota, and the largest it supports (it warns beyond). */

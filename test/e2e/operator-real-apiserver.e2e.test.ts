@@ -301,6 +301,13 @@ describe('operator against a real kube-apiserver', { skip: SKIP, timeout: 900_00
     await waitFor('archivedRevision to reach the head', async () => ((await get('main'))?.status?.archivedRevision ?? 0) >= head);
     const columns = (await kubectl(['get', 'eb', 'main', '--no-headers'])).trim().split(/\s{2,}/);
     assert.ok(Number(columns[3]) >= head, `ARCHIVED REV column: ${columns.join(' | ')}`);
+    // What a restore can reach, in the real status (a field missing from the CRD's schema would be pruned).
+    const reach = await waitFor('the recoverable window to reach the head', async () => {
+      const status = (await get('main'))?.status;
+      return (status?.recoverableWindow?.lastRevision ?? 0) >= head && status;
+    });
+    assert.equal(reach.recoverableWindow!.firstRevision, reach.lastFullSnapshot!.revision, 'one full snapshot: the window starts at it');
+    assert.equal(reach.replayRevisions, reach.recoverableWindow!.lastRevision - reach.lastFullSnapshot!.revision);
 
     // A spec write (client-side apply: a patch of the main resource) keeps the status: the response,
     // read back in the same request, still has it.

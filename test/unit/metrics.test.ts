@@ -9,6 +9,7 @@ const base: SupervisorReport = {
   archivedRevision: 150,
   etcdRevision: 160,
   lagRevisions: 10,
+  replayRevisions: 40,
   memory: { budgetBytes: 1000, peakBytes: 500, usedBytes: 0 },
   fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:10Z' },
   delta: { consecutiveFailures: 1, lastFailureTime: '2025-01-01T00:00:20Z', lastError: 'x' },
@@ -36,6 +37,7 @@ test('metrics follow reports; counters survive supervisor restarts; forget drops
   assert.equal(value('etcdbackup_failures_total{namespace="ns",name="a",kind="delta"}'), 1);
   assert.equal(value('etcdbackup_archived_revision{namespace="ns",name="a"}'), 150);
   assert.equal(value('etcdbackup_lag_revisions{namespace="ns",name="a"}'), 10);
+  assert.equal(value('etcdbackup_replay_revisions{namespace="ns",name="a"}'), 40);
   assert.equal(value('etcdbackup_memory_peak_bytes{namespace="ns",name="a"}'), 500);
   assert.equal(value('etcdbackup_last_success_timestamp_seconds{namespace="ns",name="a",kind="full"}'), 1735689610);
   metrics.forget('ns', 'a');

@@ -190,6 +190,9 @@ test('observeStore: the newest full snapshot, the furthest delta and the contigu
     lastFullSnapshot: { revision: 100, time: '2025-01-01T01:00:00.000Z', object: fullSnapshotKey(100, new Date('2025-01-01T01:00:00Z'), enc), sizeBytes: 200 },
     lastDeltaSnapshot: { fromRevision: 160, toRevision: 170, time: '2025-01-01T01:06:00.000Z', object: deltaKey(160, 170, enc) },
     archivedRevision: 150,
+    // The snapshot at 50 joins the window (its deltas reach 100); the gap before 160 ends it at 150.
+    recoverableWindow: { firstRevision: 50, firstTime: '2025-01-01T00:00:00.000Z', lastRevision: 150, lastTime: '2025-01-01T01:05:00.000Z' },
+    replayRevisions: 50,
   });
 });
 

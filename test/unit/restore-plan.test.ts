@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyKeys, deltaKey, fullSnapshotKey, type DeltaName, type Encoding } from '../../src/archive/naming.js';
-import { contiguousChainEnd, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from '../../src/restore/restore-plan.js';
+import { contiguousChainEnd, restoreReach, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from '../../src/restore/restore-plan.js';
 
 const plain: Encoding = { compression: 'none', encrypted: false };
 const T0 = Date.UTC(2024, 4, 1);
@@ -94,3 +94,35 @@ test('temporaryQuotaBytes: room for the snapshot and the replayed deltas, betwee
   assert.equal(temporaryQuotaBytes({ snapshotDbBytes: 7 * GiB, deltaBytes: GiB, deltasCompressed: false }), 8 * GiB, 'capped at etcd maximum');
   assert.equal(temporaryQuotaBytes({ snapshotDbBytes: GiB, deltaBytes: 0.5 * GiB, deltasCompressed: false }), Math.ceil(1.5 * GiB * 1.5));
 });
+
+/** Keys of `fulls` (revision at T0 + revision seconds) and `deltas` [from, to] stored at T0 + to seconds. */
+function store(fulls: number[], deltas: Array<[number, number]>): { listing: ReturnType<typeof classifyKeys>; storedAt: Map<string, Date> } {
+  const storedAt = new Map<string, Date>();
+  for (const revision of fulls) storedAt.set(fullSnapshotKey(revision, new Date(T0 + revision * 1000), plain), new Date(T0 + revision * 1000));
+  for (const [from, to] of deltas) storedAt.set(deltaKey(from, to, plain), new Date(T0 + to * 1000));
+  return { listing: classifyKeys(storedAt.keys()), storedAt };
+}
+
+const reachCases: Array<{ name: string; fulls: number[]; deltas: Array<[number, number]>; want?: [first: number, last: number, replay: number] }> = [
+  { name: 'no full snapshot: nothing is recoverable', fulls: [], deltas: [[1, 10]] },
+  { name: 'one snapshot, no deltas: just its revision', fulls: [100], deltas: [], want: [100, 100, 0] },
+  { name: 'one snapshot and its chain', fulls: [100], deltas: [[101, 150], [151, 180]], want: [100, 180, 80] },
+  { name: 'a gap ends the chain: objects past it do not count', fulls: [100], deltas: [[101, 150], [161, 180]], want: [100, 150, 50] },
+  { name: 'an older snapshot whose deltas reach the next joins the window', fulls: [100, 200], deltas: [[101, 199], [200, 230]], want: [100, 230, 30] },
+  { name: 'an older snapshot whose deltas stop short does not', fulls: [100, 200], deltas: [[101, 150], [201, 230]], want: [200, 230, 30] },
+  { name: 'deltas that start before the newest snapshot still continue it', fulls: [100, 200], deltas: [[101, 250]], want: [100, 250, 50] },
+  { name: 'three snapshots, the oldest cut off by a gap', fulls: [50, 100, 200], deltas: [[51, 90], [101, 199], [201, 210]], want: [100, 210, 10] },
+];
+
+for (const c of reachCases) {
+  test(`restoreReach: ${c.name}`, () => {
+    const { listing: l, storedAt } = store(c.fulls, c.deltas);
+    const reach = restoreReach(l, storedAt);
+    if (!c.want) return assert.equal(reach, undefined);
+    const [first, last, replay] = c.want;
+    assert.deepEqual(reach, {
+      window: { firstRevision: first, firstTime: new Date(T0 + first * 1000), lastRevision: last, lastTime: new Date(T0 + last * 1000) },
+      replayRevisions: replay,
+    });
+  });
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decideFullSnapshot, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from '../../src/engine/schedule.js';
+import { decideFullSnapshot, deltaChainTooLong, longestScheduleGapMs, nextScheduledRun, retryDelayMs } from '../../src/engine/schedule.js';
 
 const at = (iso: string): Date => new Date(`${iso}Z`);
 const HOURLY = '0 * * * *';
@@ -166,4 +166,16 @@ test('longestScheduleGapMs: the widest gap between runs (weekends, months), what
     ['0 */6 * * *', 6],
   ];
   for (const [schedule, hours] of cases) assert.equal(longestScheduleGapMs(schedule, from) / 3_600_000, hours, schedule);
+});
+
+test('deltaChainTooLong: a full snapshot is due only once the chain passes the bound', () => {
+  const cases: Array<[replay: number | undefined, max: number, due: boolean]> = [
+    [undefined, 50, false], // nothing known yet (no snapshot, no listing)
+    [0, 50, false],
+    [49, 50, false],
+    [50, 50, false], // at the bound: a restore replays exactly the bound
+    [51, 50, true],
+    [2_000_000, 1_000_000, true],
+  ];
+  for (const [replay, max, due] of cases) assert.equal(deltaChainTooLong(replay, max), due, `replay ${replay}, max ${max}`);
 });

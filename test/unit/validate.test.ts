@@ -45,6 +45,7 @@ const expectedDefaults = {
     schedule: props.fullSnapshot.properties.schedule.default,
     compression: props.fullSnapshot.properties.compression.default,
     timeout: props.fullSnapshot.properties.timeout.default,
+    maxDeltaRevisions: props.fullSnapshot.properties.maxDeltaRevisions.default,
   },
   deltaSnapshot: {
     period: props.deltaSnapshot.properties.period.default,
@@ -63,7 +64,7 @@ const expectedDefaults = {
 
 test('schema defaults are the documented values', () => {
   assert.deepEqual(expectedDefaults, {
-    fullSnapshot: { schedule: '0 */1 * * *', compression: 'zstd', timeout: '15m' },
+    fullSnapshot: { schedule: '0 */1 * * *', compression: 'zstd', timeout: '15m', maxDeltaRevisions: 1_000_000 },
     deltaSnapshot: { period: '20s', chunkRevisions: 1000, chunkParallelism: 4 },
     memory: { budget: '128Mi' },
     retention: { policy: 'LimitBased', maxFullSnapshots: 7 },
@@ -91,6 +92,7 @@ test('a minimal local EtcdBackup gets every default and resolved units', () => {
   assert.equal(result.resolved.budgetBytes, 128 * Mi);
   assert.equal(result.resolved.fullSnapshotTimeoutMs, 15 * 60_000);
   assert.equal(result.resolved.deltaPeriodMs, 20_000);
+  assert.equal(result.resolved.maxDeltaRevisions, 1_000_000);
   // Defaulting works on a copy: the caller's document is untouched.
   assert.deepEqual(input, before);
 });
@@ -148,7 +150,7 @@ const validCases: Array<{ name: string; mutate: (d: Doc) => void; check: (r: Ext
       d.spec.retention = { maxFullSnapshots: 3 };
     },
     check: (r) => {
-      assert.deepEqual(r.backup.spec.fullSnapshot, { schedule: '@daily', compression: 'none', timeout: '1h' });
+      assert.deepEqual(r.backup.spec.fullSnapshot, { schedule: '@daily', compression: 'none', timeout: '1h', maxDeltaRevisions: 1_000_000 });
       assert.deepEqual(r.backup.spec.retention, { maxFullSnapshots: 3, policy: 'LimitBased' });
       assert.equal(r.resolved.fullSnapshotTimeoutMs, 3_600_000);
     },
@@ -158,6 +160,19 @@ const validCases: Array<{ name: string; mutate: (d: Doc) => void; check: (r: Ext
     name: 'Exponential retention',
     mutate: (d) => (d.spec.retention = { policy: 'Exponential' }),
     check: (r) => assert.deepEqual(r.backup.spec.retention, { policy: 'Exponential', maxFullSnapshots: 7 }),
+  },
+  {
+    name: 'maxDeltaRevisions is kept',
+    mutate: (d) => (d.spec.fullSnapshot = { maxDeltaRevisions: 50 }),
+    check: (r) => {
+      assert.equal(r.backup.spec.fullSnapshot.maxDeltaRevisions, 50);
+      assert.equal(r.resolved.maxDeltaRevisions, 50);
+    },
+  },
+  {
+    name: 'maxDeltaRevisions 0 means the default',
+    mutate: (d) => (d.spec.fullSnapshot = { maxDeltaRevisions: 0 }),
+    check: (r) => assert.equal(r.resolved.maxDeltaRevisions, 1_000_000),
   },
   {
     name: 'verification schedule is kept and has no default',
@@ -344,6 +359,16 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
     name: 'period under a second',
     mutate: (d) => (d.spec.deltaSnapshot = { period: '500ms' }),
     problems: ['spec.deltaSnapshot.period: must be at least 1s (or 0 to disable deltas)'],
+  },
+  {
+    name: 'negative maxDeltaRevisions',
+    mutate: (d) => (d.spec.fullSnapshot = { maxDeltaRevisions: -1 }),
+    problems: ['spec.fullSnapshot.maxDeltaRevisions: must be >= 0'],
+  },
+  {
+    name: 'fractional maxDeltaRevisions',
+    mutate: (d) => (d.spec.fullSnapshot = { maxDeltaRevisions: 1.5 }),
+    problems: ['spec.fullSnapshot.maxDeltaRevisions: must be integer'],
   },
   {
     name: 'timeout zero',

@@ -90,3 +90,19 @@ export function budgetMinimumRule(): CelRule {
     reason: 'FieldValueInvalid',
   };
 }
+
+/**
+ * spec.compaction.everyDeltaRevisions below the full-snapshot bound (0 or absent: its default), or the
+ * early full snapshot always comes first and compaction never runs.
+ */
+export function compactionBelowBoundRule(defaultBound: number): CelRule {
+  const bound =
+    'has(self.fullSnapshot) && has(self.fullSnapshot.maxDeltaRevisions) && self.fullSnapshot.maxDeltaRevisions > 0 ' +
+    `? self.fullSnapshot.maxDeltaRevisions : ${defaultBound}`;
+  return {
+    rule: `!has(self.compaction) || self.compaction.everyDeltaRevisions < (${bound})`,
+    message: `must be below spec.fullSnapshot.maxDeltaRevisions (0 means ${defaultBound}): past that a full snapshot is taken instead`,
+    fieldPath: '.compaction.everyDeltaRevisions',
+    reason: 'FieldValueInvalid',
+  };
+}

@@ -60,6 +60,8 @@ export interface FullSnapshotSpec {
   compression: 'gzip' | 'zstd' | 'none';
   /** Go duration, e.g. 15m. */
   timeout: string;
+  /** Take a full snapshot early once more revisions than this follow the newest one; 0 or absent: the default. */
+  maxDeltaRevisions?: number;
 }
 
 export interface DeltaSnapshotSpec {
@@ -84,6 +86,11 @@ export interface VerificationSpec {
   schedule: string;
 }
 
+export interface CompactionSpec {
+  /** Compact in the worker once a restore to the latest point would replay this many delta revisions. */
+  everyDeltaRevisions: number;
+}
+
 export interface EncryptionSpec {
   keySecretRef: SecretRef;
 }
@@ -106,6 +113,8 @@ export interface EtcdBackupSpec {
   retention: RetentionSpec;
   /** Absent: no scheduled verification. */
   verification?: VerificationSpec;
+  /** Absent: no compaction in the worker. */
+  compaction?: CompactionSpec;
   encryption?: EncryptionSpec;
   suspend: boolean;
   runner: Runner;
@@ -144,6 +153,10 @@ export interface EtcdBackupStatus {
   etcdRevision?: number;
   lagRevisions?: number;
   nextFullSnapshotTime?: string;
+  /** The revisions a restore can reach, with the store times of the first and the last (RFC 3339). */
+  recoverableWindow?: { firstRevision: number; firstTime: string; lastRevision: number; lastTime: string };
+  /** Delta revisions a restore to the latest point would replay now (bounded by spec.fullSnapshot.maxDeltaRevisions). */
+  replayRevisions?: number;
   /** The last successful verification: when, the revision restored, its key count and content hash. */
   lastVerification?: { time: string; revision: number; keyCount: number; contentHash: string };
   memory?: { budgetBytes: number; peakBytes: number };

@@ -9,12 +9,17 @@
 import {
   budgetMinimumRule,
   budgetRangeRule,
+  compactionBelowBoundRule,
   CRON_PATTERN,
   DURATION_PATTERN,
   durationRule,
   MAX_CHUNK_PARALLELISM,
   QUANTITY_PATTERN,
 } from './cel-rules.js';
+
+/** spec.fullSnapshot.maxDeltaRevisions: the default (also what 0 means), and the most it may be. */
+export const DEFAULT_MAX_DELTA_REVISIONS = 1_000_000;
+export const MAX_DELTA_REVISIONS_LIMIT = 1_000_000_000_000;
 
 const secretRef = {
   type: 'object',
@@ -37,6 +42,7 @@ export const specSchema = {
       reason: 'FieldValueInvalid',
     },
     budgetMinimumRule(),
+    compactionBelowBoundRule(DEFAULT_MAX_DELTA_REVISIONS),
   ],
   properties: {
     etcd: {
@@ -165,6 +171,16 @@ export const specSchema = {
           description: 'How long one snapshot may take (Go duration, e.g. 15m) before it is abandoned and retried.',
           'x-kubernetes-validations': [durationRule("duration(self) > duration('0s')", 'must be a positive duration (e.g. 15m)')],
         },
+        maxDeltaRevisions: {
+          type: 'integer',
+          minimum: 0,
+          maximum: MAX_DELTA_REVISIONS_LIMIT,
+          default: DEFAULT_MAX_DELTA_REVISIONS,
+          description:
+            'Bounds restore time: when more revisions than this are archived in deltas after the newest full snapshot ' +
+            '(what a restore to the latest point replays), a full snapshot is taken at once, whatever the schedule says. ' +
+            '0 means the default (1000000).',
+        },
       },
     },
     deltaSnapshot: {
@@ -234,6 +250,24 @@ export const specSchema = {
           maximum: 10000,
           default: 7,
           description: 'Most full snapshots kept.',
+        },
+      },
+    },
+    compaction: {
+      type: 'object',
+      required: ['everyDeltaRevisions'],
+      description:
+        'Offline compaction in the worker: the newest full snapshot and its deltas are restored into a temporary etcd ' +
+        'beside the worker (not the live etcd) and stored as a new full snapshot, as `etcd-backup compact` does; ' +
+        'absent means none. The worker needs the etcd programs, as for verification.',
+      properties: {
+        everyDeltaRevisions: {
+          type: 'integer',
+          minimum: 1,
+          maximum: MAX_DELTA_REVISIONS_LIMIT,
+          description:
+            'Compact once a restore to the latest point would replay this many delta revisions; below ' +
+            'fullSnapshot.maxDeltaRevisions, which takes a full snapshot from the live etcd instead.',
         },
       },
     },
@@ -351,6 +385,21 @@ export const statusSchema = {
     etcdRevision: integer('Head revision of etcd at the last poll.'),
     lagRevisions: integer('Revisions written to etcd but not archived yet.'),
     nextFullSnapshotTime: time('When the next scheduled full snapshot is due.'),
+    recoverableWindow: {
+      type: 'object',
+      description:
+        'The revisions a restore can reach: from the oldest full snapshot whose deltas join up with the newer ones ' +
+        'to the end of the contiguous deltas after the newest full snapshot.',
+      properties: {
+        firstRevision: integer('Oldest revision a restore can reach (a full snapshot).'),
+        firstTime: time('When that full snapshot was stored.'),
+        lastRevision: integer('Newest revision a restore can reach.'),
+        lastTime: time('When the last object needed to reach it was stored (restore --to-time compares with this).'),
+      },
+    },
+    replayRevisions: integer(
+      'Delta revisions a restore to the latest point would replay now (spec.fullSnapshot.maxDeltaRevisions bounds it).',
+    ),
     lastVerification: {
       type: 'object',
       description: 'The last successful scheduled verification (trial restore) of the latest backup.',
