@@ -213,6 +213,7 @@ export function buildProgram(): Command {
     .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist')
     .option('--memory <quantity>', 'bytes of delta objects downloaded ahead of the replay (default 64Mi)', byteQuantity)
     .option('--txns-in-flight <n>', 'delta revisions sent before the previous ones are confirmed (each stays exact; see docs/architecture.md)', positiveInteger)
+    .option('--no-tmpfs', 'replay on disk even when the data fits in /dev/shm (by default the replay runs there and is then copied to --data-dir)')
     .addOption(encryptionKeyFileOption(ENCRYPTION_KEYS_HELP))
     .option('--allow-unencrypted', ALLOW_UNENCRYPTED_HELP)
     .action(
@@ -231,6 +232,7 @@ export function buildProgram(): Command {
           initialAdvertisePeerUrls: string;
           memory?: number;
           txnsInFlight?: number;
+          tmpfs: boolean;
           encryptionKeyFile: string[];
           allowUnencrypted?: boolean;
         },
@@ -259,6 +261,7 @@ export function buildProgram(): Command {
           peerUrl: flags.initialAdvertisePeerUrls,
           prefetchBytes: flags.memory,
           pipelineDepth: flags.txnsInFlight,
+          tmpfs: flags.tmpfs,
           logger,
         });
         const into = [flags.dataDir, flags.snapshotOut].filter(Boolean).join(' and ');
@@ -269,9 +272,10 @@ export function buildProgram(): Command {
         }
         const leases = describeLeaseSummary(result.leases);
         if (leases) console.log(`leases: ${leases}`);
-        const { quotaBytes, peakRssBytes } = result.temporaryMember;
+        const { quotaBytes, peakRssBytes, restarts, dataDirOnTmpfs } = result.temporaryMember;
         console.log(
-          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${peakRssBytes === undefined ? 'unknown' : formatBytes(peakRssBytes)}; ` +
+          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${peakRssBytes === undefined ? 'unknown' : formatBytes(peakRssBytes)}, ` +
+            `restarted ${restarts} time(s) to drop its in-memory raft log, data dir on ${dataDirOnTmpfs ? 'tmpfs' : 'disk'}; ` +
             `restore itself: peak RSS ${formatBytes(process.resourceUsage().maxRSS * 1024)}`,
         );
         const quota = Math.max(2 * 1024 ** 3, Math.ceil(result.dbSizeBytes * 1.25));

@@ -17,6 +17,8 @@ export interface LocalEtcd {
   readonly clientUrl: string;
   readonly peerUrl: string;
   readonly metricsUrl: string;
+  /** The ports it listens on (to restart it on the same address: LocalEtcdOptions.ports). */
+  readonly ports: { client: number; peer: number; metrics: number };
   readonly process: ChildProcess;
   /** SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
   stop(): Promise<void>;
@@ -149,7 +151,7 @@ async function startOnce(
       throw new ErrorClass(`etcd exited during start-up: ${tail}`);
     }
     if (await isReady(clientUrl).catch(() => false)) {
-      return { name, dataDir: options.dataDir, clientUrl, peerUrl, metricsUrl, process: child, stop };
+      return { name, dataDir: options.dataDir, clientUrl, peerUrl, metricsUrl, ports, process: child, stop };
     }
     await sleep(100);
   }
