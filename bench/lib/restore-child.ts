@@ -20,6 +20,8 @@ export interface RestoreChildConfig {
   storeDir: string;
   dataDir: string;
   tools: EtcdBinaries;
+  /** RestoreOptions.memberRestartBytes; default restore's. */
+  memberRestartBytes?: number;
 }
 
 export interface RestoreChildReport {
@@ -28,6 +30,7 @@ export interface RestoreChildReport {
   seconds: number;
   replaySeconds: number;
   memberPeakRssBytes: number | undefined;
+  memberPeakAnonRssBytes: number | undefined;
   memberRestarts: number;
   dataDirOnTmpfs: boolean;
   ownPeakRssBytes: number;
@@ -47,13 +50,14 @@ export async function runRestoreChild(config: RestoreChildConfig): Promise<Resto
 async function main(config: RestoreChildConfig): Promise<void> {
   favourSmallHeap();
   const started = performance.now();
-  const result = await restoreBackup({ store: new LocalStore(config.storeDir), dataDir: config.dataDir, tools: config.tools, logger: silentLogger() });
+  const result = await restoreBackup({ store: new LocalStore(config.storeDir), dataDir: config.dataDir, tools: config.tools, memberRestartBytes: config.memberRestartBytes, logger: silentLogger() });
   const report: RestoreChildReport = {
     revision: result.revision,
     revisionsApplied: result.revisionsApplied,
     seconds: (performance.now() - started) / 1000,
     replaySeconds: result.replaySeconds,
     memberPeakRssBytes: result.temporaryMember.peakRssBytes,
+    memberPeakAnonRssBytes: result.temporaryMember.peakAnonRssBytes,
     memberRestarts: result.temporaryMember.restarts,
     dataDirOnTmpfs: result.temporaryMember.dataDirOnTmpfs,
     ownPeakRssBytes: (await peakRssBytes(process.pid)) ?? 0,

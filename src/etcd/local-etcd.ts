@@ -47,10 +47,22 @@ export const ETCDCTL_BINARY = process.env.ETCDCTL_BIN ?? 'etcdctl';
 
 /** A process's peak resident memory (VmHWM in /proc, Linux); undefined where it cannot be read. */
 export async function peakRssBytes(pid: number | undefined): Promise<number | undefined> {
+  return procStatusBytes(pid, 'VmHWM');
+}
+
+/**
+ * A process's anonymous resident memory now (RssAnon, Linux): its heap and stacks, without the pages
+ * of files it maps (etcd maps its whole bbolt db and reads every page of it when it starts).
+ */
+export async function anonRssBytes(pid: number | undefined): Promise<number | undefined> {
+  return procStatusBytes(pid, 'RssAnon');
+}
+
+async function procStatusBytes(pid: number | undefined, field: string): Promise<number | undefined> {
   if (pid === undefined) return undefined;
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+    const kib = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1];
     return kib === undefined ? undefined : Number(kib) * 1024;
   } catch {
     return undefined;

@@ -21,7 +21,7 @@ import {
   type EtcdBinaries,
   type RestoreTool,
 } from '../etcd/etcd-tools.js';
-import { ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
+import { anonRssBytes, ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
@@ -90,7 +90,8 @@ export interface RestoreOptions extends RestoreTarget {
   pipelineDepth?: number;
   /**
    * Restart the temporary member after this many bytes of replayed keys and values (its in-memory raft
-   * log goes with the restart); default REPLAY_RESTART_BYTES.
+   * log goes with the restart); default REPLAY_RESTART_BYTES before etcd 3.6, never on 3.6+ (which
+   * bounds that log itself with --snapshot-catchup-entries).
    */
   memberRestartBytes?: number;
   /**
@@ -131,7 +132,14 @@ export interface RestoreResult {
    * where unknown), how often it was restarted to drop its in-memory raft log, and whether its data
    * dir was on tmpfs.
    */
-  temporaryMember: { quotaBytes: number; peakRssBytes: number | undefined; restarts: number; dataDirOnTmpfs: boolean };
+  temporaryMember: {
+    quotaBytes: number;
+    peakRssBytes: number | undefined;
+    /** Peak anonymous memory (heap, raft log), without the mapped db pages that peakRssBytes counts. */
+    peakAnonRssBytes: number | undefined;
+    restarts: number;
+    dataDirOnTmpfs: boolean;
+  };
   /** Seconds spent replaying deltas (0 without any). */
   replaySeconds: number;
   /**
@@ -239,6 +247,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         noFsync: options.unsafeNoFsync !== false && hasUnsafeNoFsync(tools.etcd.version),
         snapshotCatchupEntries: hasSnapshotCatchupEntries(tools.etcd.version),
       };
+      // etcd 3.6 bounds its in-memory raft log by itself (--snapshot-catchup-entries); a restart would
+      // only make it read the whole db again (every page mapped: resident memory the size of the db).
+      const restartEveryBytes = options.memberRestartBytes ?? (memberOptions.snapshotCatchupEntries ? undefined : REPLAY_RESTART_BYTES);
       const result = await withTemporaryMember(memberOptions, async (member): Promise<Omit<RestoreResult, 'dbSizeBytes'> | undefined> => {
         const { client, leases } = member;
         const snapshotRevision = await headRevision(client);
@@ -250,6 +261,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         const temporaryMember = async (): Promise<RestoreResult['temporaryMember']> => ({
           quotaBytes,
           peakRssBytes: await member.peakRssBytes(),
+          peakAnonRssBytes: await member.peakAnonRssBytes(),
           restarts: member.restarts,
           dataDirOnTmpfs: onTmpfs,
         });
@@ -274,7 +286,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
           requireEncrypted: requiresEncryption(options),
-          memberRestart: { everyBytes: options.memberRestartBytes ?? REPLAY_RESTART_BYTES, restart: member.restart },
+          memberRestart: restartEveryBytes === undefined ? undefined : { everyBytes: restartEveryBytes, restart: member.restart },
         });
         const replaySeconds = (performance.now() - replayStarted) / 1000;
         if (target.viaSnapshot) await saveSnapshot(client, finalSnapshot, signal);
@@ -531,6 +543,7 @@ export const REPLAY_SNAPSHOT_CATCHUP_ENTRIES = 100;
  * entries it keeps in memory (etcd 3.4/3.5 keep snapshot-count + 5,000 of them, whatever their size).
  */
 export const REPLAY_RESTART_BYTES = 128 * 1024 * 1024;
+const ANON_RSS_SAMPLE_MS = 250;
 
 /** Where and how a temporary member runs. */
 export interface TemporaryMemberOptions {
@@ -555,8 +568,13 @@ export interface TemporaryMember {
   client: Etcd3;
   /** Kept alive until the member stops. */
   leases: LeaseKeeper;
-  /** The member's peak resident memory so far, over all its runs (Linux /proc), undefined where unknown. */
+  /**
+   * The member's peak resident memory so far, over all its runs (Linux /proc VmHWM), undefined where
+   * unknown. It counts the pages of the bbolt db etcd maps: etcd reads all of them when it starts.
+   */
   peakRssBytes(): Promise<number | undefined>;
+  /** The member's peak anonymous memory (RssAnon, sampled every ANON_RSS_SAMPLE_MS and at each restart). */
+  peakAnonRssBytes(): Promise<number | undefined>;
   /**
    * Stops the member and starts it again on the same data dir and address (the client reconnects by
    * itself): etcd drops the raft entries it held in memory. Call with no request in flight.
@@ -590,6 +608,15 @@ export async function withTemporaryMember<T>(options: TemporaryMemberOptions, us
     const now = await peakRssBytes(member.process.pid);
     return now === undefined ? earlierPeak : Math.max(now, earlierPeak ?? 0);
   };
+  // The kernel keeps no peak of anonymous memory: sample it (cheap, one /proc read).
+  let peakAnon: number | undefined;
+  const sampleAnon = async (): Promise<number | undefined> => {
+    const now = await anonRssBytes(member.process.pid);
+    if (now !== undefined) peakAnon = Math.max(now, peakAnon ?? 0);
+    return peakAnon;
+  };
+  const sampler = setInterval(() => void sampleAnon(), ANON_RSS_SAMPLE_MS);
+  sampler.unref();
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
@@ -605,12 +632,14 @@ export async function withTemporaryMember<T>(options: TemporaryMemberOptions, us
         client,
         leases,
         peakRssBytes: peak,
+        peakAnonRssBytes: sampleAnon,
         get restarts() {
           return restarts;
         },
         restart: async () => {
           await leases.suspend();
           earlierPeak = await peak();
+          await sampleAnon();
           await member.stop();
           signal?.throwIfAborted();
           member = await start(member.ports);
@@ -630,6 +659,7 @@ export async function withTemporaryMember<T>(options: TemporaryMemberOptions, us
     signal?.throwIfAborted();
     throw err;
   } finally {
+    clearInterval(sampler);
     signal?.removeEventListener('abort', kill);
     await member.stop();
   }
