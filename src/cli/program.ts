@@ -272,9 +272,10 @@ export function buildProgram(): Command {
         }
         const leases = describeLeaseSummary(result.leases);
         if (leases) console.log(`leases: ${leases}`);
-        const { quotaBytes, peakRssBytes, restarts, dataDirOnTmpfs } = result.temporaryMember;
+        const { quotaBytes, peakRssBytes, peakAnonRssBytes, restarts, dataDirOnTmpfs } = result.temporaryMember;
+        const bytes = (n: number | undefined): string => (n === undefined ? 'unknown' : formatBytes(n));
         console.log(
-          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${peakRssBytes === undefined ? 'unknown' : formatBytes(peakRssBytes)}, ` +
+          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${bytes(peakRssBytes)} (anonymous ${bytes(peakAnonRssBytes)}), ` +
             `restarted ${restarts} time(s) to drop its in-memory raft log, data dir on ${dataDirOnTmpfs ? 'tmpfs' : 'disk'}; ` +
             `restore itself: peak RSS ${formatBytes(process.resourceUsage().maxRSS * 1024)}`,
         );
