@@ -456,9 +456,11 @@ async function formatReport(
       const { puts, sourcePeakRss, restarting, notRestarting } = result.big;
       lines.push(
         `${puts} x 1 MiB puts (random values over 100 keys, uncompressed objects; the source etcd peaked at ${mib(sourcePeakRss)}), ` +
-          `each restore in its own process (${restarting.dataDirOnTmpfs ? 'tmpfs' : 'disk'}). "member RSS" is VmHWM, which ` +
-          'also counts the pages of the bbolt db that etcd maps (it reads every one when it starts, so after a restart ' +
-          'they count once the db has grown); "anonymous" is the peak of RssAnon (heap and raft log), sampled every 250 ms.',
+          `each restore in its own process (${restarting.dataDirOnTmpfs ? 'tmpfs' : 'disk'}). "member RSS" is VmHWM: it also ` +
+          'counts the pages of the bbolt db file that etcd has mapped (etcd maps its db with MAP_POPULATE, and bbolt reads ' +
+          "written pages back through the map), which are the page cache's or the tmpfs's pages, not etcd's heap, so it " +
+          "stays above the db's size (~1 GiB here) whatever restore does. \"anonymous\" is the peak of RssAnon (heap and " +
+          "raft log: what the restarts, or 3.6's --snapshot-catchup-entries, bound), sampled every 250 ms.",
         '',
         markdownTable(
           [
@@ -482,6 +484,12 @@ async function formatReport(
         goal: `restore of ${puts} x 1 MB puts: temporary member < 1 GiB RSS (etcd ${result.minor})`,
         measured: `${mib(restarting.memberPeakRssBytes)} (anonymous ${mib(restarting.memberPeakAnonRssBytes)})`,
         met: restarting.memberPeakRssBytes !== undefined && restarting.memberPeakRssBytes < GOAL_MEMBER_RSS,
+      });
+      // The part of it a restore can bound (the rest is the db file's mapped pages, see above).
+      goals.push({
+        goal: `restore of ${puts} x 1 MB puts: temporary member's anonymous memory < 1 GiB (etcd ${result.minor})`,
+        measured: mib(restarting.memberPeakAnonRssBytes),
+        met: restarting.memberPeakAnonRssBytes !== undefined && restarting.memberPeakAnonRssBytes < GOAL_MEMBER_RSS,
       });
     }
     if (best && result.minor !== '3.4') {
