@@ -485,12 +485,15 @@ async function ensureAbsent(file: string): Promise<void> {
 }
 
 /**
- * A temporary member on the restored data dir, on free 127.0.0.1 ports. Replay sends each source
+ * A temporary member on the restored data dir, on free 127.0.0.1 ports (or the given ones, to restart
+ * it on the same address). Replay sends each source
  * revision as one txn, so the member must accept txns as large as any the source accepted: many ops
  * (a delete-range or lease revocation touches many keys) and the source's request size. Its backend
  * quota fits the data it will hold (temporaryQuotaBytes; default etcd's 2 GiB), and a small
  * --snapshot-count makes it compact its in-memory raft log often: etcd keeps the entries since its
  * last snapshot plus 5,000 for catch-up in memory, 105,000 by default in 3.4 (the replayed values).
+ * 3.6 also takes --snapshot-catchup-entries; before 3.6 the replay restarts the member instead
+ * (REPLAY_RESTART_BYTES).
  */
 export async function startMember(dataDir: string, name: string, workDir: string, settings: MemberSettings = {}): Promise<LocalEtcd> {
   return startLocalEtcd({
