@@ -226,7 +226,8 @@ export function buildProgram(): Command {
     .option('--initial-cluster <members>', 'NAME=URL,... of the new cluster: build this member\'s data dir (run once per member)')
     .option('--initial-cluster-token <token>', 'token of the new cluster (default etcd-backup-restore)')
     .option('--bump-revision <n>', 'raise the restored revision by N (etcdutl 3.5.10+); the setting for Kubernetes, with --mark-compacted', positiveInteger)
-    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist');
+    .option('--mark-compacted', 'mark the bumped revision compacted, so watches from before it fail and clients relist')
+    .option('--no-tmpfs', 'replay on disk even when the data fits in /dev/shm (by default the replay runs there and is then copied to --data-dir)');
   addReplayFlags(restore)
     .action(
       async (
@@ -242,6 +243,7 @@ export function buildProgram(): Command {
           toTime?: Date;
           name: string;
           initialAdvertisePeerUrls: string;
+          tmpfs: boolean;
         } & ReplayFlags,
         command: Command,
       ) => {
@@ -268,6 +270,7 @@ export function buildProgram(): Command {
           peerUrl: flags.initialAdvertisePeerUrls,
           prefetchBytes: flags.memory,
           pipelineDepth: flags.txnsInFlight,
+          tmpfs: flags.tmpfs,
           logger,
         });
         const into = [flags.dataDir, flags.snapshotOut].filter(Boolean).join(' and ');
@@ -278,9 +281,11 @@ export function buildProgram(): Command {
         }
         const leases = describeLeaseSummary(result.leases);
         if (leases) console.log(`leases: ${leases}`);
-        const { quotaBytes, peakRssBytes } = result.temporaryMember;
+        const { quotaBytes, peakRssBytes, peakAnonRssBytes, restarts, dataDirOnTmpfs } = result.temporaryMember;
+        const bytes = (n: number | undefined): string => (n === undefined ? 'unknown' : formatBytes(n));
         console.log(
-          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${peakRssBytes === undefined ? 'unknown' : formatBytes(peakRssBytes)}; ` +
+          `temporary etcd: quota ${formatBytes(quotaBytes)}, peak RSS ${bytes(peakRssBytes)} (anonymous ${bytes(peakAnonRssBytes)}), ` +
+            `restarted ${restarts} time(s) to drop its in-memory raft log, data dir on ${dataDirOnTmpfs ? 'tmpfs' : 'disk'}; ` +
             `restore itself: peak RSS ${formatBytes(process.resourceUsage().maxRSS * 1024)}`,
         );
         const quota = Math.max(2 * 1024 ** 3, Math.ceil(result.dbSizeBytes * 1.25));

@@ -51,6 +51,15 @@ export function hasUnsafeNoFsync(etcdVersion: string | undefined): boolean {
 }
 
 /**
+ * etcd has --snapshot-catchup-entries (the raft entries kept in memory after each raft snapshot, 5,000
+ * by default) from 3.6; 3.5 has no such flag (pure; an unknown version is taken as without).
+ */
+export function hasSnapshotCatchupEntries(etcdVersion: string | undefined): boolean {
+  const [major = 0, minor = 0] = (etcdVersion ?? '').split('.').map(Number);
+  return major > 3 || (major === 3 && minor >= 6);
+}
+
+/**
  * `snapshot restore --bump-revision N --mark-compacted` exists in etcdutl from 3.5.10 (and 3.6);
  * 3.4's etcdctl never had it (pure).
  */

@@ -17,6 +17,8 @@ export interface LocalEtcd {
   readonly clientUrl: string;
   readonly peerUrl: string;
   readonly metricsUrl: string;
+  /** The ports it listens on (to restart it on the same address: LocalEtcdOptions.ports). */
+  readonly ports: { client: number; peer: number; metrics: number };
   readonly process: ChildProcess;
   /** SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
   stop(): Promise<void>;
@@ -45,10 +47,22 @@ export const ETCDCTL_BINARY = process.env.ETCDCTL_BIN ?? 'etcdctl';
 
 /** A process's peak resident memory (VmHWM in /proc, Linux); undefined where it cannot be read. */
 export async function peakRssBytes(pid: number | undefined): Promise<number | undefined> {
+  return procStatusBytes(pid, 'VmHWM');
+}
+
+/**
+ * A process's anonymous resident memory now (RssAnon, Linux): its heap and stacks, without the pages
+ * of files it maps (etcd maps its whole bbolt db and reads every page of it when it starts).
+ */
+export async function anonRssBytes(pid: number | undefined): Promise<number | undefined> {
+  return procStatusBytes(pid, 'RssAnon');
+}
+
+async function procStatusBytes(pid: number | undefined, field: string): Promise<number | undefined> {
   if (pid === undefined) return undefined;
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+    const kib = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1];
     return kib === undefined ? undefined : Number(kib) * 1024;
   } catch {
     return undefined;
@@ -149,7 +163,7 @@ async function startOnce(
       throw new ErrorClass(`etcd exited during start-up: ${tail}`);
     }
     if (await isReady(clientUrl).catch(() => false)) {
-      return { name, dataDir: options.dataDir, clientUrl, peerUrl, metricsUrl, process: child, stop };
+      return { name, dataDir: options.dataDir, clientUrl, peerUrl, metricsUrl, ports, process: child, stop };
     }
     await sleep(100);
   }

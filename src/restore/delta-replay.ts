@@ -23,7 +23,7 @@ import type { Readable } from 'node:stream';
 import type { Etcd3 } from 'etcd3';
 import { RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import { headRevision } from '../etcd/client.js';
-import { decodeDeltaEvents, groupByRevision } from '../archive/delta-format.js';
+import { decodeDeltaEvents, groupByRevision, type RevisionEvents } from '../archive/delta-format.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import type { Logger } from '../observability/logger.js';
 import { DELTA_DIR, type DeltaName } from '../archive/naming.js';
@@ -112,6 +112,18 @@ export interface ReplayOptions {
   prefetchObjects?: number;
   /** Txns in flight; default DEFAULT_PIPELINE_DEPTH. 1 replays one revision at a time. */
   pipelineDepth?: number;
+  /**
+   * Restarts the member (on the same address, so `client` reconnects) each time this many bytes of
+   * keys and values were replayed since its start, between two revisions with no txn in flight: etcd
+   * holds the raft entries since its last raft snapshot plus its catch-up entries in memory, and a
+   * restart drops them (it reloads only the entries after its last raft snapshot from the WAL).
+   */
+  memberRestart?: MemberRestart;
+}
+
+export interface MemberRestart {
+  everyBytes: number;
+  restart(): Promise<void>;
 }
 
 export interface ReplayResult {
@@ -119,6 +131,13 @@ export interface ReplayResult {
   revisionsApplied: number;
   pipeline: PipelineStats;
   leases: LeaseSummary;
+  /** Times the member was restarted to drop its in-memory raft log (memberRestart). */
+  memberRestarts: number;
+}
+
+/** The bytes a revision adds to the member's raft log: its keys and values (pure). */
+export function revisionBytes(revision: RevisionEvents): number {
+  return revision.events.reduce((sum, event) => sum + event.key.length + event.value.length, 0);
 }
 
 /**
@@ -139,7 +158,7 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
   }
   const pipeline = new TxnPipeline(client, options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH);
   if (plan.length === 0) {
-    return { revision: afterRevision, revisionsApplied: 0, pipeline: pipeline.stats, leases: noLeaseChanges() };
+    return { revision: afterRevision, revisionsApplied: 0, pipeline: pipeline.stats, leases: noLeaseChanges(), memberRestarts: 0 };
   }
   // Refuse before downloading anything rather than halfway through.
   const locked = plan.find((delta) => delta.encrypted && !options.decrypt);
@@ -164,6 +183,8 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
     options.prefetchObjects ?? DEFAULT_PREFETCH_OBJECTS,
   );
   let applied = afterRevision; // the last revision queued; confirmed once the pipeline drains
+  let sinceRestart = 0;
+  let memberRestarts = 0;
   // No lease of the member may expire while the replay runs (see LeaseKeeper).
   const keeper = options.leases ?? (await LeaseKeeper.start(client, logger));
   let leases: LeaseSummary;
@@ -185,6 +206,13 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
         await restorer.prepare(revision);
         await pipeline.apply(revision);
         applied = revision.rev;
+        sinceRestart += revisionBytes(revision);
+        if (options.memberRestart && sinceRestart >= options.memberRestart.everyBytes && applied < toRevision) {
+          await pipeline.drain();
+          await options.memberRestart.restart();
+          memberRestarts += 1;
+          sinceRestart = 0;
+        }
       }
       if (applied < last) throw new DeltaGapError(applied + 1, last, `${delta.key} ends early`);
       logger.debug('Replayed delta object', { object: delta.key, fromRevision: before + 1, toRevision: applied });
@@ -212,6 +240,7 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
     ...pipeline.stats,
     leasesGranted: leases.granted,
     leasesRevoked: leases.revoked,
+    memberRestarts,
   });
   if (leases.goneWhenArchived.length > 0 || leases.withoutTtl.length > 0) {
     logger.warn('Some keys were restored without their lease', {
@@ -219,5 +248,5 @@ export async function replayDeltas(options: ReplayOptions): Promise<ReplayResult
       withoutRecordedTtl: leases.withoutTtl.length,
     });
   }
-  return { revision: applied, revisionsApplied: applied - afterRevision, pipeline: pipeline.stats, leases };
+  return { revision: applied, revisionsApplied: applied - afterRevision, pipeline: pipeline.stats, leases, memberRestarts };
 }

@@ -22,6 +22,8 @@ export class LeaseKeeper {
   private opening: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** While the member restarts (suspend/resume): no calls that would fail against a stopped member. */
+  private paused = false;
   /** Shortest TTL (seconds) a keepalive answer reported; sets the refresh period. */
   private shortestTtl = Infinity;
 
@@ -44,7 +46,7 @@ export class LeaseKeeper {
     if (this.stopped || this.ids.has(id)) return;
     this.ids.add(id);
     this.stream?.write({ ID: id });
-    if (!this.timer) this.schedule(0);
+    if (!this.timer && !this.paused) this.schedule(0);
   }
 
   /** Stops keeping `id` alive (it is being revoked). */
@@ -65,13 +67,33 @@ export class LeaseKeeper {
     this.stream = undefined;
   }
 
+  /**
+   * Stops refreshing while the member restarts (restore restarts it to bound its memory): a stopped
+   * member expires nothing, and etcd extends every lease when the restarted member becomes leader.
+   * No keepalive fails against the stopped member, so the client's circuit breaker stays closed.
+   */
+  async suspend(): Promise<void> {
+    this.paused = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.opening?.catch(() => undefined);
+    this.stream?.end();
+    this.stream = undefined;
+  }
+
+  /** Refreshes again at once, on a new stream (after suspend). */
+  resume(): void {
+    this.paused = false;
+    if (!this.stopped && !this.timer && this.ids.size > 0) this.schedule(0);
+  }
+
   private schedule(delayMs: number): void {
     this.timer = setTimeout(() => void this.round(), delayMs);
     this.timer.unref();
   }
 
   private async round(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     try {
       if (!this.stream) await (this.opening ??= this.open());
       for (const id of this.ids) this.stream?.write({ ID: id });
@@ -80,7 +102,7 @@ export class LeaseKeeper {
       // revision mismatch that names it (describeForeignRevisions).
       this.logger.debug('Lease keepalive round failed', { error: errorMessage(err) });
     }
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     const period = Number.isFinite(this.shortestTtl) ? (this.shortestTtl * 1000) / 3 : MIN_ROUND_MS;
     this.schedule(Math.min(MAX_ROUND_MS, Math.max(MIN_ROUND_MS, period)));
   }
@@ -98,7 +120,7 @@ export class LeaseKeeper {
       };
       stream.on('error', lost);
       stream.on('end', () => lost());
-      if (this.stopped) stream.end();
+      if (this.stopped || this.paused) stream.end();
       else this.stream = stream;
     } finally {
       this.opening = undefined;

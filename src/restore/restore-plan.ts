@@ -110,8 +110,39 @@ const COMPRESSED_DELTA_EXPANSION = 8;
  * replayed value (the replay keeps all revisions: nothing compacts them), with half again for bbolt's
  * free pages; never below etcd's default, never above its maximum.
  */
-export function temporaryQuotaBytes(sizes: { snapshotDbBytes: number; deltaBytes: number; deltasCompressed: boolean }): number {
-  const deltaPlain = sizes.deltaBytes * (sizes.deltasCompressed ? COMPRESSED_DELTA_EXPANSION : 1);
-  const wanted = Math.ceil((sizes.snapshotDbBytes + deltaPlain) * 1.5);
+export function temporaryQuotaBytes(sizes: ReplaySizes): number {
+  const wanted = Math.ceil((sizes.snapshotDbBytes + plainDeltaBytes(sizes)) * 1.5);
   return Math.min(ETCD_MAX_QUOTA_BYTES, Math.max(ETCD_DEFAULT_QUOTA_BYTES, wanted));
+}
+
+/** What a restore will replay: the snapshot's db and the stored bytes of the deltas after it. */
+export interface ReplaySizes {
+  snapshotDbBytes: number;
+  deltaBytes: number;
+  deltasCompressed: boolean;
+}
+
+function plainDeltaBytes(sizes: ReplaySizes): number {
+  return sizes.deltaBytes * (sizes.deltasCompressed ? COMPRESSED_DELTA_EXPANSION : 1);
+}
+
+/** Where restore replays on tmpfs by default (Linux's shared-memory tmpfs). */
+export const TMPFS_DIR = '/dev/shm';
+
+/**
+ * The bytes the temporary member's data dir may reach (pure): the db (snapshot plus every replayed
+ * value, nothing compacted), the WAL that holds the replayed values once more, and a quarter again
+ * for bbolt's free pages.
+ */
+export function replayDirBytes(sizes: ReplaySizes): number {
+  return Math.ceil((sizes.snapshotDbBytes + 2 * plainDeltaBytes(sizes)) * 1.25);
+}
+
+/**
+ * Whether the replay's data dir goes on tmpfs (pure): only when it fits in the tmpfs's free space
+ * and in half the memory available, since tmpfs pages are memory that the temporary member and the
+ * rest of the machine need too.
+ */
+export function replayDirPlacement(space: { expectedBytes: number; tmpfsFreeBytes: number; memAvailableBytes: number }): 'tmpfs' | 'disk' {
+  return space.expectedBytes <= space.tmpfsFreeBytes && space.expectedBytes <= space.memAvailableBytes / 2 ? 'tmpfs' : 'disk';
 }

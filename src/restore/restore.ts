@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdtemp, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { freemem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -12,8 +12,16 @@ import { MAX_EVENT_BYTES } from '../archive/delta-format.js';
 import { MemoryBudget } from '../budget/memory-budget.js';
 import { createEtcdClient, headRevision } from '../etcd/client.js';
 import { openSnapshotStream } from '../etcd/snapshot-stream.js';
-import { canBumpRevision, defaultEtcdBinaries, findRestoreTools, hasUnsafeNoFsync, type EtcdBinaries, type RestoreTool } from '../etcd/etcd-tools.js';
-import { ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
+import {
+  canBumpRevision,
+  defaultEtcdBinaries,
+  findRestoreTools,
+  hasSnapshotCatchupEntries,
+  hasUnsafeNoFsync,
+  type EtcdBinaries,
+  type RestoreTool,
+} from '../etcd/etcd-tools.js';
+import { anonRssBytes, ETCD_BINARY, peakRssBytes, startLocalEtcd, type LocalEtcd } from '../etcd/local-etcd.js';
 import { DataDirNotEmptyError, errorMessage, OperatorError, RestoreError, UnencryptedObjectError, UsageError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, type DeltaName, type FullSnapshotName } from '../archive/naming.js';
@@ -23,7 +31,16 @@ import { readStoreMarker, withClusterCheck } from '../store/store-marker.js';
 import { replayDeltas } from './delta-replay.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { noLeaseChanges, type LeaseSummary } from './lease-restorer.js';
-import { ETCD_DEFAULT_QUOTA_BYTES, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from './restore-plan.js';
+import {
+  ETCD_DEFAULT_QUOTA_BYTES,
+  replayDirBytes,
+  replayDirPlacement,
+  snapshotCandidates,
+  temporaryQuotaBytes,
+  TMPFS_DIR,
+  type ReplaySizes,
+  type RestoreTarget,
+} from './restore-plan.js';
 
 const run = promisify(execFile);
 
@@ -72,6 +89,21 @@ export interface RestoreOptions extends RestoreTarget {
   /** Delta txns in flight (--txns-in-flight); default DEFAULT_PIPELINE_DEPTH. */
   pipelineDepth?: number;
   /**
+   * Restart the temporary member after this many bytes of replayed keys and values (its in-memory raft
+   * log goes with the restart); default REPLAY_RESTART_BYTES before etcd 3.6, never on 3.6+ (which
+   * bounds that log itself with --snapshot-catchup-entries).
+   */
+  memberRestartBytes?: number;
+  /**
+   * Replay in a data dir on tmpfs (TMPFS_DIR) when the expected data fits there (replayDirPlacement),
+   * then copy the result to --data-dir and fsync it. Default true; false (--no-tmpfs) replays on disk.
+   */
+  tmpfs?: boolean;
+  /** Where tmpfs is; default TMPFS_DIR (/dev/shm). */
+  tmpfsDir?: string;
+  /** Run the temporary member with --unsafe-no-fsync where the binary has it (3.5+); default true. */
+  unsafeNoFsync?: boolean;
+  /**
    * The etcd programs to run; default defaultEtcdBinaries() (ETCD_BIN, ETCDCTL_BIN, ETCDUTL_BIN or PATH).
    * The snapshot is restored with etcdutl when it runs, else with etcdctl (3.4, 3.5).
    */
@@ -95,8 +127,21 @@ export interface RestoreResult {
   clusterId?: string;
   /** What the replay did with the source's leases. */
   leases: LeaseSummary;
-  /** The temporary member's backend quota and its peak resident memory (undefined where unknown). */
-  temporaryMember: { quotaBytes: number; peakRssBytes: number | undefined };
+  /**
+   * The temporary member: its backend quota, its peak resident memory over all its runs (undefined
+   * where unknown), how often it was restarted to drop its in-memory raft log, and whether its data
+   * dir was on tmpfs.
+   */
+  temporaryMember: {
+    quotaBytes: number;
+    peakRssBytes: number | undefined;
+    /** Peak anonymous memory (heap, raft log), without the mapped db pages that peakRssBytes counts. */
+    peakAnonRssBytes: number | undefined;
+    restarts: number;
+    dataDirOnTmpfs: boolean;
+  };
+  /** Seconds spent replaying deltas (0 without any). */
+  replaySeconds: number;
   /**
    * Size of the restored backend db: the member started on it needs a --quota-backend-bytes above it
    * (and at least the source's), or etcd raises its NOSPACE alarm and refuses writes.
@@ -109,17 +154,27 @@ async function dbSize(dataDir: string): Promise<number> {
 }
 
 /**
- * The temporary member's quota for this snapshot and the deltas after it (temporaryQuotaBytes): the
- * snapshot's db is on disk by now, the deltas' stored sizes are in the listing.
+ * What the temporary member will hold for this snapshot and the deltas after it (for
+ * temporaryQuotaBytes and replayDirPlacement): the snapshot's db is on disk by now, the deltas'
+ * stored sizes are in the listing.
  */
-async function quotaFor(workDir: string, snapshot: FullSnapshotName, deltas: readonly DeltaName[], objects: readonly { key: string; size: number }[]): Promise<number> {
+async function replaySizes(snapshotFile: string, snapshot: FullSnapshotName, deltas: readonly DeltaName[], objects: readonly { key: string; size: number }[]): Promise<ReplaySizes> {
   const sizes = new Map(objects.map((o) => [o.key, o.size]));
   const after = deltas.filter((d) => d.toRevision > snapshot.revision);
-  return temporaryQuotaBytes({
-    snapshotDbBytes: (await stat(join(workDir, SNAPSHOT_FILE))).size,
+  return {
+    snapshotDbBytes: (await stat(snapshotFile)).size,
     deltaBytes: after.reduce((sum, d) => sum + (sizes.get(d.key) ?? 0), 0),
     deltasCompressed: after.some((d) => d.compression !== 'none'),
-  });
+  };
+}
+
+/** Where the replay runs: tmpfs when asked for and the expected data fits (replayDirPlacement). */
+async function chooseReplayOnTmpfs(options: RestoreOptions, sizes: ReplaySizes): Promise<boolean> {
+  if (options.tmpfs === false) return false;
+  const tmpfsFreeBytes = await statfs(options.tmpfsDir ?? TMPFS_DIR).then((s) => s.bavail * s.bsize, () => 0);
+  const placement = replayDirPlacement({ expectedBytes: replayDirBytes(sizes), tmpfsFreeBytes, memAvailableBytes: freemem() });
+  options.logger.info('Chose where the temporary member keeps its data', { placement, tmpfsFreeBytes, expectedBytes: replayDirBytes(sizes) });
+  return placement === 'tmpfs';
 }
 
 /**
@@ -162,16 +217,25 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     );
   }
   const workDir = await mkdtemp(join(tmpdir(), 'etcd-backup-restore-'));
-  // One member of a new cluster, or a snapshot file: replay in a work dir, snapshot the result and
-  // restore that snapshot with the member's flags (etcd's own procedure for every member).
-  const dataDir = target.viaSnapshot ? join(workDir, 'replay') : target.dataDir!;
+  // On tmpfs: created when the data fits, removed whatever happens.
+  let tmpfsRoot: string | undefined;
   const finalSnapshot = target.snapshotOut ?? join(workDir, 'final.db');
   try {
     for (const snapshot of candidates) {
       signal?.throwIfAborted();
-      await restoreSnapshotInto(store, snapshot, dataDir, workDir, tools.restore, options);
+      const snapshotFile = await downloadSnapshot(store, snapshot, workDir, options);
       signal?.throwIfAborted();
-      const quotaBytes = await quotaFor(workDir, snapshot, deltas, objects);
+      const sizes = await replaySizes(snapshotFile, snapshot, deltas, objects);
+      const onTmpfs = await chooseReplayOnTmpfs(options, sizes);
+      if (onTmpfs) tmpfsRoot ??= await mkdtemp(join(options.tmpfsDir ?? TMPFS_DIR, 'etcd-backup-restore-'));
+      // One member of a new cluster, or a snapshot file: replay in a work dir, snapshot the result and
+      // restore that snapshot with the member's flags (etcd's own procedure for every member). On
+      // tmpfs, the replayed data dir is copied to --data-dir afterwards.
+      const dataDir = onTmpfs ? join(tmpfsRoot!, 'replay') : target.viaSnapshot ? join(workDir, 'replay') : target.dataDir!;
+      // Always a one-member cluster: the temporary member must run alone.
+      await restoreTool(tools.restore, snapshotFile, dataDir, { name: options.name, peerUrl: options.peerUrl }, signal, snapshot.key);
+      signal?.throwIfAborted();
+      const quotaBytes = temporaryQuotaBytes(sizes);
       const memberOptions = {
         dataDir,
         name: options.name ?? 'default',
@@ -180,20 +244,32 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         signal,
         logger: options.logger,
         quotaBytes,
-        noFsync: hasUnsafeNoFsync(tools.etcd.version),
+        noFsync: options.unsafeNoFsync !== false && hasUnsafeNoFsync(tools.etcd.version),
+        snapshotCatchupEntries: hasSnapshotCatchupEntries(tools.etcd.version),
       };
-      const result = await withTemporaryMember(memberOptions, async ({ client, leases, peakRssBytes }): Promise<Omit<RestoreResult, 'dbSizeBytes'> | undefined> => {
+      // etcd 3.6 bounds its in-memory raft log by itself (--snapshot-catchup-entries); a restart would
+      // only make it read the whole db again (every page mapped: resident memory the size of the db).
+      const restartEveryBytes = options.memberRestartBytes ?? (memberOptions.snapshotCatchupEntries ? undefined : REPLAY_RESTART_BYTES);
+      const result = await withTemporaryMember(memberOptions, async (member): Promise<Omit<RestoreResult, 'dbSizeBytes'> | undefined> => {
+        const { client, leases } = member;
         const snapshotRevision = await headRevision(client);
         if (options.toRevision !== undefined && snapshotRevision > options.toRevision) return undefined;
         options.logger.info('Restored full snapshot', { object: snapshot.key, revision: snapshotRevision, dataDir });
         // Latest = the last archived revision. A gap before it is an error naming the missing
         // revisions (replayDeltas), never a silent stop short of what the store holds.
         const revision = options.toRevision ?? lastArchivedRevision(deltas, snapshotRevision);
-        const temporaryMember = async (): Promise<RestoreResult['temporaryMember']> => ({ quotaBytes, peakRssBytes: await peakRssBytes() });
+        const temporaryMember = async (): Promise<RestoreResult['temporaryMember']> => ({
+          quotaBytes,
+          peakRssBytes: await member.peakRssBytes(),
+          peakAnonRssBytes: await member.peakAnonRssBytes(),
+          restarts: member.restarts,
+          dataDirOnTmpfs: onTmpfs,
+        });
         if (revision === snapshotRevision) {
           if (target.viaSnapshot) await saveSnapshot(client, finalSnapshot, signal);
-          return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, leases: noLeaseChanges(), temporaryMember: await temporaryMember(), clusterId: marker?.clusterId };
+          return { snapshot, snapshotRevision, revision: snapshotRevision, revisionsApplied: 0, leases: noLeaseChanges(), temporaryMember: await temporaryMember(), replaySeconds: 0, clusterId: marker?.clusterId };
         }
+        const replayStarted = performance.now();
         const replayed = await replayDeltas({
           client,
           leases,
@@ -210,7 +286,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
             ? (body, key) => decryptReadable(body, options.encryptionKeys!, key)
             : undefined,
           requireEncrypted: requiresEncryption(options),
+          memberRestart: restartEveryBytes === undefined ? undefined : { everyBytes: restartEveryBytes, restart: member.restart },
         });
+        const replaySeconds = (performance.now() - replayStarted) / 1000;
         if (target.viaSnapshot) await saveSnapshot(client, finalSnapshot, signal);
         return {
           snapshot,
@@ -219,11 +297,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
           revisionsApplied: replayed.revisionsApplied,
           leases: replayed.leases,
           temporaryMember: await temporaryMember(),
+          replaySeconds,
           clusterId: marker?.clusterId,
         };
       });
       signal?.throwIfAborted();
       if (result) {
+        if (onTmpfs && !target.viaSnapshot) await copyDataDir(dataDir, target.dataDir!, signal);
         if (target.viaSnapshot && target.dataDir) {
           await restoreTool(tools.restore, finalSnapshot, target.dataDir, options, signal, 'the restored state', bumpFlags(options));
         }
@@ -245,6 +325,23 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     throw err;
   } finally {
     await rm(workDir, { recursive: true, force: true });
+    if (tmpfsRoot) await rm(tmpfsRoot, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Copies the data dir replayed on tmpfs to its place on disk (another filesystem: no rename) and
+ * fsyncs every file and directory there, the parent included, before restore reports success.
+ */
+async function copyDataDir(from: string, to: string, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await cp(from, to, { recursive: true, errorOnExist: true, force: false });
+    signal?.throwIfAborted();
+    await fsyncTree(to);
+    await fsyncPath(dirname(to));
+  } catch (err) {
+    signal?.throwIfAborted();
+    throw new RestoreError(`cannot copy the restored data dir from ${from} to ${to}: ${errorMessage(err)}`, err);
   }
 }
 
@@ -255,15 +352,11 @@ function requiresEncryption(options: RestoreOptions): boolean {
 
 const SNAPSHOT_FILE = 'snapshot.db';
 
-/** Downloads, decrypts, decompresses and checks one snapshot, then lets etcdutl/etcdctl build the data dir. */
-async function restoreSnapshotInto(
-  store: ObjectStore,
-  snapshot: FullSnapshotName,
-  dataDir: string,
-  workDir: string,
-  tool: RestoreTool,
-  options: RestoreOptions,
-): Promise<void> {
+/**
+ * Downloads, decrypts, decompresses and checks one snapshot into the work dir (for etcdutl/etcdctl
+ * to build the data dir from); returns the file.
+ */
+async function downloadSnapshot(store: ObjectStore, snapshot: FullSnapshotName, workDir: string, options: RestoreOptions): Promise<string> {
   const keys = options.encryptionKeys ?? [];
   if (snapshot.encrypted && keys.length === 0) {
     throw new UsageError(`full snapshot ${snapshot.key} is encrypted: an encryption key is needed to restore it (--encryption-key-file)`);
@@ -286,8 +379,7 @@ async function restoreSnapshotInto(
     if (err instanceof OperatorError) throw err;
     throw new RestoreError(`cannot read ${snapshot.key}: ${errorMessage(err)}`, err);
   }
-  // Always a one-member cluster: the temporary member must run alone.
-  await restoreTool(tool, file, dataDir, { name: options.name, peerUrl: options.peerUrl }, signal, snapshot.key);
+  return file;
 }
 
 /**
@@ -393,44 +485,68 @@ async function ensureAbsent(file: string): Promise<void> {
 }
 
 /**
- * A temporary member on the restored data dir, on free 127.0.0.1 ports. Replay sends each source
+ * A temporary member on the restored data dir, on free 127.0.0.1 ports (or the given ones, to restart
+ * it on the same address). Replay sends each source
  * revision as one txn, so the member must accept txns as large as any the source accepted: many ops
  * (a delete-range or lease revocation touches many keys) and the source's request size. Its backend
  * quota fits the data it will hold (temporaryQuotaBytes; default etcd's 2 GiB), and a small
  * --snapshot-count makes it compact its in-memory raft log often: etcd keeps the entries since its
  * last snapshot plus 5,000 for catch-up in memory, 105,000 by default in 3.4 (the replayed values).
+ * 3.6 also takes --snapshot-catchup-entries; before 3.6 the replay restarts the member instead
+ * (REPLAY_RESTART_BYTES).
  */
-export async function startMember(
-  dataDir: string,
-  name: string,
-  workDir: string,
-  etcd = ETCD_BINARY,
-  quotaBytes = ETCD_DEFAULT_QUOTA_BYTES,
-  noFsync = false,
-): Promise<LocalEtcd> {
+export async function startMember(dataDir: string, name: string, workDir: string, settings: MemberSettings = {}): Promise<LocalEtcd> {
   return startLocalEtcd({
     dataDir,
     name,
-    binary: etcd,
+    binary: settings.etcd ?? ETCD_BINARY,
     logFile: join(workDir, `etcd-${Date.now()}.log`),
+    ...(settings.ports ? { ports: settings.ports } : {}),
     extraArgs: [
       '--max-txn-ops', String(REPLAY_MAX_TXN_OPS),
       '--max-request-bytes', String(REPLAY_MAX_REQUEST_BYTES),
-      '--quota-backend-bytes', String(quotaBytes),
+      '--quota-backend-bytes', String(settings.quotaBytes ?? ETCD_DEFAULT_QUOTA_BYTES),
       '--snapshot-count', String(REPLAY_SNAPSHOT_COUNT),
+      ...(settings.snapshotCatchupEntries ? ['--snapshot-catchup-entries', String(REPLAY_SNAPSHOT_CATCHUP_ENTRIES)] : []),
       // The member's data is rebuilt from the backup if anything fails; restore fsyncs the data dir
       // once the member has stopped (fsyncTree) instead of at every revision.
-      ...(noFsync ? ['--unsafe-no-fsync'] : []),
+      ...(settings.noFsync ? ['--unsafe-no-fsync'] : []),
     ],
   });
+}
+
+/** How startMember runs the temporary member (all optional). */
+export interface MemberSettings {
+  /** The etcd program; default ETCD_BINARY. */
+  etcd?: string;
+  /** Backend quota (temporaryQuotaBytes); default etcd's. */
+  quotaBytes?: number;
+  /** --unsafe-no-fsync (etcd 3.5+). */
+  noFsync?: boolean;
+  /** --snapshot-catchup-entries REPLAY_SNAPSHOT_CATCHUP_ENTRIES (etcd 3.6+). */
+  snapshotCatchupEntries?: boolean;
+  /** Listen on these ports (a restart on the same address); free ports otherwise. */
+  ports?: LocalEtcd['ports'];
 }
 
 /** etcd's own ceilings are far above any real cluster's settings; these cover generous sources. */
 const REPLAY_MAX_TXN_OPS = 1_000_000;
 /** Also the largest event a delta line may hold (the decoder's line limit follows from it). */
 const REPLAY_MAX_REQUEST_BYTES = MAX_EVENT_BYTES;
-/** Raft entries applied between the temporary member's snapshots (etcd's default: 100,000). */
-export const REPLAY_SNAPSHOT_COUNT = 1000;
+/**
+ * Raft entries applied between the temporary member's raft snapshots (etcd's default: 100,000 in
+ * 3.4/3.5, 10,000 in 3.6). A restart reloads the entries since the last one from the WAL into memory,
+ * so this many revisions of the largest values is what a restart cannot drop.
+ */
+export const REPLAY_SNAPSHOT_COUNT = 100;
+/** Raft entries kept in memory after each raft snapshot (etcd 3.6+; its default: 5,000). */
+export const REPLAY_SNAPSHOT_CATCHUP_ENTRIES = 100;
+/**
+ * Replayed bytes (keys and values) after which the temporary member restarts, dropping the raft
+ * entries it keeps in memory (etcd 3.4/3.5 keep snapshot-count + 5,000 of them, whatever their size).
+ */
+export const REPLAY_RESTART_BYTES = 128 * 1024 * 1024;
+const ANON_RSS_SAMPLE_MS = 250;
 
 /** Where and how a temporary member runs. */
 export interface TemporaryMemberOptions {
@@ -446,6 +562,8 @@ export interface TemporaryMemberOptions {
   quotaBytes?: number;
   /** Run with --unsafe-no-fsync (etcd 3.5+) and fsync the data dir once the member stopped. */
   noFsync?: boolean;
+  /** Run with --snapshot-catchup-entries (etcd 3.6+). */
+  snapshotCatchupEntries?: boolean;
 }
 
 /** The running temporary member, for `use`. */
@@ -453,8 +571,20 @@ export interface TemporaryMember {
   client: Etcd3;
   /** Kept alive until the member stops. */
   leases: LeaseKeeper;
-  /** The member's peak resident memory so far (Linux /proc), undefined where unknown. */
+  /**
+   * The member's peak resident memory so far, over all its runs (Linux /proc VmHWM), undefined where
+   * unknown. It counts the pages of the bbolt db etcd maps: etcd reads all of them when it starts.
+   */
   peakRssBytes(): Promise<number | undefined>;
+  /** The member's peak anonymous memory (RssAnon, sampled every ANON_RSS_SAMPLE_MS and at each restart). */
+  peakAnonRssBytes(): Promise<number | undefined>;
+  /**
+   * Stops the member and starts it again on the same data dir and address (the client reconnects by
+   * itself): etcd drops the raft entries it held in memory. Call with no request in flight.
+   */
+  restart(): Promise<void>;
+  /** Times restart() ran. */
+  readonly restarts: number;
 }
 
 /**
@@ -464,7 +594,32 @@ export interface TemporaryMember {
  */
 export async function withTemporaryMember<T>(options: TemporaryMemberOptions, use: (member: TemporaryMember) => Promise<T>): Promise<T> {
   const { signal } = options;
-  const member = await startMember(options.dataDir, options.name, options.workDir, options.etcd, options.quotaBytes, options.noFsync);
+  const start = async (ports?: LocalEtcd['ports']): Promise<LocalEtcd> => {
+    const started = await startMember(options.dataDir, options.name, options.workDir, {
+      etcd: options.etcd,
+      quotaBytes: options.quotaBytes,
+      noFsync: options.noFsync,
+      snapshotCatchupEntries: options.snapshotCatchupEntries,
+      ports,
+    });
+    if (signal?.aborted) await started.stop();
+    return started;
+  };
+  let member = await start();
+  let earlierPeak: number | undefined;
+  const peak = async (): Promise<number | undefined> => {
+    const now = await peakRssBytes(member.process.pid);
+    return now === undefined ? earlierPeak : Math.max(now, earlierPeak ?? 0);
+  };
+  // The kernel keeps no peak of anonymous memory: sample it (cheap, one /proc read).
+  let peakAnon: number | undefined;
+  const sampleAnon = async (): Promise<number | undefined> => {
+    const now = await anonRssBytes(member.process.pid);
+    if (now !== undefined) peakAnon = Math.max(now, peakAnon ?? 0);
+    return peakAnon;
+  };
+  const sampler = setInterval(() => void sampleAnon(), ANON_RSS_SAMPLE_MS);
+  sampler.unref();
   const kill = (): void => void member.stop().catch(() => undefined);
   if (signal?.aborted) kill();
   else signal?.addEventListener('abort', kill, { once: true });
@@ -475,8 +630,30 @@ export async function withTemporaryMember<T>(options: TemporaryMemberOptions, us
       // make a revision of its own (LeaseKeeper). Each was refreshed at most a third of its TTL ago
       // when the member is stopped.
       const leases = await LeaseKeeper.start(client, options.logger);
+      let restarts = 0;
+      const handle: TemporaryMember = {
+        client,
+        leases,
+        peakRssBytes: peak,
+        peakAnonRssBytes: sampleAnon,
+        get restarts() {
+          return restarts;
+        },
+        restart: async () => {
+          await leases.suspend();
+          earlierPeak = await peak();
+          await sampleAnon();
+          await member.stop();
+          signal?.throwIfAborted();
+          member = await start(member.ports);
+          signal?.throwIfAborted();
+          restarts += 1;
+          options.logger.debug('Restarted the temporary member', { restarts });
+          leases.resume();
+        },
+      };
       try {
-        return await use({ client, leases, peakRssBytes: () => peakRssBytes(member.process.pid) });
+        return await use(handle);
       } finally {
         await leases.stop();
       }
@@ -485,6 +662,7 @@ export async function withTemporaryMember<T>(options: TemporaryMemberOptions, us
     signal?.throwIfAborted();
     throw err;
   } finally {
+    clearInterval(sampler);
     signal?.removeEventListener('abort', kill);
     await member.stop();
   }

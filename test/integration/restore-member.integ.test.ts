@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DELTA_DIR } from '../../src/archive/naming.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { restoreBackup, REPLAY_SNAPSHOT_COUNT } from '../../src/restore/restore.js';
+import { restoreBackup, REPLAY_SNAPSHOT_CATCHUP_ENTRIES, REPLAY_SNAPSHOT_COUNT } from '../../src/restore/restore.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { GetResult } from '../../src/store/object-store.js';
 import { startTestEtcd } from '../harness/etcd.js';
@@ -66,7 +66,8 @@ test('the temporary member runs with the sized quota and a small snapshot count;
 
   const dataDir = join(dir, 'data');
   const store = new ArgsCapturingStore(inner, dataDir);
-  const result = await restoreBackup({ store, dataDir, logger });
+  // On disk (tmpfs: false): the member is found by its data dir, and its raft snapshots are read there.
+  const result = await restoreBackup({ store, dataDir, logger, tmpfs: false });
   assert.equal(result.revision, head);
 
   const args = store.memberArgs;
@@ -100,9 +101,12 @@ for (const minor of ['3.4', '3.6'] as const) {
     const head = await archiveDeltas(etcd, inner);
     const dataDir = join(dir, 'data');
     const store = new ArgsCapturingStore(inner, dataDir);
-    const result = await restoreBackup({ store, dataDir, tools: tools!, logger });
+    const result = await restoreBackup({ store, dataDir, tools: tools!, logger, tmpfs: false });
     assert.equal(result.revision, head);
     assert.ok(store.memberArgs, 'the temporary member was found running');
     assert.equal(store.memberArgs.includes('--unsafe-no-fsync'), minor !== '3.4');
+    // 3.6 keeps only a few raft entries in memory after each raft snapshot; 3.4 has no such flag.
+    const catchup = store.memberArgs.indexOf('--snapshot-catchup-entries');
+    assert.equal(catchup >= 0 ? store.memberArgs[catchup + 1] : undefined, minor === '3.6' ? String(REPLAY_SNAPSHOT_CATCHUP_ENTRIES) : undefined);
   });
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { canBumpRevision, chooseRestoreTool, parseToolVersion, type Probe } from '../../src/etcd/etcd-tools.js';
+import { canBumpRevision, chooseRestoreTool, hasSnapshotCatchupEntries, parseToolVersion, type Probe } from '../../src/etcd/etcd-tools.js';
 import { RestoreError } from '../../src/errors.js';
 import { ETCD_VERSIONS, REPO_ROOT } from '../harness/test-tools.js';
 
@@ -68,4 +68,12 @@ test('canBumpRevision: etcdutl 3.5.10 and newer only', () => {
   assert.equal(canBumpRevision(tool('etcdutl', '3.6.0-rc.1')), true);
   assert.equal(canBumpRevision(tool('etcdctl', '3.5.36')), false, 'etcdctl never had it');
   assert.equal(canBumpRevision(tool('etcdctl', '3.4.23')), false);
+});
+
+test('hasSnapshotCatchupEntries: etcd 3.6 and newer only (an unknown version is taken as without)', () => {
+  assert.equal(hasSnapshotCatchupEntries('3.4.23'), false);
+  assert.equal(hasSnapshotCatchupEntries('3.5.36'), false);
+  assert.equal(hasSnapshotCatchupEntries('3.6.17'), true);
+  assert.equal(hasSnapshotCatchupEntries('4.0.0'), true);
+  assert.equal(hasSnapshotCatchupEntries(undefined), false);
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyKeys, deltaKey, fullSnapshotKey, type DeltaName, type Encoding } from '../../src/archive/naming.js';
-import { contiguousChainEnd, restoreReach, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from '../../src/restore/restore-plan.js';
+import { contiguousChainEnd, replayDirBytes, replayDirPlacement, restoreReach, snapshotCandidates, temporaryQuotaBytes, type RestoreTarget } from '../../src/restore/restore-plan.js';
 
 const plain: Encoding = { compression: 'none', encrypted: false };
 const T0 = Date.UTC(2024, 4, 1);
@@ -126,3 +126,17 @@ for (const c of reachCases) {
     });
   });
 }
+
+test('replayDirPlacement: tmpfs only when the expected data fits its free space and half the available memory', () => {
+  const GiB = 1024 ** 3;
+  assert.equal(replayDirPlacement({ expectedBytes: GiB, tmpfsFreeBytes: 4 * GiB, memAvailableBytes: 8 * GiB }), 'tmpfs');
+  assert.equal(replayDirPlacement({ expectedBytes: 5 * GiB, tmpfsFreeBytes: 4 * GiB, memAvailableBytes: 64 * GiB }), 'disk', 'tmpfs too small');
+  assert.equal(replayDirPlacement({ expectedBytes: 3 * GiB, tmpfsFreeBytes: 12 * GiB, memAvailableBytes: 5 * GiB }), 'disk', 'memory too short');
+  assert.equal(replayDirPlacement({ expectedBytes: GiB, tmpfsFreeBytes: 0, memAvailableBytes: 8 * GiB }), 'disk', 'no tmpfs');
+});
+
+test('replayDirBytes: the db and the WAL each hold the replayed values, plus a quarter for free pages', () => {
+  const MiB = 1024 ** 2;
+  assert.equal(replayDirBytes({ snapshotDbBytes: 100 * MiB, deltaBytes: 10 * MiB, deltasCompressed: false }), Math.ceil(120 * MiB * 1.25));
+  assert.equal(replayDirBytes({ snapshotDbBytes: 0, deltaBytes: MiB, deltasCompressed: true }), 20 * MiB, 'compressed deltas count 8x');
+});
