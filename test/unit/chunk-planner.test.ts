@@ -62,6 +62,15 @@ test('mergeRanges merges overlaps and neighbours only', () => {
   assert.deepEqual(mergeRanges([r(5, 6), r(1, 2), r(3, 3), r(8, 9), r(9, 12)]), [r(1, 3), r(5, 6), r(8, 12)]);
 });
 
+test('pending ranges keep only revisions, not the uploaded segments they came from', () => {
+  // The delta poller records uploaded segments (events included) here; a pending range past a gap
+  // that kept the segment kept its events alive after the budget was released (issue 17).
+  const segment = { fromRevision: 12, toRevision: 20, events: [Buffer.alloc(16)], bytes: 16 };
+  const got = advanceContiguous(5, [segment]);
+  assert.deepEqual(Object.keys(got.pending[0]!).sort(), ['fromRevision', 'toRevision']);
+  assert.deepEqual(Object.keys(mergeRanges([segment])[0]!).sort(), ['fromRevision', 'toRevision']);
+});
+
 test('recoverArchivedRevision', async (t) => {
   const cases: Array<{ name: string; keys: string[]; want: number | undefined }> = [
     { name: 'empty store waits', keys: [], want: undefined },
