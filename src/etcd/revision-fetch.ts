@@ -33,6 +33,7 @@ import {
 import { EtcdUnavailableError, OperatorError, RevisionCompactedError, errorMessage } from '../errors.js';
 import { eventCost, type DeltaEvent } from '../archive/delta-format.js';
 import { MemoryBudget, Reservation } from '../budget/memory-budget.js';
+import { MAX_WATCH_RESPONSE_BYTES } from '../budget/fetch-budget.js';
 import type { Logger } from '../observability/logger.js';
 import { dedicatedWatchClient } from './client.js';
 
@@ -85,6 +86,8 @@ export interface FetchSummary {
   reconnects: number;
   /** Watches re-created after waiting for memory. */
   memoryWaits: number;
+  /** The largest watch response read, in bytes of its gRPC message (the window counts MAX_WATCH_RESPONSE_BYTES). */
+  largestResponseBytes: number;
 }
 
 /** etcd skipped revisions in a watch: the archive would have a silent hole, so stop. */
@@ -297,6 +300,18 @@ function retain(view: Buffer): { buffer: Buffer; extraBytes: number } {
   return { buffer: Buffer.from(view), extraBytes: 0 };
 }
 
+/** Bytes of the gRPC message a response was decoded from: its key and value Buffers are views into it. */
+function messageBytes(response: IWatchResponse): number {
+  let bytes = 0;
+  for (const event of response.events ?? []) {
+    bytes = Math.max(bytes, event.kv.key.buffer.byteLength, event.kv.value?.buffer.byteLength ?? 0);
+  }
+  return bytes;
+}
+
+/** One warning per process: every fetch of a misconfigured etcd would repeat it. */
+let oversizeReported = false;
+
 function toDeltaEvent(event: IEvent): { event: DeltaEvent; cost: number } {
   const kv = event.kv;
   const rev = Number(kv.mod_revision);
@@ -339,7 +354,7 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
   }
   const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
   const maxReconnects = options.maxReconnects ?? 6;
-  const summary: FetchSummary = { revisions: 0, events: 0, segments: 0, reconnects: 0, memoryWaits: 0 };
+  const summary: FetchSummary = { revisions: 0, events: 0, segments: 0, reconnects: 0, memoryWaits: 0, largestResponseBytes: 0 };
 
   let lastComplete = fromRevision - 1; // every revision <= this is uploaded or in `complete`
   let segmentStart = fromRevision;
@@ -422,6 +437,17 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
           if (compact > 0) throw new RevisionCompactedError(lastComplete + 1, compact);
           if (response.canceled) {
             throw new WatchInterrupted(`etcd cancelled the watch${response.cancel_reason ? `: ${response.cancel_reason}` : ''}`);
+          }
+          const responseBytes = messageBytes(response);
+          summary.largestResponseBytes = Math.max(summary.largestResponseBytes, responseBytes);
+          if (responseBytes > MAX_WATCH_RESPONSE_BYTES && !oversizeReported) {
+            // The window charges two responses of MAX_WATCH_RESPONSE_BYTES: larger ones are not counted.
+            oversizeReported = true;
+            options.logger?.warn('etcd sent a watch response larger than the memory budget counts; the process may hold more than the budget', {
+              responseBytes,
+              countedBytes: MAX_WATCH_RESPONSE_BYTES,
+              hint: "etcd's --max-request-bytes above its 1.5 MiB default?",
+            });
           }
           let reachedEnd = false;
           for (const raw of response.events ?? []) {

@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -21,11 +21,12 @@ import { recoverArchivedRevision, type RevisionRange } from '../../src/archive/r
 import { decodeDeltaEvents, encodeDeltaStream } from '../../src/archive/delta-format.js';
 import { DeltaPoller, type DeltaPollerOptions } from '../../src/engine/delta-poller.js';
 import { MemoryBudget } from '../../src/budget/memory-budget.js';
+import { MAX_WATCH_RESPONSE_BYTES } from '../../src/budget/fetch-budget.js';
 import { createEtcdClient, headRevision } from '../../src/etcd/client.js';
 import { RevisionTooLargeError, fetchRevisions, type RevisionSegment } from '../../src/etcd/revision-fetch.js';
 import { LeaseTtlReader, recordLeaseTtls } from '../../src/etcd/lease-ttl.js';
 import { ETCDCTL_BINARY, freePort, startLocalEtcd, type LocalEtcd } from '../../src/etcd/local-etcd.js';
-import { silentLogger } from '../../src/observability/logger.js';
+import { createLogger, silentLogger } from '../../src/observability/logger.js';
 import { replayDeltas } from '../../src/restore/delta-replay.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { sha256Hex } from '../../src/store/checksum.js';
@@ -671,4 +672,40 @@ test('etcd behind the archive (restored or replaced): deltas stop, and stay stop
   assert.equal(after.archivedRevision, archived);
   assert.equal(after.failedPolls, 2);
   assert.deepEqual(await store.list(DELTA_DIR), [], 'nothing of the new history was appended to the old chain');
+});
+
+test('watch responses stay within the size the budget counts on a default etcd; a larger one is reported', async () => {
+  // The fetch window charges two responses of MAX_WATCH_RESPONSE_BYTES. etcd fragments a response at
+  // --max-request-bytes + 512 KiB, so on a default etcd responses pass 1.5 MiB but not 2 MiB.
+  const start = await headRevision(writer);
+  for (let i = 0; i < 4; i++) await writer.put(`respsize/big${i}`).value(randomBytes(1_000_000));
+  for (let i = 0; i < 12; i++) await writer.put(`respsize/mid${i}`).value(randomBytes(300_000));
+  const fetchAll = async (client: Etcd3, from: number, to: number, log = logger) =>
+    fetchRevisions({
+      client,
+      fromRevision: from,
+      toRevision: to,
+      budget: new MemoryBudget(64 * MiB),
+      windowBytes: 5 * MiB,
+      maxSegmentBytes: 32 * MiB,
+      logger: log,
+      onSegment: async () => undefined,
+    });
+  const normal = await fetchAll(writer, start + 1, await headRevision(writer));
+  assert.ok(normal.largestResponseBytes > 1.5 * MiB, `responses pass --max-request-bytes (largest ${normal.largestResponseBytes})`);
+  assert.ok(normal.largestResponseBytes <= MAX_WATCH_RESPONSE_BYTES, `largest response ${normal.largestResponseBytes}`);
+  await writer.delete().prefix('respsize/');
+
+  // An etcd that accepts 3 MB writes sends 3 MB responses: more than the budget counts, so say so.
+  const big = await startTestEtcd({ extraArgs: ['--max-request-bytes', String(4 * MiB)] });
+  cleanups.push(() => big.stop());
+  const client = big.client();
+  const from = (await headRevision(client)) + 1;
+  await client.put('respsize/huge').value(randomBytes(3_000_000));
+  const lines: string[] = [];
+  const stream = new PassThrough();
+  stream.on('data', (chunk: Buffer) => lines.push(chunk.toString()));
+  const summary = await fetchAll(client, from, await headRevision(client), createLogger({ stream, level: 'warn' }));
+  assert.ok(summary.largestResponseBytes > MAX_WATCH_RESPONSE_BYTES, `largest response ${summary.largestResponseBytes}`);
+  assert.equal(lines.filter((line) => line.includes('larger than the memory budget counts')).length, 1, lines.join(''));
 });
