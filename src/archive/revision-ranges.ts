@@ -11,11 +11,15 @@ export interface RevisionRange {
   toRevision: number;
 }
 
-/** Sorts by start and merges overlapping or adjacent ranges. */
+/**
+ * Sorts by start and merges overlapping or adjacent ranges. The result holds the two revisions only:
+ * callers pass whole uploaded segments (with their events) or listed objects, and a pending range
+ * that kept them would keep their bytes alive after the budget was given back.
+ */
 export function mergeRanges(ranges: readonly RevisionRange[]): RevisionRange[] {
   const sorted = ranges
     .filter((r) => r.toRevision >= r.fromRevision)
-    .map((r) => ({ ...r }))
+    .map((r) => ({ fromRevision: r.fromRevision, toRevision: r.toRevision }))
     .sort((a, b) => a.fromRevision - b.fromRevision || a.toRevision - b.toRevision);
   const merged: RevisionRange[] = [];
   for (const range of sorted) {

@@ -7,17 +7,34 @@
 export interface FetchBudgetPlan {
   /** Fetches run at once (may be lower than requested when the budget is small). */
   parallelism: number;
-  /** Reserved by each fetch for its lifetime: watch receive buffer + upload encoder (+ store buffers). */
+  /** Reserved by each fetch for its lifetime: watch transport + upload encoder (+ store and encryption buffers). */
   windowBytes: number;
   /** Event bytes one fetch holds before it uploads what it has as a (smaller) delta object. */
   segmentBytes: number;
 }
 
 /**
- * A watch response is at most etcd's --max-request-bytes (1.5 MiB by default) when fragmentation is
- * on, and the fetch reads one at a time: that is the receive part of a fetch's window.
+ * The largest watch response etcd sends. With fragment=true a response gathers events while it stays
+ * under etcd's --max-request-bytes (1.5 MiB by default) plus the 512 KiB its watch server allows for
+ * gRPC overhead, or holds a single event (one write: at most --max-request-bytes). Measured on etcd
+ * 3.4: 1 MB values arrive two to a 2,000,083-byte response.
  */
-export const WATCH_RECEIVE_BYTES = 1536 * 1024;
+export const MAX_WATCH_RESPONSE_BYTES = 2 * 1024 * 1024;
+/**
+ * HTTP/2's default flow-control window, which watch clients keep (etcd/client.ts dedicatedWatchClient):
+ * what etcd can send on a watch stream, and on its connection, before the fetch reads.
+ */
+export const WATCH_STREAM_WINDOW_BYTES = 65_535;
+/**
+ * What one fetch's watch transport may hold besides the events the fetch charged, measured with heap
+ * snapshots (issue 17). The fetch reads one response at a time without read-ahead; while it works
+ * through a response, that response and the slices grpc-js's decoder assembled it from (kept until
+ * the next response starts) are alive; while it waits for the next, the slices and the assembled copy
+ * are. Either way two responses, plus the stream window and the 64 KiB socket read buffers the slices
+ * pin at a message's ends. On a connection of its own (dedicatedWatchClient) those buffers hold only
+ * this stream's frames; on a shared connection they would pin other streams' data as well.
+ */
+export const WATCH_TRANSPORT_BYTES = 2 * MAX_WATCH_RESPONSE_BYTES + 512 * 1024;
 /** The delta encoder's chunks, gzip state and the local store's write buffer stay well below this. */
 export const UPLOAD_ENCODER_BYTES = 512 * 1024;
 /**
@@ -43,7 +60,7 @@ export interface FetchBudgetInput {
 
 /** The least budget that runs `parallelism` delta fetches (a spec validator can report it). */
 export function minimumDeltaBudgetBytes(parallelism: number, storeBufferBytes = 0, encryptionBytes = 0): number {
-  return parallelism * (WATCH_RECEIVE_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes + encryptionBytes + MIN_SEGMENT_BYTES);
+  return parallelism * (WATCH_TRANSPORT_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes + encryptionBytes + MIN_SEGMENT_BYTES);
 }
 
 /**
@@ -56,7 +73,7 @@ export function planFetchBudget(input: FetchBudgetInput): FetchBudgetPlan {
   const storeBufferBytes = input.storeBufferBytes ?? 0;
   const encryptionBytes = input.encryptionBytes ?? 0;
   // The fetch holds its window for its lifetime, so its upload's encoder (and encrypting stream) is accounted.
-  const windowBytes = WATCH_RECEIVE_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes + encryptionBytes;
+  const windowBytes = WATCH_TRANSPORT_BYTES + UPLOAD_ENCODER_BYTES + storeBufferBytes + encryptionBytes;
   const fits = Math.floor(input.budgetBytes / (windowBytes + MIN_SEGMENT_BYTES));
   if (fits < 1) {
     throw new RangeError(

@@ -26,7 +26,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import { EtcdUnavailableError, OperatorError, RevisionCompactedError, StoreUnreachableError, errorMessage } from '../errors.js';
-import { headRevision } from '../etcd/client.js';
+import { dedicatedWatchClient, headRevision } from '../etcd/client.js';
 import { fetchRevisions, type RevisionSegment } from '../etcd/revision-fetch.js';
 import type { Logger } from '../observability/logger.js';
 import { classifyKeys, deltaKey, type Compression } from '../archive/naming.js';
@@ -381,10 +381,21 @@ export class DeltaPoller {
     let failed = false;
     let failure: unknown;
     const worker = async (): Promise<void> => {
+      // One connection per fetch slot for the pass, so the transport bound the budget charges holds
+      // (fetch-budget.ts WATCH_TRANSPORT_BYTES) without a new connection (and login) per chunk.
+      const watchClient = dedicatedWatchClient(this.options.client);
+      try {
+        await fetchChunks(watchClient);
+      } finally {
+        watchClient.close();
+      }
+    };
+    const fetchChunks = async (watchClient: Etcd3): Promise<void> => {
       for (let chunk = queue.shift(); chunk && !control.signal.aborted; chunk = queue.shift()) {
         try {
           const summary = await fetchRevisions({
             client: this.options.client,
+            watchClient,
             fromRevision: chunk.fromRevision,
             toRevision: chunk.toRevision,
             budget: this.options.budget,

@@ -8,6 +8,7 @@ import {
   type ISnapshotResponse,
 } from 'etcd3';
 import { EtcdUnavailableError, errorMessage } from '../errors.js';
+import { WATCH_STREAM_WINDOW_BYTES } from '../budget/fetch-budget.js';
 
 /** How to reach one etcd cluster. Secrets (key, password) are held here and never logged. */
 export interface EtcdConnection {
@@ -57,6 +58,26 @@ export function createEtcdClient(connection: EtcdConnection): Etcd3 {
   const client = new Etcd3(options);
   sendAuthTokenWithSnapshot(client);
   return client;
+}
+
+/**
+ * A client with `client`'s hosts, TLS, credentials and call options on HTTP/2 connections of its own
+ * (grpc-js otherwise shares one connection among all channels with equal options) that keep HTTP/2's
+ * default flow-control window. A delta fetch reads its watch through one, so the socket buffers its
+ * messages pin hold only its own stream's frames and etcd sends at most the window ahead of it: what
+ * fetch-budget's WATCH_TRANSPORT_BYTES charges. Close it when done.
+ */
+export function dedicatedWatchClient(client: Etcd3): Etcd3 {
+  // etcd3 keeps the options it was built with on its (private) pool; they carry the TLS material and auth.
+  const options = (client as unknown as { pool: { options: IOptions } }).pool.options;
+  return new Etcd3({
+    ...options,
+    grpcOptions: {
+      ...options.grpcOptions,
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc-node.flow_control_window': WATCH_STREAM_WINDOW_BYTES,
+    },
+  });
 }
 
 function hostOf(endpoint: string): string {

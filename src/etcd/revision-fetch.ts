@@ -6,10 +6,13 @@
  *   skips events; here every (re)connect starts at our own last complete revision + 1;
  * - the Watcher loses compact_revision (it emits a bare 'error'); raw responses carry it;
  * - the Watcher shares one stream per client and cannot pause; a raw stream per fetch is read one
- *   response at a time (pull), so etcd is not read faster than the budget allows, and closing it
- *   removes the watch from etcd at once (no watch stays open between polls);
- * - fragment=true bounds each response to etcd's --max-request-bytes (1.5 MiB by default) instead of
- *   up to 1000 revisions in one gRPC message.
+ *   response at a time (pull, no read-ahead), so etcd is not read faster than the budget allows, and
+ *   closing it removes the watch from etcd at once (no watch stays open between polls);
+ * - the stream runs on a connection of the fetch's own (dedicatedWatchClient) with HTTP/2's small
+ *   default window, so what the transport holds is bounded per fetch (WATCH_TRANSPORT_BYTES, charged
+ *   in the fetch's window);
+ * - fragment=true bounds each response to etcd's --max-request-bytes plus 512 KiB (2 MiB by default)
+ *   instead of up to 1000 revisions in one gRPC message.
  *
  * Revision boundaries: etcd never splits a revision across (unfragmented) watch responses, and a
  * txn's events share one revision. A revision is complete when an event of a higher revision arrives
@@ -30,7 +33,9 @@ import {
 import { EtcdUnavailableError, OperatorError, RevisionCompactedError, errorMessage } from '../errors.js';
 import { eventCost, type DeltaEvent } from '../archive/delta-format.js';
 import { MemoryBudget, Reservation } from '../budget/memory-budget.js';
+import { MAX_WATCH_RESPONSE_BYTES } from '../budget/fetch-budget.js';
 import type { Logger } from '../observability/logger.js';
+import { dedicatedWatchClient } from './client.js';
 
 /** Complete revisions handed to the caller for upload. */
 export interface RevisionSegment {
@@ -44,12 +49,18 @@ export interface RevisionSegment {
 
 export interface FetchRevisionsOptions {
   client: Etcd3;
+  /**
+   * The client whose connection carries the watch: one from dedicatedWatchClient, used by one fetch
+   * at a time, so the transport holds no more than the window charges. Default: one opened for this
+   * fetch and closed at its end (a new connection each time; a poller keeps one per fetch slot).
+   */
+  watchClient?: Etcd3;
   fromRevision: number;
   toRevision: number;
   budget: MemoryBudget;
   /**
-   * Held for the whole fetch on top of the events: the one watch response being read and the
-   * upload's encoder/store buffers (onSegment runs inside this window).
+   * Held for the whole fetch on top of the events: what the watch transport holds (fetch-budget's
+   * WATCH_TRANSPORT_BYTES) and the upload's encoder/store buffers (onSegment runs inside this window).
    */
   windowBytes: number;
   /** Event bytes held before complete revisions are handed to onSegment as a smaller object. */
@@ -75,6 +86,8 @@ export interface FetchSummary {
   reconnects: number;
   /** Watches re-created after waiting for memory. */
   memoryWaits: number;
+  /** The largest watch response read, in bytes of its gRPC message (the window counts MAX_WATCH_RESPONSE_BYTES). */
+  largestResponseBytes: number;
 }
 
 /** etcd skipped revisions in a watch: the archive would have a silent hole, so stop. */
@@ -130,12 +143,14 @@ function watchClientOf(client: Etcd3): WatchClient {
 }
 
 /**
- * grpc-js buffers up to 16 responses (objectMode highWaterMark) before it stops reading the HTTP/2
- * stream; with 1.5 MiB responses that is 24 MiB outside the budget. One is enough for a pull reader.
+ * grpc-js reads up to 16 responses ahead (objectMode highWaterMark) before it stops reading the HTTP/2
+ * stream: 32 MiB of 2 MiB responses outside the budget. Even one response ahead is two more copies
+ * alive (the response and the decoder slices it was assembled from), so read none ahead: the next
+ * response is requested when the fetch asks for it.
  */
-function limitReadAhead(stream: Duplex): void {
+function disableReadAhead(stream: Duplex): void {
   const state = (stream as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
-  if (state && typeof state.highWaterMark === 'number') state.highWaterMark = 1;
+  if (state && typeof state.highWaterMark === 'number') state.highWaterMark = 0;
 }
 
 function abortReason(signal: AbortSignal): Error {
@@ -172,7 +187,7 @@ class WatchSession {
     range: { key: Buffer; rangeEnd?: Buffer } = { key: NUL, rangeEnd: NUL },
   ): Promise<WatchSession> {
     const stream = (await watchClientOf(client).watch()) as RawWatchStream;
-    limitReadAhead(stream);
+    disableReadAhead(stream);
     const session = new WatchSession(stream);
     stream.write({
       create_request: {
@@ -285,6 +300,18 @@ function retain(view: Buffer): { buffer: Buffer; extraBytes: number } {
   return { buffer: Buffer.from(view), extraBytes: 0 };
 }
 
+/** Bytes of the gRPC message a response was decoded from: its key and value Buffers are views into it. */
+function messageBytes(response: IWatchResponse): number {
+  let bytes = 0;
+  for (const event of response.events ?? []) {
+    bytes = Math.max(bytes, event.kv.key.buffer.byteLength, event.kv.value?.buffer.byteLength ?? 0);
+  }
+  return bytes;
+}
+
+/** One warning per process: every fetch of a misconfigured etcd would repeat it. */
+let oversizeReported = false;
+
 function toDeltaEvent(event: IEvent): { event: DeltaEvent; cost: number } {
   const kv = event.kv;
   const rev = Number(kv.mod_revision);
@@ -327,7 +354,7 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
   }
   const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
   const maxReconnects = options.maxReconnects ?? 6;
-  const summary: FetchSummary = { revisions: 0, events: 0, segments: 0, reconnects: 0, memoryWaits: 0 };
+  const summary: FetchSummary = { revisions: 0, events: 0, segments: 0, reconnects: 0, memoryWaits: 0, largestResponseBytes: 0 };
 
   let lastComplete = fromRevision - 1; // every revision <= this is uploaded or in `complete`
   let segmentStart = fromRevision;
@@ -339,6 +366,8 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
   let failures = 0;
 
   const held: Reservation = await budget.reserve(windowBytes, signal);
+  const ownWatchClient = options.watchClient ? undefined : dedicatedWatchClient(client);
+  const watchClient = options.watchClient ?? ownWatchClient!;
   const fitHeld = (): void => held.shrink(held.bytes - (windowBytes + completeBytes + currentBytes));
 
   const seal = (): void => {
@@ -392,7 +421,7 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
       let session: WatchSession | undefined;
       try {
         await assertWatchable(client, position);
-        session = await WatchSession.open(client, position).catch((err: unknown) => {
+        session = await WatchSession.open(watchClient, position).catch((err: unknown) => {
           throw new WatchInterrupted(`cannot open an etcd watch: ${errorMessage(err)}`, err);
         });
         for (;;) {
@@ -408,6 +437,17 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
           if (compact > 0) throw new RevisionCompactedError(lastComplete + 1, compact);
           if (response.canceled) {
             throw new WatchInterrupted(`etcd cancelled the watch${response.cancel_reason ? `: ${response.cancel_reason}` : ''}`);
+          }
+          const responseBytes = messageBytes(response);
+          summary.largestResponseBytes = Math.max(summary.largestResponseBytes, responseBytes);
+          if (responseBytes > MAX_WATCH_RESPONSE_BYTES && !oversizeReported) {
+            // The window charges two responses of MAX_WATCH_RESPONSE_BYTES: larger ones are not counted.
+            oversizeReported = true;
+            options.logger?.warn('etcd sent a watch response larger than the memory budget counts; the process may hold more than the budget', {
+              responseBytes,
+              countedBytes: MAX_WATCH_RESPONSE_BYTES,
+              hint: "etcd's --max-request-bytes above its 1.5 MiB default?",
+            });
           }
           let reachedEnd = false;
           for (const raw of response.events ?? []) {
@@ -466,5 +506,6 @@ export async function fetchRevisions(options: FetchRevisionsOptions): Promise<Fe
     return summary;
   } finally {
     held.release();
+    ownWatchClient?.close();
   }
 }

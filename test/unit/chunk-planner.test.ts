@@ -62,6 +62,15 @@ test('mergeRanges merges overlaps and neighbours only', () => {
   assert.deepEqual(mergeRanges([r(5, 6), r(1, 2), r(3, 3), r(8, 9), r(9, 12)]), [r(1, 3), r(5, 6), r(8, 12)]);
 });
 
+test('pending ranges keep only revisions, not the uploaded segments they came from', () => {
+  // The delta poller records uploaded segments (events included) here; a pending range past a gap
+  // that kept the segment kept its events alive after the budget was released (issue 17).
+  const segment = { fromRevision: 12, toRevision: 20, events: [Buffer.alloc(16)], bytes: 16 };
+  const got = advanceContiguous(5, [segment]);
+  assert.deepEqual(Object.keys(got.pending[0]!).sort(), ['fromRevision', 'toRevision']);
+  assert.deepEqual(Object.keys(mergeRanges([segment])[0]!).sort(), ['fromRevision', 'toRevision']);
+});
+
 test('recoverArchivedRevision', async (t) => {
   const cases: Array<{ name: string; keys: string[]; want: number | undefined }> = [
     { name: 'empty store waits', keys: [], want: undefined },
@@ -159,29 +168,30 @@ test('planDeltas: the choice does not depend on the order of the listing', async
 
 test('planFetchBudget', async (t) => {
   const MiB = 1024 * 1024;
-  await t.test('16 MiB holds 4 fetches of 4 MiB each', () => {
-    const plan = planFetchBudget({ budgetBytes: 16 * MiB, parallelism: 4 });
+  await t.test('28 MiB holds 4 fetches of 7 MiB each: 4.5 MiB watch transport + 0.5 MiB encoder + 2 MiB events', () => {
+    const plan = planFetchBudget({ budgetBytes: 28 * MiB, parallelism: 4 });
     assert.equal(plan.parallelism, 4);
-    assert.equal(plan.windowBytes + plan.segmentBytes, 4 * MiB);
+    assert.equal(plan.windowBytes, 5 * MiB);
+    assert.equal(plan.windowBytes + plan.segmentBytes, 7 * MiB);
     assert.ok(plan.segmentBytes >= 2 * MiB);
   });
   await t.test('a small budget lowers parallelism', () => {
-    assert.equal(planFetchBudget({ budgetBytes: 9 * MiB, parallelism: 8 }).parallelism, 2);
+    assert.equal(planFetchBudget({ budgetBytes: 16 * MiB, parallelism: 8 }).parallelism, 2);
   });
   await t.test('store buffers are part of each window', () => {
     const plan = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, storeBufferBytes: 10 * MiB });
     assert.equal(plan.parallelism, 4);
-    assert.equal(plan.windowBytes, 12 * MiB);
-    assert.equal(plan.segmentBytes, 20 * MiB);
+    assert.equal(plan.windowBytes, 15 * MiB);
+    assert.equal(plan.segmentBytes, 17 * MiB);
   });
   await t.test('an encrypting stream is part of each window', () => {
     const plain = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4 });
     const encrypted = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, encryptionBytes: ENCRYPT_STREAM_BYTES });
     assert.equal(encrypted.windowBytes, plain.windowBytes + ENCRYPT_STREAM_BYTES);
     assert.equal(encrypted.windowBytes + encrypted.segmentBytes, plain.windowBytes + plain.segmentBytes, 'the share stays the same');
-    assert.equal(minimumDeltaBudgetBytes(4, 0, ENCRYPT_STREAM_BYTES), 16 * MiB + 4 * ENCRYPT_STREAM_BYTES);
-    // 16 MiB held 4 plain fetches exactly; encrypted, one fewer.
-    assert.equal(planFetchBudget({ budgetBytes: 16 * MiB, parallelism: 4, encryptionBytes: ENCRYPT_STREAM_BYTES }).parallelism, 3);
+    assert.equal(minimumDeltaBudgetBytes(4, 0, ENCRYPT_STREAM_BYTES), 28 * MiB + 4 * ENCRYPT_STREAM_BYTES);
+    // 28 MiB holds 4 plain fetches exactly; encrypted, one fewer.
+    assert.equal(planFetchBudget({ budgetBytes: 28 * MiB, parallelism: 4, encryptionBytes: ENCRYPT_STREAM_BYTES }).parallelism, 3);
   });
   await t.test('maxObjectBytes caps the segment so an encoded object fits', () => {
     const plan = planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, maxObjectBytes: 8 * MiB });
@@ -189,7 +199,7 @@ test('planFetchBudget', async (t) => {
     assert.throws(() => planFetchBudget({ budgetBytes: 128 * MiB, parallelism: 4, maxObjectBytes: MiB }), /maxObjectBytes/);
   });
   await t.test('too small for one fetch is an error naming the minimum', () => {
-    assert.throws(() => planFetchBudget({ budgetBytes: 3 * MiB, parallelism: 1 }), /at least 4194304 bytes/);
-    assert.equal(minimumDeltaBudgetBytes(4), 16 * MiB);
+    assert.throws(() => planFetchBudget({ budgetBytes: 6 * MiB, parallelism: 1 }), /at least 7340032 bytes/);
+    assert.equal(minimumDeltaBudgetBytes(4), 28 * MiB);
   });
 });

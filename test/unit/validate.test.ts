@@ -139,9 +139,9 @@ const validCases: Array<{ name: string; mutate: (d: Doc) => void; check: (r: Ext
     name: 'budget exactly the minimum for the parallelism',
     mutate: (d) => {
       d.spec.deltaSnapshot = { chunkParallelism: 8 };
-      d.spec.memory = { budget: '32Mi' };
+      d.spec.memory = { budget: '56Mi' };
     },
-    check: (r) => assert.equal(r.resolved.budgetBytes, 32 * Mi),
+    check: (r) => assert.equal(r.resolved.budgetBytes, 56 * Mi),
   },
   {
     name: 'explicit values are kept over defaults',
@@ -300,17 +300,17 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
     name: 'budget too small for the default parallelism',
     mutate: (d) => (d.spec.memory = { budget: '8Mi' }),
     problems: [
-      'spec.memory.budget: 8Mi cannot hold 4 maximal revisions in parallel; the minimum for chunkParallelism 4 is 16Mi',
+      'spec.memory.budget: 8Mi cannot hold 4 maximal revisions in parallel; the minimum for chunkParallelism 4 is 28Mi',
     ],
   },
   {
     name: 'budget one MiB short for parallelism 8',
     mutate: (d) => {
       d.spec.deltaSnapshot = { chunkParallelism: 8 };
-      d.spec.memory = { budget: '31Mi' };
+      d.spec.memory = { budget: '55Mi' };
     },
     problems: [
-      'spec.memory.budget: 31Mi cannot hold 8 maximal revisions in parallel; the minimum for chunkParallelism 8 is 32Mi',
+      'spec.memory.budget: 55Mi cannot hold 8 maximal revisions in parallel; the minimum for chunkParallelism 8 is 56Mi',
     ],
   },
   {
@@ -320,7 +320,7 @@ const badCases: Array<{ name: string; mutate: (d: Doc) => void; problems: string
       d.spec.memory = { budget: '64Mi' };
     },
     problems: [
-      'spec.memory.budget: 64Mi cannot hold 4 maximal revisions in parallel with S3 upload buffers; the minimum for chunkParallelism 4 is 113Mi',
+      'spec.memory.budget: 64Mi cannot hold 4 maximal revisions in parallel with S3 upload buffers; the minimum for chunkParallelism 4 is 125Mi',
     ],
   },
   {
@@ -544,14 +544,14 @@ for (const c of cronCases) {
 }
 
 const minimumCases: Array<{ store: 'local' | 's3'; parallelism: number; want: number }> = [
-  // Per fetch: 1.5 MiB watch receive + 0.5 MiB encoder + 2 MiB events (budget/fetch-budget.ts).
-  { store: 'local', parallelism: 1, want: 4 * Mi },
-  { store: 'local', parallelism: 4, want: 16 * Mi },
-  { store: 'local', parallelism: 8, want: 32 * Mi },
-  { store: 'local', parallelism: 64, want: 256 * Mi },
+  // Per fetch: 4.5 MiB watch transport + 0.5 MiB encoder + 2 MiB events (budget/fetch-budget.ts).
+  { store: 'local', parallelism: 1, want: 7 * Mi },
+  { store: 'local', parallelism: 4, want: 28 * Mi },
+  { store: 'local', parallelism: 8, want: 56 * Mi },
+  { store: 'local', parallelism: 64, want: 448 * Mi },
   // S3 adds three part buffers per upload (part size grows with the budget, so not linear).
-  { store: 's3', parallelism: 1, want: 20 * Mi },
-  { store: 's3', parallelism: 4, want: 113 * Mi },
+  { store: 's3', parallelism: 1, want: 23 * Mi },
+  { store: 's3', parallelism: 4, want: 125 * Mi },
 ];
 
 for (const c of minimumCases) {
@@ -566,9 +566,9 @@ for (const c of minimumCases) {
 // Encrypted deltas: each fetch's window also holds an encrypting stream (ENCRYPT_STREAM_BYTES, 256 KiB),
 // so the minimum moves up by whole MiB where the unencrypted minimum was exact.
 const encryptedMinimumCases: Array<{ store: 'local' | 's3'; parallelism: number; want: number }> = [
-  { store: 'local', parallelism: 1, want: 5 * Mi },
-  { store: 'local', parallelism: 4, want: 18 * Mi }, // 4 x (4 MiB + 256 KiB + 4 x 16-byte tags)
-  { store: 's3', parallelism: 4, want: 114 * Mi },
+  { store: 'local', parallelism: 1, want: 8 * Mi },
+  { store: 'local', parallelism: 4, want: 30 * Mi }, // 4 x (7 MiB + 256 KiB + 4 x 16-byte tags)
+  { store: 's3', parallelism: 4, want: 126 * Mi },
 ];
 
 for (const c of encryptedMinimumCases) {
@@ -580,13 +580,13 @@ for (const c of encryptedMinimumCases) {
   });
 }
 
-test('an encrypted spec needs budget for its encrypting streams: 16Mi holds 4 plain fetches, not 4 encrypted ones', () => {
+test('an encrypted spec needs budget for its encrypting streams: 28Mi holds 4 plain fetches, not 4 encrypted ones', () => {
   const doc = minimal();
-  doc.spec.memory = { budget: '16Mi' };
+  doc.spec.memory = { budget: '28Mi' };
   doc.spec.deltaSnapshot = { chunkParallelism: 4 };
   okOf(validateEtcdBackup(doc));
   doc.spec.encryption = { keySecretRef: { name: 'backup-key' } };
   assert.deepEqual(problemsOf(validateEtcdBackup(doc)), [
-    'spec.memory.budget: 16Mi cannot hold 4 maximal revisions in parallel with encryption; the minimum for chunkParallelism 4 is 18Mi',
+    'spec.memory.budget: 28Mi cannot hold 4 maximal revisions in parallel with encryption; the minimum for chunkParallelism 4 is 30Mi',
   ]);
 });
