@@ -7,6 +7,7 @@ import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from '../archive/
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
 import { createLogger, type LogFormat, type Logger } from '../observability/logger.js';
 import { openStoreUrl } from '../store/factory.js';
+import { RUNNER_MODELS, type RunnerModel } from '../controller/worker-protocol.js';
 import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-keys.js';
 
 // Each command imports what only it needs inside its action: start-up time and memory of a
@@ -358,6 +359,11 @@ export function buildProgram(): Command {
     )
     .option('--allow-ambient-credentials', "let S3 stores without credentialsSecretRef use the operator's own cloud identity")
     .option('--allow-local-store', "let EtcdBackups use spec.store.local (writes into the operator's filesystem)")
+    .addOption(
+      new Option('--runner-model <model>', 'how each EtcdBackup runs in the operator: a forked process, a worker thread, or inline in the event loop')
+        .choices(RUNNER_MODELS)
+        .default('process'),
+    )
     .action(
       async (
         flags: {
@@ -369,6 +375,7 @@ export function buildProgram(): Command {
           allowedWorkerImages?: string;
           allowAmbientCredentials?: boolean;
           allowLocalStore?: boolean;
+          runnerModel: RunnerModel;
         },
         command: Command,
       ) => {
@@ -391,6 +398,7 @@ export function buildProgram(): Command {
           },
           logger: loggerFor(command),
           workerLog: { level: globals.logLevel, format: globals.logFormat },
+          runnerModel: flags.runnerModel,
         });
       },
     );

@@ -9,6 +9,7 @@ import { OperatorMetrics } from '../observability/metrics.js';
 import { EtcdBackupController, type EtcdBackupControllerOptions } from './etcd-backup-controller.js';
 import { KubeEventRecorder } from './events.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election.js';
+import type { RunnerModel } from './runner-models.js';
 import { DEFAULT_POLICY, type OperatorPolicy } from './spec-policy.js';
 
 export interface OperatorOptions {
@@ -25,8 +26,10 @@ export interface OperatorOptions {
   workerImage?: string;
   /** What EtcdBackups may do with the operator's privileges (flags); default: the least. */
   policy?: Partial<OperatorPolicy>;
-  /** Log settings for the per-EtcdBackup worker processes. */
+  /** Log settings for the per-EtcdBackup workers. */
   workerLog?: { level: string; format: 'json' | 'text' };
+  /** How each EtcdBackup's supervisor runs (runner-models.ts); default `process`. */
+  runnerModel?: RunnerModel;
   /** Default true. Off only for single-replica setups that accept the risk of two operators. */
   leaderElection?: boolean;
   /** Lease name; default etcd-backup-operator-leader. */
@@ -102,7 +105,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
       workerImage: options.workerImage,
       policy: { ...DEFAULT_POLICY, ...options.policy },
       ...options.controller,
-      host: { log: options.workerLog, ...options.controller?.host },
+      host: { log: options.workerLog, model: options.runnerModel, ...options.controller?.host },
       kc,
       namespace: options.namespace,
       logger,
