@@ -364,6 +364,11 @@ export function buildProgram(): Command {
         .choices(RUNNER_MODELS)
         .default('process'),
     )
+    .option(
+      '--memory-limit <quantity>',
+      "memory the operator may use, workers included (e.g. 2Gi); a worker whose budget does not fit is not started (default: the container's cgroup limit, if any)",
+    )
+    .option('--memory-base <quantity>', "the operator's own share of --memory-limit before any worker (default 192Mi)")
     .action(
       async (
         flags: {
@@ -376,12 +381,21 @@ export function buildProgram(): Command {
           allowAmbientCredentials?: boolean;
           allowLocalStore?: boolean;
           runnerModel: RunnerModel;
+          memoryLimit?: string;
+          memoryBase?: string;
         },
         command: Command,
       ) => {
         if (!Number.isInteger(flags.metricsPort) || flags.metricsPort < 0 || flags.metricsPort > 65535) {
           throw new UsageError('--metrics-port must be a port number');
         }
+        const quantity = (flag: string, value: string | undefined) => {
+          if (value === undefined) return undefined;
+          const bytes = parseQuantity(value);
+          if (bytes === undefined || bytes <= 0) throw new UsageError(`${flag} must be a memory quantity such as 2Gi or 512Mi`);
+          return bytes;
+        };
+        const memory = { limitBytes: quantity('--memory-limit', flags.memoryLimit), baseBytes: quantity('--memory-base', flags.memoryBase) };
         const globals = command.optsWithGlobals<GlobalOptions>();
         // Loaded lazily: the Kubernetes client is heavy and only the operator needs it.
         const { runOperator } = await import('../controller/operator.js');
@@ -399,6 +413,7 @@ export function buildProgram(): Command {
           logger: loggerFor(command),
           workerLog: { level: globals.logLevel, format: globals.logFormat },
           runnerModel: flags.runnerModel,
+          memory,
         });
       },
     );

@@ -9,6 +9,7 @@ import { OperatorMetrics } from '../observability/metrics.js';
 import { EtcdBackupController, type EtcdBackupControllerOptions } from './etcd-backup-controller.js';
 import { KubeEventRecorder } from './events.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election.js';
+import { DEFAULT_OPERATOR_BASE_BYTES, readCgroupMemoryLimit, type OperatorMemory } from './memory-admission.js';
 import type { RunnerModel } from './runner-models.js';
 import { DEFAULT_POLICY, type OperatorPolicy } from './spec-policy.js';
 
@@ -30,6 +31,11 @@ export interface OperatorOptions {
   workerLog?: { level: string; format: 'json' | 'text' };
   /** How each EtcdBackup's supervisor runs (runner-models.ts); default `process`. */
   runnerModel?: RunnerModel;
+  /**
+   * The memory the operator may use (workers included): a worker whose budget does not fit is not
+   * started. Default limit: the cgroup's, if any; default base DEFAULT_OPERATOR_BASE_BYTES.
+   */
+  memory?: Partial<OperatorMemory>;
   /** Default true. Off only for single-replica setups that accept the risk of two operators. */
   leaderElection?: boolean;
   /** Lease name; default etcd-backup-operator-leader. */
@@ -93,6 +99,10 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
   const leaseNamespace = defaultLeaseNamespace(options);
   const leaseName = options.leaseName ?? 'etcd-backup-operator-leader';
 
+  const memory: OperatorMemory = {
+    limitBytes: options.memory?.limitBytes ?? readCgroupMemoryLimit(),
+    baseBytes: options.memory?.baseBytes ?? DEFAULT_OPERATOR_BASE_BYTES,
+  };
   let controller: EtcdBackupController | undefined;
   // A new term waits until the previous term's workers are gone: never two workers per EtcdBackup.
   let previousTermStopped: Promise<void> = Promise.resolve();
@@ -105,7 +115,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
       workerImage: options.workerImage,
       policy: { ...DEFAULT_POLICY, ...options.policy },
       ...options.controller,
-      host: { log: options.workerLog, model: options.runnerModel, ...options.controller?.host },
+      host: { log: options.workerLog, model: options.runnerModel, memory, ...options.controller?.host },
       kc,
       namespace: options.namespace,
       logger,
@@ -150,6 +160,8 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
     identity,
     namespace: options.namespace ?? '(all)',
     lease: elector ? `${leaseNamespace}/${leaseName}` : '(leader election off)',
+    runnerModel: options.runnerModel ?? 'process',
+    memoryLimitBytes: memory.limitBytes ?? '(none)',
     port: http.port,
   });
   const campaign = elector?.run({ onStartedLeading: startLeading, onStoppedLeading: stopLeading });

@@ -4,6 +4,7 @@ import type { Logger } from '../observability/logger.js';
 import type { WorkerState } from './conditions.js';
 import { defaultWorkerModules, launchWorker, WORKER_NOUN, type RunnerModel, type WorkerHandle, type WorkerModule } from './runner-models.js';
 import type { ChildMessage } from './worker-protocol.js';
+import { admit, workerCost, type OperatorMemory } from './memory-admission.js';
 
 /**
  * Runs each EtcdBackup's supervisor in its own worker, in the runner model chosen (runner-models.ts:
@@ -40,6 +41,8 @@ export interface SupervisorHostOptions {
   stableAfterMs?: number;
   /** How workers run; default `process`. */
   model?: RunnerModel;
+  /** The memory the operator was given: a worker whose budget does not fit is refused. Default: no limit. */
+  memory?: OperatorMemory;
   /** Override the forked worker's entry (tests). */
   worker?: WorkerModule;
 }
@@ -72,6 +75,8 @@ export class SupervisorHost {
   private readonly entries = new Map<string, Entry>();
   /** Exits of children being stopped; a new child for the key waits for it. */
   private readonly stopping = new Map<string, Promise<void>>();
+  /** Keys whose worker did not fit the operator's memory, with why; re-reconciled when room is made. */
+  private readonly refused = new Map<string, string>();
   private readonly modules: { process: WorkerModule; thread: WorkerModule };
   private closed = false;
 
@@ -94,6 +99,8 @@ export class SupervisorHost {
 
   state(key: string): WorkerState {
     const entry = this.entries.get(key);
+    const refusal = this.refused.get(key);
+    if (!entry && refusal !== undefined) return { phase: 'Refused', message: refusal };
     if (!entry) return { phase: 'Stopped' };
     if (entry.phase === 'CrashLoop') {
       return {
@@ -121,6 +128,17 @@ export class SupervisorHost {
     }
     await this.stopping.get(key);
     if (this.closed || this.entries.has(key)) return;
+    // Every admitted worker holds its share while it exists, also while it crash-loops.
+    const admitted = [...this.entries.values()].map((e) => workerCost(this.model, e.config.resolved.budgetBytes));
+    const admission = admit(this.options.memory ?? { baseBytes: 0 }, admitted, workerCost(this.model, config.resolved.budgetBytes));
+    if (!admission.admitted) {
+      if (this.refused.get(key) !== admission.message) {
+        this.options.logger.warn('Refused to start a backup worker: its budget does not fit the operator memory', { etcdBackup: key, reason: admission.message });
+      }
+      this.refused.set(key, admission.message);
+      return;
+    }
+    this.refused.delete(key);
     const entry: Entry = { key, config, hash, phase: 'Starting', restarts: 0, startedAt: Date.now() };
     this.entries.set(key, entry);
     this.spawn(entry);
@@ -156,6 +174,7 @@ export class SupervisorHost {
    * running after `timeoutMs` (default stopTimeoutMs) is killed.
    */
   async stop(key: string, timeoutMs?: number): Promise<void> {
+    this.refused.delete(key);
     const entry = this.entries.get(key);
     if (entry) {
       this.entries.delete(key);
@@ -169,6 +188,8 @@ export class SupervisorHost {
         });
       }
       this.options.listener.onChange(key);
+      // Room was made: the ones refused before may fit now.
+      for (const waiting of this.refused.keys()) this.options.listener.onChange(waiting);
     }
     await this.stopping.get(key);
   }
@@ -206,7 +227,8 @@ export class SupervisorHost {
       return;
     }
     entry.worker = worker;
-    logger.info('Started backup worker', { namespace, name, model, ...worker.labels, heapMb });
+    // The message predates the runner models; tests and dashboards look for it.
+    logger.info('Started backup worker process', { namespace, name, model, ...worker.labels, heapMb });
     worker.send({
       type: 'start',
       config: entry.config,
