@@ -1,0 +1,108 @@
+/**
+ * Several EtcdBackups in one operator (the Kubernetes API test server, real etcds, the operator in
+ * this process with its default runner model): killing one EtcdBackup's worker (SIGKILL, as the
+ * kernel's OOM killer would) restarts only that one, with a SupervisorCrashed condition and Event,
+ * while the others keep archiving the revisions written after the kill; the killed one catches up
+ * once restarted.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import type { EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
+import { headRevision } from '../../src/etcd/client.js';
+import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
+import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { startInProcessOperator } from '../helpers/operator.js';
+import { jsonLogLines } from '../helpers/operator-output.js';
+import { waitFor } from '../helpers/wait.js';
+
+const NS = 'default';
+const CR = { group: 'etcdbackup.io', version: 'v1alpha1', namespace: NS, plural: 'etcdbackups' };
+const NAMES = ['one', 'two', 'three'];
+
+let api: KubeApiServer;
+const etcds: TestEtcd[] = [];
+let work: string;
+before(async () => {
+  api = await startKubeApiServer();
+  etcds.push(...(await Promise.all(NAMES.map(() => startTestEtcd()))));
+  work = await mkdtemp(join(tmpdir(), 'operator-isolation-'));
+});
+after(async () => {
+  await Promise.allSettled([api?.stop(), ...etcds.map((e) => e.stop())]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function backup(name: string, etcd: TestEtcd): EtcdBackup {
+  return {
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name, namespace: NS },
+    spec: {
+      etcd: { endpoints: [etcd.clientUrl] },
+      store: { local: { path: join(work, name) } },
+      fullSnapshot: { schedule: '0 0 1 1 *' },
+      deltaSnapshot: { period: '1s', chunkRevisions: 1000, chunkParallelism: 1 },
+      memory: { budget: '16Mi' },
+    },
+  } as EtcdBackup;
+}
+
+test('a killed worker restarts only its own EtcdBackup; the others keep archiving', { timeout: 240_000 }, async () => {
+  const kubeconfig = await writeKubeconfig(work, api.url);
+  await promisify(execFile)('kubectl', ['apply', '-f', join(REPO_ROOT, 'crds/')], { env: { ...process.env, KUBECONFIG: kubeconfig } });
+  const kc = kubeConfigFor(api.url);
+  const co = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const operator = startInProcessOperator({
+    kubeconfig,
+    namespace: NS,
+    leaderElection: false,
+    policy: { allowLocalStore: true },
+    // A backoff long enough that the crash is seen in status before the restart.
+    controller: { statusMinIntervalMs: 500, host: { restartBackoff: { initialMs: 5000, maxMs: 5000 } } },
+  });
+  const get = async (name: string) => (await co.getNamespacedCustomObject({ ...CR, name })) as EtcdBackup;
+  const until = <T>(what: string, probe: () => Promise<T | undefined | false>) =>
+    waitFor(what, probe, { timeoutMs: 120_000, intervalMs: 250, retryErrors: true, context: () => operator.log.slice(-10).join('\n') });
+  const archived = (name: string, revision: number) => async () => ((await get(name)).status?.archivedRevision ?? -1) >= revision;
+  const workers = (name: string) => jsonLogLines(operator.log, 'Started backup worker process').filter((l) => l.name === name);
+  try {
+    for (const [i, name] of NAMES.entries()) await co.createNamespacedCustomObject({ ...CR, body: backup(name, etcds[i]!) });
+    for (const name of NAMES) await until(`${name} Ready`, async () => (await get(name)).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+
+    const victim = Number(workers('two')[0]!.pid);
+    process.kill(victim, 'SIGKILL');
+    const crashed = await until('two reports the crash', async () => {
+      const ready = (await get('two')).status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.reason === 'SupervisorCrashed' ? ready : undefined;
+    });
+    assert.match(crashed.message, /killed \(SIGKILL/);
+
+    // Written after the kill, while two is down: one and three archive it.
+    const heads = new Map<string, number>();
+    for (const [i, name] of NAMES.entries()) {
+      const client = etcds[i]!.client();
+      for (let k = 0; k < 10; k++) await client.put(`after-kill/${k}`).value('v');
+      heads.set(name, await headRevision(client));
+    }
+    for (const name of ['one', 'three']) await until(`${name} archives ${heads.get(name)}`, archived(name, heads.get(name)!));
+    assert.equal(workers('one').length, 1, 'one was never restarted');
+    assert.equal(workers('three').length, 1, 'three was never restarted');
+
+    await until('two restarts and archives what was written meanwhile', archived('two', heads.get('two')!));
+    assert.equal(workers('two').length, 2);
+    const events = await core.listNamespacedEvent({ namespace: NS });
+    const crashEvents = events.items.filter((e) => e.reason === 'SupervisorCrashed');
+    assert.deepEqual([...new Set(crashEvents.map((e) => e.involvedObject?.name))], ['two']);
+  } finally {
+    await operator.stop();
+  }
+});
