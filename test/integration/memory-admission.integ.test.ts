@@ -20,6 +20,7 @@ import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-serv
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { startInProcessOperator } from '../helpers/operator.js';
+import { localBackup } from '../helpers/local-backup.js';
 import { waitFor } from '../helpers/wait.js';
 
 const NS = 'default';
@@ -39,21 +40,6 @@ after(async () => {
   await Promise.allSettled([api?.stop(), etcd?.stop()]);
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-function backup(name: string): EtcdBackup {
-  return {
-    apiVersion: 'etcdbackup.io/v1alpha1',
-    kind: 'EtcdBackup',
-    metadata: { name, namespace: NS },
-    spec: {
-      etcd: { endpoints: [etcd.clientUrl] },
-      store: { local: { path: join(work, name) } },
-      fullSnapshot: { schedule: '0 0 1 1 *' },
-      deltaSnapshot: { period: '2s', chunkRevisions: 1000, chunkParallelism: 1 },
-      memory: { budget: '64Mi' },
-    },
-  } as EtcdBackup;
-}
 
 test('a budget that does not fit the operator memory is refused with a condition, and admitted once room is made', { timeout: 180_000 }, async () => {
   const kubeconfig = await writeKubeconfig(work, api.url);
@@ -78,10 +64,10 @@ test('a budget that does not fit the operator memory is refused with a condition
   const until = <T>(what: string, probe: () => Promise<T | undefined | false>) =>
     waitFor(what, probe, { timeoutMs: 90_000, intervalMs: 250, retryErrors: true, context: () => operator.log.slice(-10).join('\n') });
   try {
-    await co.createNamespacedCustomObject({ ...CR, body: backup('first') });
+    await co.createNamespacedCustomObject({ ...CR, body: localBackup('first', NS, etcd.clientUrl, work, '64Mi') });
     await until('first Ready', async () => (await condition('first', 'Ready'))?.status === 'True');
 
-    await co.createNamespacedCustomObject({ ...CR, body: backup('second') });
+    await co.createNamespacedCustomObject({ ...CR, body: localBackup('second', NS, etcd.clientUrl, work, '64Mi') });
     const refused = await until('second refused', async () => {
       const ready = await condition('second', 'Ready');
       return ready?.reason === 'BudgetExceedsOperatorMemory' ? ready : undefined;

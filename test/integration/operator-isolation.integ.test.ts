@@ -21,6 +21,7 @@ import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { startInProcessOperator } from '../helpers/operator.js';
 import { jsonLogLines } from '../helpers/operator-output.js';
+import { localBackup } from '../helpers/local-backup.js';
 import { waitFor } from '../helpers/wait.js';
 
 const NS = 'default';
@@ -39,21 +40,6 @@ after(async () => {
   await Promise.allSettled([api?.stop(), ...etcds.map((e) => e.stop())]);
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-function backup(name: string, etcd: TestEtcd): EtcdBackup {
-  return {
-    apiVersion: 'etcdbackup.io/v1alpha1',
-    kind: 'EtcdBackup',
-    metadata: { name, namespace: NS },
-    spec: {
-      etcd: { endpoints: [etcd.clientUrl] },
-      store: { local: { path: join(work, name) } },
-      fullSnapshot: { schedule: '0 0 1 1 *' },
-      deltaSnapshot: { period: '1s', chunkRevisions: 1000, chunkParallelism: 1 },
-      memory: { budget: '16Mi' },
-    },
-  } as EtcdBackup;
-}
 
 test('a killed worker restarts only its own EtcdBackup; the others keep archiving', { timeout: 240_000 }, async () => {
   const kubeconfig = await writeKubeconfig(work, api.url);
@@ -75,7 +61,7 @@ test('a killed worker restarts only its own EtcdBackup; the others keep archivin
   const archived = (name: string, revision: number) => async () => ((await get(name)).status?.archivedRevision ?? -1) >= revision;
   const workers = (name: string) => jsonLogLines(operator.log, 'Started backup worker process').filter((l) => l.name === name);
   try {
-    for (const [i, name] of NAMES.entries()) await co.createNamespacedCustomObject({ ...CR, body: backup(name, etcds[i]!) });
+    for (const [i, name] of NAMES.entries()) await co.createNamespacedCustomObject({ ...CR, body: localBackup(name, NS, etcds[i]!.clientUrl, work) });
     for (const name of NAMES) await until(`${name} Ready`, async () => (await get(name)).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
 
     const victim = Number(workers('two')[0]!.pid);
