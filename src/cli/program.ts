@@ -7,7 +7,7 @@ import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from '../archive/
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
 import { createLogger, type LogFormat, type Logger } from '../observability/logger.js';
 import { openStoreUrl } from '../store/factory.js';
-import { RUNNER_MODELS, type RunnerModel } from '../controller/worker-protocol.js';
+import { DEFAULT_RUNNER_MODEL, RUNNER_MODELS, type RunnerModel } from '../controller/worker-protocol.js';
 import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-keys.js';
 
 // Each command imports what only it needs inside its action: start-up time and memory of a
@@ -362,7 +362,7 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--runner-model <model>', 'how each EtcdBackup runs in the operator: a forked process, a worker thread, or inline in the event loop')
         .choices(RUNNER_MODELS)
-        .default('process'),
+        .default(DEFAULT_RUNNER_MODEL),
     )
     .option(
       '--memory-limit <quantity>',

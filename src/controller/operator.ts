@@ -10,7 +10,7 @@ import { EtcdBackupController, type EtcdBackupControllerOptions } from './etcd-b
 import { KubeEventRecorder } from './events.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election.js';
 import { DEFAULT_OPERATOR_BASE_BYTES, readCgroupMemoryLimit, type OperatorMemory } from './memory-admission.js';
-import type { RunnerModel } from './runner-models.js';
+import { DEFAULT_RUNNER_MODEL, type RunnerModel } from './worker-protocol.js';
 import { DEFAULT_POLICY, type OperatorPolicy } from './spec-policy.js';
 
 export interface OperatorOptions {
@@ -29,7 +29,7 @@ export interface OperatorOptions {
   policy?: Partial<OperatorPolicy>;
   /** Log settings for the per-EtcdBackup workers. */
   workerLog?: { level: string; format: 'json' | 'text' };
-  /** How each EtcdBackup's supervisor runs (runner-models.ts); default `process`. */
+  /** How each EtcdBackup's supervisor runs (runner-models.ts); default DEFAULT_RUNNER_MODEL. */
   runnerModel?: RunnerModel;
   /**
    * The memory the operator may use (workers included): a worker whose budget does not fit is not
@@ -51,6 +51,8 @@ export interface OperatorOptions {
   signal?: AbortSignal;
   /** Called once serving (tests read the port). */
   onListening?: (info: { port: number; identity: string }) => void;
+  /** Called with the controller of each leadership term (tests reach its worker host through it). */
+  onLeading?: (controller: EtcdBackupController) => void;
 }
 
 /** Loads a kubeconfig; plain-http servers need skipTLSVerify in client-node, which kubectl does not require. */
@@ -123,6 +125,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
       events,
     });
     controller = term;
+    options.onLeading?.(term);
     void previousTermStopped.then(() => {
       if (controller === term) term.start();
     });
@@ -160,7 +163,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
     identity,
     namespace: options.namespace ?? '(all)',
     lease: elector ? `${leaseNamespace}/${leaseName}` : '(leader election off)',
-    runnerModel: options.runnerModel ?? 'process',
+    runnerModel: options.runnerModel ?? DEFAULT_RUNNER_MODEL,
     memoryLimitBytes: memory.limitBytes ?? '(none)',
     port: http.port,
   });

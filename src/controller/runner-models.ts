@@ -178,14 +178,17 @@ let routingInstalled = false;
 function installErrorRouting(): void {
   if (routingInstalled) return;
   routingInstalled = true;
-  const route = (err: unknown) => {
+  const route = (event: 'uncaughtException' | 'unhandledRejection') => (err: unknown) => {
     const runtime = inlineContext.getStore();
     if (runtime) return runtime.fatal(err);
+    // Not a worker's: whoever else listens (a test runner, an embedding program) decides; alone, we
+    // end the process as Node would have without our listener.
+    if (process.listenerCount(event) > 1) return;
     console.error(err instanceof Error ? (err.stack ?? err.message) : errorMessage(err));
     process.exit(1);
   };
-  process.on('uncaughtException', route);
-  process.on('unhandledRejection', route);
+  process.on('uncaughtException', route('uncaughtException'));
+  process.on('unhandledRejection', route('unhandledRejection'));
 }
 
 function launchInline(callbacks: WorkerCallbacks): WorkerHandle {

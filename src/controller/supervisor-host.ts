@@ -3,7 +3,7 @@ import type { SupervisorConfig, SupervisorEvent } from '../engine/supervisor-typ
 import type { Logger } from '../observability/logger.js';
 import type { WorkerState } from './conditions.js';
 import { defaultWorkerModules, launchWorker, WORKER_NOUN, type RunnerModel, type WorkerHandle, type WorkerModule } from './runner-models.js';
-import type { ChildMessage } from './worker-protocol.js';
+import { DEFAULT_RUNNER_MODEL, type ChildMessage } from './worker-protocol.js';
 import { admit, workerCost, type OperatorMemory } from './memory-admission.js';
 
 /**
@@ -39,7 +39,7 @@ export interface SupervisorHostOptions {
   stopTimeoutMs?: number;
   /** A worker that ran this long before crashing starts the backoff over. Default 10 min. */
   stableAfterMs?: number;
-  /** How workers run; default `process`. */
+  /** How workers run; default DEFAULT_RUNNER_MODEL. */
   model?: RunnerModel;
   /** The memory the operator was given: a worker whose budget does not fit is refused. Default: no limit. */
   memory?: OperatorMemory;
@@ -86,7 +86,7 @@ export class SupervisorHost {
   }
 
   get model(): RunnerModel {
-    return this.options.model ?? 'process';
+    return this.options.model ?? DEFAULT_RUNNER_MODEL;
   }
 
   keys(): string[] {

@@ -35,3 +35,8 @@ export type ChildMessage =
 /** How an EtcdBackup's worker runs in the operator (runner-models.ts); here so the CLI can list them cheaply. */
 export const RUNNER_MODELS = ['process', 'thread', 'inline'] as const;
 export type RunnerModel = (typeof RUNNER_MODELS)[number];
+/**
+ * Inline: the only model that meets "a few MiB per idle EtcdBackup" (bench/many-clusters.ts); see
+ * docs/architecture.md for what it gives up and when to choose `process` or `thread` instead.
+ */
+export const DEFAULT_RUNNER_MODEL: RunnerModel = 'inline';

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { Condition, EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
 import { WORKER_OVERHEAD_BYTES } from '../../src/controller/memory-admission.js';
+import { DEFAULT_RUNNER_MODEL } from '../../src/controller/worker-protocol.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
 import { kubeConfigFor, writeKubeconfig } from '../harness/kubeconfig.js';
@@ -48,7 +49,7 @@ test('a budget that does not fit the operator memory is refused with a condition
   const co = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   // Room for one worker (budget + the default model's overhead) and half of another.
-  const oneWorker = BUDGET + WORKER_OVERHEAD_BYTES.process;
+  const oneWorker = BUDGET + WORKER_OVERHEAD_BYTES[DEFAULT_RUNNER_MODEL];
   const operator = startInProcessOperator({
     kubeconfig,
     namespace: NS,
@@ -73,7 +74,9 @@ test('a budget that does not fit the operator memory is refused with a condition
       return ready?.reason === 'BudgetExceedsOperatorMemory' ? ready : undefined;
     });
     assert.equal(refused.status, 'False');
-    assert.match(refused.message, /needs 160 MiB .* has 80 MiB left of its 340 MiB memory limit/);
+    const mib = (bytes: number) => Math.round(bytes / MiB);
+    const limit = BASE + oneWorker + oneWorker / 2;
+    assert.match(refused.message, new RegExp(`needs ${mib(oneWorker)} MiB .* has ${mib(oneWorker / 2)} MiB left of its ${mib(limit)} MiB memory limit`));
     assert.equal((await condition('second', 'Stalled'))?.reason, 'BudgetExceedsOperatorMemory');
     const events = await until('the Warning Event', async () => {
       const list = await core.listNamespacedEvent({ namespace: NS });

@@ -1,19 +1,21 @@
 /**
  * Several EtcdBackups in one operator (the Kubernetes API test server, real etcds, the operator in
- * this process with its default runner model): killing one EtcdBackup's worker (SIGKILL, as the
- * kernel's OOM killer would) restarts only that one, with a SupervisorCrashed condition and Event,
- * while the others keep archiving the revisions written after the kill; the killed one catches up
- * once restarted.
+ * this process): trouble in one EtcdBackup's worker restarts only that one, with a SupervisorCrashed
+ * condition and Event, while the others keep archiving the revisions written after it; the broken
+ * one catches up once restarted. The default model (inline) gets an exception thrown inside its
+ * work; the process model gets SIGKILL, as the kernel's OOM killer would send.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import type { EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
+import type { Condition, EtcdBackup } from '../../src/api/v1alpha1/etcd-backup-types.js';
+import type { EtcdBackupController } from '../../src/controller/etcd-backup-controller.js';
+import { DEFAULT_RUNNER_MODEL } from '../../src/controller/worker-protocol.js';
 import { headRevision } from '../../src/etcd/client.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-api-server.js';
@@ -24,8 +26,7 @@ import { jsonLogLines } from '../helpers/operator-output.js';
 import { localBackup } from '../helpers/local-backup.js';
 import { waitFor } from '../helpers/wait.js';
 
-const NS = 'default';
-const CR = { group: 'etcdbackup.io', version: 'v1alpha1', namespace: NS, plural: 'etcdbackups' };
+const CR = { group: 'etcdbackup.io', version: 'v1alpha1', plural: 'etcdbackups' };
 const NAMES = ['one', 'two', 'three'];
 
 let api: KubeApiServer;
@@ -41,36 +42,59 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('a killed worker restarts only its own EtcdBackup; the others keep archiving', { timeout: 240_000 }, async () => {
-  const kubeconfig = await writeKubeconfig(work, api.url);
+/** node:test fails the running test on ANY uncaught exception, also one the operator routes to its worker. */
+const nodeTestListeners = process.listeners('uncaughtException');
+
+const cases = [
+  { model: DEFAULT_RUNNER_MODEL, trouble: 'an exception in its work', expected: /injected fault: poisoned by the test/ },
+  { model: 'process' as const, trouble: 'SIGKILL of its worker process', expected: /killed \(SIGKILL/ },
+];
+
+for (const { model, trouble, expected } of cases) test(`${model}: ${trouble} restarts only that EtcdBackup; the others keep archiving`, { timeout: 240_000 }, async () => {
+  const namespace = `iso-${model}`;
+  await mkdir(join(work, model), { recursive: true });
+  const kubeconfig = await writeKubeconfig(join(work, model), api.url);
   await promisify(execFile)('kubectl', ['apply', '-f', join(REPO_ROOT, 'crds/')], { env: { ...process.env, KUBECONFIG: kubeconfig } });
   const kc = kubeConfigFor(api.url);
   const co = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  let controller: EtcdBackupController | undefined;
   const operator = startInProcessOperator({
     kubeconfig,
-    namespace: NS,
+    namespace,
+    runnerModel: model,
+    onLeading: (term) => (controller = term),
     leaderElection: false,
     policy: { allowLocalStore: true },
     // A backoff long enough that the crash is seen in status before the restart.
     controller: { statusMinIntervalMs: 500, host: { restartBackoff: { initialMs: 5000, maxMs: 5000 } } },
   });
-  const get = async (name: string) => (await co.getNamespacedCustomObject({ ...CR, name })) as EtcdBackup;
+  const get = async (name: string) => (await co.getNamespacedCustomObject({ ...CR, namespace, name })) as EtcdBackup;
   const until = <T>(what: string, probe: () => Promise<T | undefined | false>) =>
     waitFor(what, probe, { timeoutMs: 120_000, intervalMs: 250, retryErrors: true, context: () => operator.log.slice(-10).join('\n') });
   const archived = (name: string, revision: number) => async () => ((await get(name)).status?.archivedRevision ?? -1) >= revision;
   const workers = (name: string) => jsonLogLines(operator.log, 'Started backup worker process').filter((l) => l.name === name);
   try {
-    for (const [i, name] of NAMES.entries()) await co.createNamespacedCustomObject({ ...CR, body: localBackup(name, NS, etcds[i]!.clientUrl, work) });
+    for (const [i, name] of NAMES.entries()) {
+      await co.createNamespacedCustomObject({ ...CR, namespace, body: localBackup(name, namespace, etcds[i]!.clientUrl, join(work, model)) });
+    }
     for (const name of NAMES) await until(`${name} Ready`, async () => (await get(name)).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
 
-    const victim = Number(workers('two')[0]!.pid);
-    process.kill(victim, 'SIGKILL');
-    const crashed = await until('two reports the crash', async () => {
-      const ready = (await get('two')).status?.conditions?.find((c) => c.type === 'Ready');
-      return ready?.reason === 'SupervisorCrashed' ? ready : undefined;
-    });
-    assert.match(crashed.message, /killed \(SIGKILL/);
+    const held = model === 'inline' ? nodeTestListeners.filter((l) => process.listeners('uncaughtException').includes(l)) : [];
+    held.forEach((listener) => process.off('uncaughtException', listener));
+    let crashed: Condition;
+    try {
+      if (model === 'process') process.kill(Number(workers('two')[0]!.pid), 'SIGKILL');
+      else assert.equal(controller?.host.injectFault(`${namespace}/two`, 'poisoned by the test'), true);
+      crashed = await until('two reports the crash', async () => {
+        const ready = (await get('two')).status?.conditions?.find((c) => c.type === 'Ready');
+        return ready?.reason === 'SupervisorCrashed' ? ready : undefined;
+      });
+    } finally {
+      held.forEach((listener) => process.on('uncaughtException', listener));
+    }
+    assert.match(crashed.message, expected);
 
     // Written after the kill, while two is down: one and three archive it.
     const heads = new Map<string, number>();
@@ -85,7 +109,7 @@ test('a killed worker restarts only its own EtcdBackup; the others keep archivin
 
     await until('two restarts and archives what was written meanwhile', archived('two', heads.get('two')!));
     assert.equal(workers('two').length, 2);
-    const events = await core.listNamespacedEvent({ namespace: NS });
+    const events = await core.listNamespacedEvent({ namespace });
     const crashEvents = events.items.filter((e) => e.reason === 'SupervisorCrashed');
     assert.deepEqual([...new Set(crashEvents.map((e) => e.involvedObject?.name))], ['two']);
   } finally {
