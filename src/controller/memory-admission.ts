@@ -16,7 +16,7 @@ const MiB = 2 ** 20;
  */
 export const WORKER_OVERHEAD_BYTES: Readonly<Record<RunnerModel, number>> = {
   process: 96 * MiB,
-  thread: 32 * MiB,
+  thread: 48 * MiB,
   inline: 8 * MiB,
 };
 
