@@ -18,6 +18,7 @@ import type { SupervisorConfig } from '../../src/engine/supervisor-types.js';
 import { headRevision } from '../../src/etcd/client.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { startTestEtcd, type TestEtcd } from '../harness/etcd.js';
+import { localBackup } from '../helpers/local-backup.js';
 import { waitFor } from '../helpers/wait.js';
 
 let etcd: TestEtcd;
@@ -33,21 +34,11 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-function configFor(name: string, storeDir: string): SupervisorConfig {
-  const validation = validateEtcdBackup({
-    apiVersion: 'etcdbackup.io/v1alpha1',
-    kind: 'EtcdBackup',
-    metadata: { name },
-    spec: {
-      etcd: { endpoints: [etcd.clientUrl] },
-      store: { local: { path: storeDir } },
-      fullSnapshot: { schedule: '0 0 1 1 *' },
-      deltaSnapshot: { period: '1s', chunkRevisions: 100, chunkParallelism: 1 },
-      memory: { budget: '16Mi' },
-    },
-  });
+function configFor(key: string, storeRoot: string): SupervisorConfig {
+  const [namespace = '', name = ''] = key.split('/');
+  const validation = validateEtcdBackup(localBackup(name, namespace, etcd.clientUrl, storeRoot));
   assert.ok(validation.ok, JSON.stringify(validation));
-  return { resolved: validation.resolved, secrets: {}, name };
+  return { resolved: validation.resolved, secrets: {}, name: key };
 }
 
 /** The uncaughtException listeners that are not the operator's (installed before any inline worker ran). */
@@ -75,7 +66,7 @@ for (const model of RUNNER_MODELS) {
     const client = etcd.client();
     const archivedAtLeast = (key: string, revision: number) => (reports.get(key)?.archivedRevision ?? -1) >= revision;
     try {
-      for (const key of keys) await host.ensure(key, configFor(key, join(work, model, key.replace('/', '-'))), 'h1');
+      for (const key of keys) await host.ensure(key, configFor(key, join(work, model)), 'h1');
       await client.put(`${model}/before`).value('x');
       const before = await headRevision(client);
       for (const key of keys) await waitFor(`${key} archives revision ${before}`, () => archivedAtLeast(key, before), { timeoutMs: 60_000 });
