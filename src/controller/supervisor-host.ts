@@ -160,12 +160,12 @@ export class SupervisorHost {
 
   /**
    * Fault injection for isolation tests: the running worker of `key` throws `message` from inside its
-   * work, as a bug would. False when no worker runs.
+   * work, or (`heap`) leaks until its heap cap ends it, as a bug would. False when no worker runs.
    */
-  injectFault(key: string, message: string): boolean {
+  injectFault(key: string, message: string, kind: 'exception' | 'heap' = 'exception'): boolean {
     const worker = this.entries.get(key)?.worker;
     if (!worker?.connected()) return false;
-    worker.send({ type: 'fault', message });
+    worker.send({ type: 'fault', kind, message });
     return true;
   }
 

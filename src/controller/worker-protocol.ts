@@ -19,10 +19,11 @@ export type ParentMessage =
   /** Take a full snapshot now for this annotation value (once per value). */
   | { type: 'snapshot'; requestedAt: string }
   /**
-   * Fault injection for the isolation tests: the worker throws `message` from its own context, as a
-   * bug in its work would. The operator never sends it.
+   * Fault injection for the isolation tests, as a bug in the worker's work would behave: `exception`
+   * throws `message` from its own context, `heap` keeps allocating until its heap cap ends it. The
+   * operator never sends it.
    */
-  | { type: 'fault'; message: string };
+  | { type: 'fault'; kind: 'exception' | 'heap'; message: string };
 
 export type ChildMessage =
   | { type: 'started' }

@@ -105,14 +105,26 @@ export function createWorkerRuntime(port: WorkerPort): WorkerRuntime {
       if (message.type === 'start' && !supervisor && !exiting) void start(message);
       else if (message.type === 'stop') void shutdown(0);
       else if (message.type === 'snapshot' && supervisor && !exiting) void supervisor.requestFullSnapshot(message.requestedAt);
-      else if (message.type === 'fault' && supervisor && !exiting) {
-        // Fault injection (isolation tests): an error thrown from the supervisor's own async context.
-        setImmediate(() => {
-          throw new Error(`injected fault: ${message.message}`);
-        });
-      }
+      else if (message.type === 'fault' && supervisor && !exiting) injectFault(message.kind, message.message);
     },
     shutdown,
     fatal,
   };
+}
+
+/** Fault injection (isolation tests): a bug in the worker's own async context. */
+function injectFault(kind: 'exception' | 'heap', message: string): void {
+  if (kind === 'exception') {
+    setImmediate(() => {
+      throw new Error(`injected fault: ${message}`);
+    });
+    return;
+  }
+  // A leak past any budget: reachable arrays until V8 gives up on this heap.
+  const leak: number[][] = [];
+  const grow = () => {
+    for (let i = 0; i < 64; i++) leak.push(new Array<number>(16_384).fill(i));
+    setImmediate(grow);
+  };
+  grow();
 }

@@ -1,7 +1,8 @@
 /**
  * One EtcdBackup's trouble stays its own, in every runner model (runner-models.ts): three
- * EtcdBackups of a real etcd run in one SupervisorHost; one of them throws from inside its work
- * (the worker protocol's fault injection, as a bug would). Only that one is reported as crashed and
+ * EtcdBackups of a real etcd run in one SupervisorHost; one of them throws from inside its work, or
+ * (thread and process) leaks until its heap cap ends it (the worker protocol's fault injection, as a
+ * bug would). Only that one is reported as crashed and
  * restarted with backoff; the other two keep archiving the revisions written after the fault, and
  * the restarted one catches up with them.
  */
@@ -45,8 +46,15 @@ function configFor(key: string, storeRoot: string): SupervisorConfig {
 const nodeTestListeners = process.listeners('uncaughtException');
 const runnerListeners = () => nodeTestListeners.filter((listener) => process.listeners('uncaughtException').includes(listener));
 
-for (const model of RUNNER_MODELS) {
-  test(`${model}: an exception in one EtcdBackup's work restarts only that one; the others keep archiving`, { timeout: 180_000 }, async () => {
+const cases = [
+  ...RUNNER_MODELS.map((model) => ({ model, kind: 'exception' as const, trouble: 'an exception', expected: /injected fault: poisoned by the test/ })),
+  // Inline shares the operator's heap: nothing but the process's own limit caps it (docs/architecture.md).
+  { model: 'thread' as const, kind: 'heap' as const, trouble: 'a runaway heap', expected: /out of memory/i },
+  { model: 'process' as const, kind: 'heap' as const, trouble: 'a runaway heap', expected: /SIGABRT|SIGKILL|out of memory/ },
+];
+
+for (const { model, kind, trouble, expected } of cases) {
+  test(`${model}: ${trouble} in one EtcdBackup's work restarts only that one; the others keep archiving`, { timeout: 180_000 }, async () => {
     const reports = new Map<string, SupervisorReport>();
     const crashes: Array<{ key: string; message: string }> = [];
     const starts = new Map<string, number>();
@@ -66,8 +74,8 @@ for (const model of RUNNER_MODELS) {
     const client = etcd.client();
     const archivedAtLeast = (key: string, revision: number) => (reports.get(key)?.archivedRevision ?? -1) >= revision;
     try {
-      for (const key of keys) await host.ensure(key, configFor(key, join(work, model)), 'h1');
-      await client.put(`${model}/before`).value('x');
+      for (const key of keys) await host.ensure(key, configFor(key, join(work, `${model}-${kind}`)), 'h1');
+      await client.put(`${model}/${kind}/before`).value('x');
       const before = await headRevision(client);
       for (const key of keys) await waitFor(`${key} archives revision ${before}`, () => archivedAtLeast(key, before), { timeoutMs: 60_000 });
 
@@ -76,17 +84,17 @@ for (const model of RUNNER_MODELS) {
       const testRunnerListeners = model === 'inline' ? runnerListeners() : [];
       for (const listener of testRunnerListeners) process.off('uncaughtException', listener);
       try {
-        assert.equal(host.injectFault('iso/b', 'poisoned by the test'), true);
+        assert.equal(host.injectFault('iso/b', 'poisoned by the test', kind), true);
         await waitFor('the crash of iso/b', () => crashes.length > 0, { timeoutMs: 60_000 });
       } finally {
         for (const listener of testRunnerListeners) process.on('uncaughtException', listener);
       }
       assert.deepEqual(crashes.map((c) => c.key), ['iso/b'], 'only the poisoned EtcdBackup crashed');
-      assert.match(crashes[0]!.message, /injected fault: poisoned by the test/);
+      assert.match(crashes[0]!.message, expected);
       assert.equal(host.state('iso/b').phase, 'CrashLoop');
 
       // Written after the fault: the others archive it while iso/b is down or restarting.
-      for (let i = 0; i < 20; i++) await client.put(`${model}/after/${i}`).value('y'.repeat(100));
+      for (let i = 0; i < 20; i++) await client.put(`${model}/${kind}/after/${i}`).value('y'.repeat(100));
       const afterFault = await headRevision(client);
       for (const key of ['iso/a', 'iso/c']) {
         await waitFor(`${key} archives revision ${afterFault}`, () => archivedAtLeast(key, afterFault), { timeoutMs: 60_000 });
