@@ -1,50 +1,54 @@
 /**
- * Many clusters under one operator (issue #7): the operator's memory and CPU per idle and per busy
- * EtcdBackup, for 1, 10 and 20 local etcds.
+ * Many clusters under one operator (issues #7, #18): memory, CPU and delta lag per EtcdBackup for each
+ * runner model (runner-models.ts), side by side in one run:
+ *   process  one forked Node process per EtcdBackup (the model before #18)
+ *   thread   one worker_threads Worker per EtcdBackup (V8 resourceLimits cap each heap)
+ *   inline   every supervisor in the operator's own event loop (one MemoryBudget each)
  *
- * One Kubernetes API test server, one operator process (the compiled CLI, `node
- * --max-semi-space-size=1 dist/cli/main.js operator`, as the image runs it) with the default runner:
- * a forked worker process per EtcdBackup. In one run:
+ * One Kubernetes API test server, a pool of local etcds (EtcdBackup i backs up etcd i mod --etcds: the
+ * operator's cost per EtcdBackup does not depend on whose etcd it is, and 100 etcd servers would
+ * measure etcd, not us), and per model a fresh operator process (the compiled CLI, `node
+ * --max-semi-space-size=1 dist/cli/main.js operator --runner-model M`, as the image runs it) on its
+ * own namespace. Per model:
  *
  *   baseline  the operator with 0 EtcdBackups
- *   then for each size N (clusters are added to the same operator: 1, then 9 more, then 10 more):
+ *   then for each size N (EtcdBackups added to the same operator: 1, 10, 50, 100):
  *     idle    N EtcdBackups Ready (one full snapshot each at start, a schedule that does not fire
- *             again, deltas polled every 20 s), no writes
- *     busy    the same while every etcd takes 100 puts/s of 1 kB
+ *             again, deltas polled every 10 s), no writes
+ *   and at N = 10 (one EtcdBackup per etcd):
+ *     busy    every etcd takes --puts puts/s of --value-bytes B (1 MB/s by default); delta lag is
+ *             sampled from status every 2 s, and the catch-up time after the writes stop
  *
- * Then, if the compiled commit has it, the same sizes with `spec.runner: pod` under a second operator
- * (its own namespace and 0-cluster baseline, S3 stores on an in-process s3rver): the operator creates a
- * worker Deployment per cluster, which nothing runs here (no kubelet), and reads status from the store.
+ * A size whose forked workers would not fit in MemAvailable (100 MiB each, 2 GiB spare) is skipped
+ * and the report says so. For each phase it samples, once a second, VmRSS and Pss of the operator
+ * process and of its process tree (operator + workers) and takes CPU (utime + stime) over the window.
+ * Per-EtcdBackup figures subtract the model's baseline: (X(N) - X(0)) / N.
+ * Writes docs/benchmarks.md's "many-clusters" section, two charts (docs/benchmarks/many-clusters-*.svg)
+ * and its goal rows (docs/benchmarks/many-clusters.goals.json).
  *
- * For each phase it samples, once a second, VmRSS and Pss of the operator process and of its whole
- * process tree (operator + workers) and takes CPU (utime + stime) over the window. Per-cluster figures
- * subtract the baseline: (RSS(N) - RSS(0)) / N, (CPU(N) - CPU(0)) / N.
- * Writes docs/benchmarks.md's "many-clusters" section, two charts (docs/benchmarks/many-clusters-*.svg) and
- * its goal rows (docs/benchmarks/many-clusters.goals.json).
- *
- *   node --import tsx bench/many-clusters.ts [--sizes 1,10,20] [--quick] [--no-pod] [--no-docs]
+ *   node --import tsx bench/many-clusters.ts [--sizes 1,10,50,100] [--models process,thread,inline] [--process-max 50] [--quick] [--no-docs]
  *
  * --quick: sizes 1,3 and short windows (for development). Everything it starts (etcds, the API
  * server, the operator and its workers) is stopped and its temp dir removed, also on failure or Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { Etcd3 } from 'etcd3';
 import { parse } from 'yaml';
 import { GROUP, PLURAL, VERSION, type EtcdBackup } from '../src/api/v1alpha1/etcd-backup-types.js';
 import { createEtcdClient } from '../src/etcd/client.js';
 import { startLocalEtcd, type LocalEtcd } from '../src/etcd/local-etcd.js';
 import { startKubeApiServer } from '../test/harness/kube-api-server.js';
-import { startTestS3, type TestS3 } from '../test/harness/s3.js';
+import { RUNNER_MODELS, type RunnerModel } from '../src/controller/worker-protocol.js';
 import { kubeConfigFor, writeKubeconfig } from '../test/harness/kubeconfig.js';
 import { buildCli } from './lib/build-cli.js';
 import { writeDocsSection } from './lib/docs-section.js';
@@ -55,12 +59,18 @@ import { barChartSvg, writeChart } from './lib/svg-chart.js';
 import { markdownTable } from './lib/table.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const NS = 'default';
-/** The runner: pod series runs in its own namespace under a second operator (the first one's EtcdBackups stay behind). */
-const POD_NS = 'pod-runner';
 const CR = { group: GROUP, version: VERSION, plural: PLURAL };
-/** runner: pod needs an image; nothing pulls it here (no kubelet). */
-const UNUSED_IMAGE = 'registry.invalid/etcd-backup:bench';
+/** Each model's operator watches its own namespace (the previous model's EtcdBackups stay behind). */
+const namespaceOf = (model: RunnerModel) => `bench-${model}`;
+/** The busy phase runs at this size: one EtcdBackup per etcd of the pool (--etcds, default 10). */
+let BUSY_SIZE = 10;
+/** What one more forked worker may need, and what must stay free, before a size is started. */
+const PROCESS_WORKER_BYTES = 100 * MiB;
+const SPARE_BYTES = 2048 * MiB;
+/** Measured once (2026-12-04): the rest of the machine could not take it. */
+const PROCESS_MAX_WHY =
+  'a first run at N = 100 forked workers drove the shared 2-core machine to a load average of 78; the operator, starved, lost its ' +
+  'Lease 7 times in 6 minutes and restarted all its workers each time (196 of them had to be killed), so no idle window was measurable';
 /** The operator's node flags, as in the Dockerfile and bin/etcd-backup.js. */
 const OPERATOR_NODE_FLAGS = ['--max-semi-space-size=1'];
 /** Never fires during the run (1 January): the only full snapshot is the one taken at start. */
@@ -75,12 +85,13 @@ interface Timing {
   idleWindowMs: number;
   /** Writes run this long; the busy window is the same time. */
   busyWindowMs: number;
+  /** Per busy etcd. */
   putsPerSecond: number;
   valueBytes: number;
 }
 
-const FULL: Timing = { startupSettleMs: 15_000, settleMs: 8_000, idleWindowMs: 20_000, busyWindowMs: 20_000, putsPerSecond: 100, valueBytes: 1000 };
-const QUICK: Timing = { startupSettleMs: 8_000, settleMs: 4_000, idleWindowMs: 8_000, busyWindowMs: 8_000, putsPerSecond: 100, valueBytes: 1000 };
+const FULL: Timing = { startupSettleMs: 15_000, settleMs: 8_000, idleWindowMs: 20_000, busyWindowMs: 30_000, putsPerSecond: 100, valueBytes: 10_000 };
+const QUICK: Timing = { startupSettleMs: 8_000, settleMs: 4_000, idleWindowMs: 8_000, busyWindowMs: 10_000, putsPerSecond: 100, valueBytes: 10_000 };
 
 function log(message: string): void {
   console.log(`[many-clusters ${new Date().toISOString().slice(11, 19)}] ${message}`);
@@ -122,6 +133,8 @@ interface Window {
   operatorPss: number;
   treeRss: number;
   treePss: number;
+  /** The largest 1-second sample of treeRss. */
+  treeRssMax: number;
   /** Percent of one core over the window. */
   operatorCpu: number;
   treeCpu: number;
@@ -159,6 +172,7 @@ async function measure(operatorPid: number, ms: number): Promise<Window> {
     operatorPss: median(rows.map((r) => r.op?.pssBytes ?? 0)),
     treeRss: median(rows.map((r) => sum(r.tree, 'rssBytes'))),
     treePss: median(rows.map((r) => sum(r.tree, 'pssBytes'))),
+    treeRssMax: Math.max(...rows.map((r) => sum(r.tree, 'rssBytes'))),
     operatorCpu: (operatorCpuSeconds / seconds) * 100,
     treeCpu: (treeCpuSeconds / seconds) * 100,
     operatorCpuHalves: halves(rows),
@@ -207,13 +221,21 @@ interface RunningOperator {
   /** SIGTERM (the operator stops its workers first), SIGKILL after 30 s; idempotent. */
   stop(): Promise<void>;
   lines: string[];
+  /** Times it lost its Lease (and so stopped every worker): a sign the machine starved it. */
+  leaseLosses(): number;
   waitForLine(message: string, timeoutMs: number): Promise<Record<string, unknown>>;
 }
 
-async function startOperator(mainJs: string, kubeconfig: string, work: string, namespace: string): Promise<RunningOperator> {
-  // The local sample's store and the pod image are refused by the operator's defaults (docs/security.md).
-  const policy = ['--allow-local-store', '--allowed-worker-images', UNUSED_IMAGE];
-  const args = [...OPERATOR_NODE_FLAGS, mainJs, 'operator', '--kubeconfig', kubeconfig, '--namespace', namespace, '--metrics-port', '0', ...policy];
+async function startOperator(mainJs: string, kubeconfig: string, work: string, model: RunnerModel): Promise<RunningOperator> {
+  const namespace = namespaceOf(model);
+  // The local sample's store is refused by the operator's defaults (docs/security.md).
+  const args = [
+    ...OPERATOR_NODE_FLAGS, mainJs, 'operator', '--kubeconfig', kubeconfig, '--namespace', namespace, '--metrics-port', '0',
+    '--allow-local-store', '--runner-model', model,
+    // The bench's API server shares its event loop with the write load and the lag sampler: on a
+    // loaded machine Lease renewals missed their deadline and every lost Lease restarted all workers.
+    '--no-leader-election',
+  ];
   const child = spawn(process.execPath, args, {
     cwd: work,
     // The Lease lives in the watched namespace, so a second operator on another namespace leads at once.
@@ -238,6 +260,7 @@ async function startOperator(mainJs: string, kubeconfig: string, work: string, n
   onCleanup(`operator (${namespace})`, stop);
   const file = createWriteStream(join(work, `operator-${namespace}.log`));
   const lines: string[] = [];
+  let leaseLosses = 0;
   const waiters: Array<{ message: string; resolve: (line: Record<string, unknown>) => void }> = [];
   for (const stream of [child.stdout!, child.stderr!]) {
     stream.pipe(file, { end: false });
@@ -250,6 +273,7 @@ async function startOperator(mainJs: string, kubeconfig: string, work: string, n
       } catch {
         return;
       }
+      if (parsed.message === 'Lost leader Lease; stopping all work') leaseLosses++;
       for (const w of [...waiters]) {
         if (parsed.message === w.message) {
           waiters.splice(waiters.indexOf(w), 1);
@@ -263,6 +287,7 @@ async function startOperator(mainJs: string, kubeconfig: string, work: string, n
     pid,
     stop,
     lines,
+    leaseLosses: () => leaseLosses,
     waitForLine: (message, timeoutMs) =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`operator did not log "${message}" within ${timeoutMs} ms:\n${lines.slice(-10).join('\n')}`)), timeoutMs);
@@ -272,46 +297,34 @@ async function startOperator(mainJs: string, kubeconfig: string, work: string, n
   };
 }
 
-function backupFor(cluster: Cluster, storeDir: string): EtcdBackup {
+/** The config/samples local spec, on `cluster`, with a schedule that does not fire and deltas every 10 s. */
+function backupFor(name: string, namespace: string, cluster: Cluster, storeDir: string): EtcdBackup {
   const doc = parse(readFileSync(join(repo, 'config/samples/etcdbackup_v1alpha1_local.yaml'), 'utf8')) as EtcdBackup;
-  doc.metadata = { name: cluster.name, namespace: NS };
+  doc.metadata = { name, namespace };
   doc.spec.etcd.endpoints = [cluster.etcd.clientUrl];
   doc.spec.store.local!.path = storeDir;
   doc.spec.fullSnapshot.schedule = QUIET_SCHEDULE;
+  doc.spec.deltaSnapshot = { ...doc.spec.deltaSnapshot, period: DELTA_PERIOD };
   return doc;
 }
 
-/** The same spec with runner: pod and an S3 store (runner: pod requires one: the operator reads status from it). */
-function podBackupFor(cluster: Cluster, s3: TestS3): EtcdBackup {
-  const doc = backupFor(cluster, '/unused');
-  doc.metadata = { name: cluster.name, namespace: POD_NS };
-  doc.spec.store = {
-    s3: {
-      bucket: s3.bucket,
-      prefix: cluster.name,
-      region: s3.region,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      credentialsSecretRef: { name: 's3-credentials' },
-      insecure: true, // the test S3 server speaks http on 127.0.0.1
-    },
-  };
-  doc.spec.runner = 'pod';
-  doc.spec.pod = { image: UNUSED_IMAGE };
-  return doc;
+const DELTA_PERIOD = '10s';
+
+async function listBackups(co: CustomObjectsApi, namespace: string): Promise<EtcdBackup[]> {
+  return ((await co.listNamespacedCustomObject({ ...CR, namespace })) as { items: EtcdBackup[] }).items;
 }
 
-async function waitAllReady(co: CustomObjectsApi, count: number, timeoutMs: number): Promise<void> {
+async function waitAllReady(co: CustomObjectsApi, namespace: string, count: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const list = (await co.listNamespacedCustomObject({ ...CR, namespace: NS })) as { items: EtcdBackup[] };
+    const list = { items: await listBackups(co, namespace) };
     const ready = list.items.filter((o) => o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     if (ready.length >= count) return;
     if (Date.now() > deadline) {
       const notReady = list.items
         .filter((o) => !ready.includes(o))
         .map((o) => `${o.metadata.name}: ${o.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? 'no status'}`);
-      throw new Error(`${ready.length}/${count} EtcdBackups Ready after ${timeoutMs / 1000} s: ${notReady.join('; ')}`);
+      throw new Error(`${ready.length}/${count} EtcdBackups Ready after ${timeoutMs / 1000} s: ${notReady.slice(0, 3).join('; ')}`);
     }
     await sleep(1000);
   }
@@ -343,104 +356,135 @@ async function writeLoad(clusters: Cluster[], perSecond: number, valueBytes: num
   return { puts, failed };
 }
 
+/**
+ * While `until` is pending, every 2 s: each busy EtcdBackup's lag, head(its etcd) - status.archivedRevision
+ * (status is what a person sees: it trails the worker by up to the status interval, 5 s).
+ */
+async function sampleLag(co: CustomObjectsApi, namespace: string, busy: Array<{ name: string; cluster: Cluster }>, until: Promise<unknown>): Promise<number[]> {
+  const lags: number[] = [];
+  let done = false;
+  void until.finally(() => (done = true));
+  while (!done) {
+    const heads = await Promise.all(busy.map(({ cluster }) => headOf(cluster)));
+    const byName = new Map((await listBackups(co, namespace)).map((o) => [o.metadata.name, o.status?.archivedRevision ?? 0]));
+    busy.forEach(({ name }, i) => lags.push(Math.max(0, heads[i]! - (byName.get(name) ?? 0))));
+    await sleep(2000);
+  }
+  return lags;
+}
+
+async function headOf(cluster: Cluster): Promise<number> {
+  return Number((await cluster.client.get('none').exec()).header.revision);
+}
+
+/** Seconds from the end of the writes until every busy EtcdBackup's status has archived the last write. */
+async function catchUp(co: CustomObjectsApi, namespace: string, busy: Array<{ name: string; cluster: Cluster }>, timeoutMs: number): Promise<number> {
+  const heads = new Map(await Promise.all(busy.map(async ({ name, cluster }) => [name, await headOf(cluster)] as const)));
+  const started = performance.now();
+  for (;;) {
+    const items = await listBackups(co, namespace);
+    if (busy.every(({ name }) => (items.find((o) => o.metadata.name === name)?.status?.archivedRevision ?? 0) >= heads.get(name)!)) {
+      return (performance.now() - started) / 1000;
+    }
+    if (performance.now() - started > timeoutMs) return Number.NaN;
+    await sleep(500);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report.
 
-type RunnerKind = 'operator' | 'pod';
-
 interface Phase {
-  runner: RunnerKind;
+  model: RunnerModel;
   clusters: number;
   kind: 'baseline' | 'idle' | 'busy';
   window: Window;
-  /** Busy phases: puts that etcd acknowledged, per second over the window, all clusters together. */
+  /** Busy: puts that etcd acknowledged, per second over the window, all etcds together. */
   putsPerSecond?: number;
   failedPuts?: number;
+  /** Busy: lag samples (revisions) and the catch-up after the writes. */
+  lags?: number[];
+  catchUpSeconds?: number;
 }
 
-/** Per cluster at size N, minus the same runner's 0-cluster baseline: (X(N) - X(0)) / N. Bytes and percent of one core. */
-interface PerCluster {
-  runner: RunnerKind;
+/** Per EtcdBackup at size N, minus the model's 0-EtcdBackup baseline: (X(N) - X(0)) / N. Bytes and percent of one core. */
+interface PerBackup {
+  model: RunnerModel;
   clusters: number;
-  idleOperatorRss: number;
-  idleOperatorPss: number;
-  idleTreeRss: number;
-  idleTreePss: number;
-  idleOperatorCpu: number;
-  idleTreeCpu: number;
-  /** What each cluster added since the previous size: (X(N) - X(N_prev)) / (N - N_prev); one-off costs of the first cluster drop out. */
-  marginalOperatorRss?: number;
-  marginalTreeRss?: number;
-  /** Default runner only (with runner: pod the writes reach no process of ours). */
-  busy?: { treeRss: number; operatorCpu: number; treeCpu: number };
+  treeRss: number;
+  treePss: number;
+  treeCpu: number;
+  /** operator + workers, all of it (not per EtcdBackup). */
+  totalTreeRss: number;
 }
 
 const GOAL_BYTES = 5 * MiB;
+const GOAL_TOTAL_BYTES = 1024 * MiB;
+const GOAL_GROWTH_EXTRA = 64 * MiB;
 const SECTION = 'many-clusters';
 
-/** The single-number fields of a window. */
-type Figure = Exclude<keyof Window, 'operatorCpuHalves'>;
-
-function perClusterFigures(phases: Phase[]): PerCluster[] {
-  const out: PerCluster[] = [];
-  for (const runner of ['operator', 'pod'] as const) {
-    const base = phases.find((p) => p.runner === runner && p.kind === 'baseline')?.window;
-    if (!base) continue;
-    let previous: Phase | undefined;
-    for (const idlePhase of phases.filter((p) => p.runner === runner && p.kind === 'idle')) {
-      const n = idlePhase.clusters;
-      const idle = idlePhase.window;
-      const marginal = (field: Figure) =>
-        previous ? (idle[field] - previous.window[field]) / (n - previous.clusters) : undefined;
-      const busy = phases.find((p) => p.runner === runner && p.clusters === n && p.kind === 'busy')?.window;
-      const per = (w: Window, field: Figure) => (w[field] - base[field]) / n;
-      out.push({
-        runner,
-        clusters: n,
-        idleOperatorRss: per(idle, 'operatorRss'),
-        idleOperatorPss: per(idle, 'operatorPss'),
-        idleTreeRss: per(idle, 'treeRss'),
-        idleTreePss: per(idle, 'treePss'),
-        idleOperatorCpu: per(idle, 'operatorCpu'),
-        idleTreeCpu: per(idle, 'treeCpu'),
-        marginalOperatorRss: marginal('operatorRss'),
-        marginalTreeRss: marginal('treeRss'),
-        busy: busy && { treeRss: per(busy, 'treeRss'), operatorCpu: per(busy, 'operatorCpu'), treeCpu: per(busy, 'treeCpu') },
-      });
-      previous = idlePhase;
-    }
-  }
-  return out;
+function perBackupFigures(phases: Phase[]): PerBackup[] {
+  return phases.flatMap((phase): PerBackup[] => {
+    const base = phases.find((p) => p.model === phase.model && p.kind === 'baseline')?.window;
+    if (phase.kind !== 'idle' || !base) return [];
+    const per = (field: 'treeRss' | 'treePss' | 'treeCpu') => (phase.window[field] - base[field]) / phase.clusters;
+    return [{ model: phase.model, clusters: phase.clusters, treeRss: per('treeRss'), treePss: per('treePss'), treeCpu: per('treeCpu'), totalTreeRss: phase.window.treeRss }];
+  });
 }
 
-function largestOf(per: PerCluster[], runner: RunnerKind): PerCluster | undefined {
-  return per.filter((p) => p.runner === runner).at(-1);
+interface Busy {
+  model: RunnerModel;
+  growth: number;
+  cpu: number;
+  lagMedian: number;
+  lagMax: number;
+  catchUpSeconds: number;
+  putsPerSecond: number;
 }
 
-function goalRows(per: PerCluster[]): GoalRow[] {
+function busyFigures(phases: Phase[]): Busy[] {
+  return phases.flatMap((phase): Busy[] => {
+    const idle = phases.find((p) => p.model === phase.model && p.kind === 'idle' && p.clusters === phase.clusters)?.window;
+    if (phase.kind !== 'busy' || !idle) return [];
+    const lags = phase.lags ?? [];
+    return [{
+      model: phase.model,
+      growth: phase.window.treeRssMax - idle.treeRss,
+      cpu: phase.window.treeCpu,
+      lagMedian: lags.length ? median(lags) : Number.NaN,
+      lagMax: lags.length ? Math.max(...lags) : Number.NaN,
+      catchUpSeconds: phase.catchUpSeconds ?? Number.NaN,
+      putsPerSecond: phase.putsPerSecond ?? 0,
+    }];
+  });
+}
+
+function goalRows(per: PerBackup[], busy: Busy[], budgetBytes: number): GoalRow[] {
   const rows: GoalRow[] = [];
-  const forked = largestOf(per, 'operator');
-  if (forked) {
+  for (const model of RUNNER_MODELS) {
+    const largest = per.filter((p) => p.model === model).at(-1);
+    if (!largest) continue;
     rows.push(
       {
-        goal: `<= 5 MiB operator RSS per idle cluster: operator process alone, default runner (N = ${forked.clusters})`,
-        measured: `${mib(forked.idleOperatorRss)} MiB`,
-        met: forked.idleOperatorRss <= GOAL_BYTES,
+        goal: `<= 5 MiB RSS per idle EtcdBackup, operator + workers, runner model ${model} (N = ${largest.clusters})`,
+        measured: `${mib(largest.treeRss)} MiB (PSS ${mib(largest.treePss)})`,
+        met: largest.treeRss <= GOAL_BYTES,
       },
       {
-        goal: `<= 5 MiB operator RSS per idle cluster: operator + forked workers, default runner (N = ${forked.clusters})`,
-        measured: `${mib(forked.idleTreeRss)} MiB (PSS ${mib(forked.idleTreePss)})`,
-        met: forked.idleTreeRss <= GOAL_BYTES,
+        goal: `operator + workers < 1 GiB RSS with 100 idle EtcdBackups, runner model ${model}`,
+        measured: largest.clusters >= 100 ? `${mib(largest.totalTreeRss)} MiB` : `not measured at 100 (largest N = ${largest.clusters}: ${mib(largest.totalTreeRss)} MiB)`,
+        met: largest.clusters >= 100 && largest.totalTreeRss < GOAL_TOTAL_BYTES,
       },
     );
-  }
-  const pod = largestOf(per, 'pod');
-  if (pod) {
-    rows.push({
-      goal: `<= 5 MiB operator RSS per idle cluster: runner: pod, operator process (Deployments not run) (N = ${pod.clusters})`,
-      measured: `${mib(pod.idleOperatorRss)} MiB`,
-      met: pod.idleOperatorRss <= GOAL_BYTES,
-    });
+    const b = busy.find((x) => x.model === model);
+    if (b) {
+      const limit = BUSY_SIZE * (budgetBytes + GOAL_GROWTH_EXTRA);
+      rows.push({
+        goal: `RSS growth under load <= sum of (budget + 64 MiB) over ${BUSY_SIZE} busy EtcdBackups (${mib(limit)} MiB), runner model ${model}`,
+        measured: `${mib(b.growth)} MiB`,
+        met: b.growth <= limit,
+      });
+    }
   }
   return rows;
 }
@@ -450,27 +494,24 @@ function pct(value: number): string {
   return text === '-0.00' ? '0.00' : text;
 }
 
-async function charts(per: PerCluster[]): Promise<string> {
-  const forked = per.filter((p) => p.runner === 'operator');
-  const pod = per.filter((p) => p.runner === 'pod');
-  const categories = forked.map((p) => `N = ${p.clusters}`);
-  const podValues = forked.map((f) => pod.find((p) => p.clusters === f.clusters)?.idleOperatorRss ?? Number.NaN);
-  const memoryTitle = 'Many clusters: memory per idle cluster (minus the 0-cluster baseline)';
-  const cpuTitle = 'Many clusters: CPU per cluster, operator + workers, default runner (minus the baseline)';
+async function charts(per: PerBackup[], sizes: number[]): Promise<string> {
+  const categories = sizes.map((n) => `N = ${n}`);
+  const valuesOf = (model: RunnerModel, pick: (p: PerBackup) => number) =>
+    sizes.map((n) => {
+      const p = per.find((x) => x.model === model && x.clusters === n);
+      return p ? pick(p) : Number.NaN;
+    });
+  const memoryTitle = 'Many clusters: RSS per idle EtcdBackup, operator + workers (minus the 0-EtcdBackup baseline)';
+  const cpuTitle = 'Many clusters: CPU per idle EtcdBackup, operator + workers (minus the baseline)';
   return [
     await writeChart(
       `${SECTION}-memory`,
       memoryTitle,
       barChartSvg({
         title: memoryTitle,
-        yLabel: 'MiB per cluster',
+        yLabel: 'MiB per EtcdBackup',
         categories,
-        series: [
-          { name: 'default runner: operator process RSS', values: forked.map((p) => p.idleOperatorRss / MiB) },
-          { name: 'default runner: operator + workers RSS', values: forked.map((p) => p.idleTreeRss / MiB) },
-          { name: 'default runner: operator + workers PSS', values: forked.map((p) => p.idleTreePss / MiB) },
-          ...(pod.length ? [{ name: 'runner: pod: operator process RSS', values: podValues.map((v) => v / MiB) }] : []),
-        ],
+        series: RUNNER_MODELS.map((model) => ({ name: `${model}: RSS`, values: valuesOf(model, (p) => p.treeRss / MiB) })),
         goal: { value: GOAL_BYTES / MiB, label: 'goal 5 MiB' },
       }),
     ),
@@ -479,12 +520,9 @@ async function charts(per: PerCluster[]): Promise<string> {
       cpuTitle,
       barChartSvg({
         title: cpuTitle,
-        yLabel: '% of one core per cluster',
+        yLabel: '% of one core per EtcdBackup',
         categories,
-        series: [
-          { name: 'idle', values: forked.map((p) => p.idleTreeCpu) },
-          { name: 'busy (100 puts/s of 1 kB)', values: forked.map((p) => p.busy?.treeCpu ?? Number.NaN) },
-        ],
+        series: RUNNER_MODELS.map((model) => ({ name: model, values: valuesOf(model, (p) => p.treeCpu) })),
       }),
     ),
   ].join('\n');
@@ -492,298 +530,254 @@ async function charts(per: PerCluster[]): Promise<string> {
 
 function report(
   phases: Phase[],
-  per: PerCluster[],
   timing: Timing,
-  meta: { commit: string; warnings?: string; podRunner: boolean; charts: string },
+  meta: { commit: string; warnings?: string; charts: string; skipped: string[]; etcds: number; budgetBytes: number; load: string },
 ): string {
+  const per = perBackupFigures(phases);
+  const busy = busyFigures(phases);
   const measuredTable = markdownTable(
     [
-      { title: 'runner' },
-      { title: 'clusters', align: 'right' },
+      { title: 'model' },
+      { title: 'EtcdBackups', align: 'right' },
       { title: 'phase' },
       { title: 'operator RSS MiB', align: 'right' },
       { title: 'operator+workers RSS MiB', align: 'right' },
       { title: 'operator+workers PSS MiB', align: 'right' },
       { title: 'processes', align: 'right' },
-      { title: 'operator CPU %', align: 'right' },
       { title: 'operator+workers CPU %', align: 'right' },
       { title: 'puts/s (all etcds)', align: 'right' },
     ],
     phases.map((p) => [
-      p.runner === 'pod' ? 'pod' : 'default',
+      p.model,
       String(p.clusters),
       p.kind,
       mib(p.window.operatorRss),
       mib(p.window.treeRss),
       mib(p.window.treePss),
       String(p.window.processes),
-      pct(p.window.operatorCpu),
       pct(p.window.treeCpu),
       p.putsPerSecond === undefined ? '-' : `${p.putsPerSecond.toFixed(0)}${p.failedPuts ? ` (${p.failedPuts} failed)` : ''}`,
     ]),
   );
-  const forked = per.filter((p) => p.runner === 'operator');
-  const pod = per.filter((p) => p.runner === 'pod');
-  const forkedTable = markdownTable(
+  const perTable = markdownTable(
     [
-      { title: 'clusters', align: 'right' },
-      { title: 'idle: operator RSS MiB', align: 'right' },
-      { title: 'idle: operator+workers RSS MiB', align: 'right' },
-      { title: 'idle: operator+workers PSS MiB', align: 'right' },
-      { title: 'idle, marginal: operator RSS MiB', align: 'right' },
-      { title: 'idle, marginal: operator+workers RSS MiB', align: 'right' },
-      { title: 'busy: operator+workers RSS MiB', align: 'right' },
-      { title: 'idle: operator CPU %', align: 'right' },
-      { title: 'idle: operator+workers CPU %', align: 'right' },
-      { title: 'busy: operator CPU %', align: 'right' },
-      { title: 'busy: operator+workers CPU %', align: 'right' },
+      { title: 'model' },
+      { title: 'EtcdBackups', align: 'right' },
+      { title: 'RSS MiB per idle EtcdBackup', align: 'right' },
+      { title: 'PSS MiB per idle EtcdBackup', align: 'right' },
+      { title: 'CPU % per idle EtcdBackup', align: 'right' },
+      { title: 'operator+workers RSS MiB in all', align: 'right' },
     ],
-    forked.map((p) => [
-      String(p.clusters),
-      mib(p.idleOperatorRss),
-      mib(p.idleTreeRss),
-      mib(p.idleTreePss),
-      p.marginalOperatorRss === undefined ? '-' : mib(p.marginalOperatorRss),
-      p.marginalTreeRss === undefined ? '-' : mib(p.marginalTreeRss),
-      p.busy ? mib(p.busy.treeRss) : '-',
-      pct(p.idleOperatorCpu),
-      pct(p.idleTreeCpu),
-      p.busy ? pct(p.busy.operatorCpu) : '-',
-      p.busy ? pct(p.busy.treeCpu) : '-',
-    ]),
+    per.map((p) => [p.model, String(p.clusters), mib(p.treeRss), mib(p.treePss), pct(p.treeCpu), mib(p.totalTreeRss)]),
   );
-  const podTable = markdownTable(
+  const busyTable = markdownTable(
     [
-      { title: 'clusters', align: 'right' },
-      { title: 'idle: operator RSS MiB', align: 'right' },
-      { title: 'idle: operator PSS MiB', align: 'right' },
-      { title: 'idle, marginal: operator RSS MiB', align: 'right' },
-      { title: 'idle: operator CPU %', align: 'right' },
+      { title: 'model' },
+      { title: 'puts/s (all etcds)', align: 'right' },
+      { title: 'operator+workers CPU %', align: 'right' },
+      { title: 'RSS growth MiB (peak - idle)', align: 'right' },
+      { title: 'lag median revisions', align: 'right' },
+      { title: 'lag max revisions', align: 'right' },
+      { title: 'catch-up s after writes stop', align: 'right' },
     ],
-    pod.map((p) => [
-      String(p.clusters),
-      mib(p.idleOperatorRss),
-      mib(p.idleOperatorPss),
-      p.marginalOperatorRss === undefined ? '-' : mib(p.marginalOperatorRss),
-      pct(p.idleOperatorCpu),
-    ]),
+    busy.map((b) => [b.model, b.putsPerSecond.toFixed(0), pct(b.cpu), mib(b.growth), String(b.lagMedian), String(b.lagMax), b.catchUpSeconds.toFixed(1)]),
   );
-  const largest = largestOf(per, 'operator')!;
-  const largestPod = largestOf(per, 'pod');
-  const verdict = (value: number) => (value <= GOAL_BYTES ? 'meets' : 'misses');
-  const baselines = phases.filter((p) => p.kind === 'baseline');
-  const baselineCpu = baselines
-    .map((p) => {
-      const [a, b] = p.window.operatorCpuHalves.map(pct);
-      return `- ${p.runner === 'pod' ? 'runner: pod series' : 'default-runner series'}: ${pct(p.window.operatorCpu)} % (${a} % and ${b} % in the two halves of the window)`;
-    })
-    .join('\n');
-  const anyNegative = per.some((p) => p.idleOperatorCpu < -0.005 || (p.busy?.operatorCpu ?? 0) < -0.005);
-  const podSection = largestPod
-    ? `**runner: pod** (a second operator, started fresh on its own namespace with its own 0-cluster baseline; the same
-etcds, each EtcdBackup with \`spec.runner: pod\` and an S3 store on an s3rver in the bench process, since runner: pod
-needs one). The operator creates a worker Deployment and ConfigMap per cluster and reads each cluster's status
-from its store every 30 s. **Nothing runs those Deployments: the API test server has no kubelet**, so no worker
-process exists and the stores stay empty; these rows are the operator's own cost per cluster (idle only: writes
-to etcd reach no process of ours here). The first cluster also loads the AWS SDK into the operator (a one-off,
-which is why N = 1 is high).
-
-${podTable}`
-    : meta.podRunner
-      ? '**runner: pod** was skipped in this run (--no-pod).'
-      : '**runner: pod** is not measured: it was not in the compiled commit.';
+  const goals = goalRows(per, busy, meta.budgetBytes);
+  const goalTable = markdownTable(
+    [{ title: 'goal' }, { title: 'measured' }, { title: 'met' }],
+    goals.map((g) => [g.goal, g.measured, g.met ? 'yes' : 'no']),
+  );
+  const sizes = [...new Set(per.map((p) => p.clusters))].join(', ');
   return `## Many clusters under one operator (\`bench/many-clusters.ts\`)
 
 Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, CLI built from \`${meta.commit}\`, on a 2-core VM shared with other
-work (CPU figures are noisy; memory figures less so). One Kubernetes API test server (test/harness, in the bench
-process) and one operator process, the compiled CLI as the image runs it
-(\`node --max-semi-space-size=1 dist/cli/main.js operator\`). Clusters are local etcd 3.4 servers on 127.0.0.1
-(256 MiB quota). Each EtcdBackup has the config/samples local spec (budget 128Mi, chunkParallelism 4, gzip) with a
-full-snapshot schedule that does not fire in the run, so each cluster's one full snapshot is the one taken at
-start; deltas are polled every 20 s (the default).${meta.warnings ? `\n(tsc reported errors; the emitted CLI was measured: ${meta.warnings})` : ''}
+engineers' work (load average at the start and end of the run: ${meta.load}; CPU figures are noisy, memory figures less
+so). One Kubernetes API test server (test/harness, in the bench process) and, per runner model, a fresh operator
+process on its own namespace, the compiled CLI as the image runs it (\`node --max-semi-space-size=1 dist/cli/main.js
+operator --runner-model M --no-leader-election\`; see "Leader election off" below). ${meta.etcds} local etcd 3.4 servers on 127.0.0.1 (256 MiB quota) serve as the clusters:
+EtcdBackup i backs up etcd i mod ${meta.etcds} (each EtcdBackup has its own etcd client and its own store directory; what
+an EtcdBackup costs the operator does not depend on whose etcd it is). Each EtcdBackup has the config/samples local spec
+(budget ${mib(meta.budgetBytes)} MiB, chunkParallelism 4, gzip) with a full-snapshot schedule that does not fire in the run (the
+one full snapshot is the one taken at start) and deltas polled every ${DELTA_PERIOD}.${meta.warnings ? `\n(tsc reported errors; the emitted CLI was measured: ${meta.warnings})` : ''}
 
-**Default runner** (one forked worker process per EtcdBackup, each backing up to its own local directory). Phases,
-all against the same operator: **baseline** with 0 EtcdBackups (after ${timing.startupSettleMs / 1000} s of start-up), then for each size N
-(clusters added to the same operator: ${forked.map((p) => p.clusters).join(', ')}) **idle** (all Ready, ${timing.settleMs / 1000} s settle, no writes, ${timing.idleWindowMs / 1000} s window)
-and **busy** (every etcd takes ${timing.putsPerSecond} puts/s of ${timing.valueBytes} B for ${timing.busyWindowMs / 1000} s, written by the bench process; the window is
-the write time, so each cluster polls about once in it). Memory is the median of 1-second samples of VmRSS, and
-of Pss (shared pages split between the processes that map them), of the operator process and summed over its
-process tree (operator + workers). CPU is utime + stime over the window, in percent of one core.
+Phases per model: **baseline** with 0 EtcdBackups (after ${timing.startupSettleMs / 1000} s of start-up), then for each size N (EtcdBackups
+added to the same operator: ${sizes}) **idle** (all Ready, ${timing.settleMs / 1000} s settle, no writes, ${timing.idleWindowMs / 1000} s window), and at
+N = ${BUSY_SIZE} (one EtcdBackup per etcd) **busy**: every etcd takes ${timing.putsPerSecond} puts/s of ${timing.valueBytes} B
+(${mib(timing.putsPerSecond * timing.valueBytes)} MiB/s each) for ${timing.busyWindowMs / 1000} s. Memory is the median of 1-second samples of VmRSS
+and Pss (shared pages split between the processes that map them), summed over the operator's process tree (the
+operator, plus its workers in the process model). CPU is utime + stime over the window, in percent of one core.
+${meta.skipped.length ? `\nNot measured: ${meta.skipped.join('; ')}.\n` : ''}
+Per idle EtcdBackup, operator + workers, minus the model's baseline, (X(N) - X(0)) / N:
+
+${perTable}
+
+Under load (${BUSY_SIZE} busy EtcdBackups; growth is the largest 1-second RSS sample of the busy window minus the
+idle median at N = ${BUSY_SIZE}; lag is head revision minus status.archivedRevision, sampled every 2 s, so it includes the
+poll period of ${DELTA_PERIOD} and the status interval of 5 s):
+
+${busyTable}
+
+Goals:
+
+${goalTable}
 
 Measured per phase:
 
 ${measuredTable}
 
-Default runner, per cluster, minus the baseline, (X(N) - X(0)) / N; "marginal" is what each cluster added since the
-previous size, (X(N) - X(N_prev)) / (N - N_prev), in which one-off costs of the first cluster drop out:
-
-${forkedTable}
-
-${podSection}
+**Leader election off.** Two earlier runs the same day kept it on. Under the load of the shared machine (load
+average 30-78) the operator missed its 10 s renew deadline again and again: with 100 forked workers it lost its
+Lease 7 times in 6 minutes; with 10 forked workers under write load twice (the busy window then measured stopped
+workers); with 100 worker threads it lost it twice while the threads started, after which every stop and start
+of 100 threads took longer than the stop timeout (691 threads terminated) and N = 100 never became Ready. Every
+lost Lease stops and restarts all of an operator's workers, which is what a starved leader must do; it says
+that a crowded 2-core node cannot host 100 processes or threads of ours, and it made those windows
+unmeasurable. The first run's process model at N = 10 under the same write load, before its Lease loss (commit
+\`0952916\`, same code): 880 MiB idle, 1225 MiB peak busy (growth 345 MiB), 21 % CPU, lag median 739 / max 1308
+revisions, catch-up 8.1 s.
 
 ${meta.charts || 'No charts (run without --no-docs to write them).'}
 
-CPU, with 0 EtcdBackups, of the operator process alone (Lease renewals, informers, timers, GC):
-${baselineCpu}
-
-The operator's own CPU per cluster is a few hundredths of a percent of one core, the same order as its variation
-between windows on this shared machine, so read it as an order of magnitude${anyNegative ? ' (negative figures are that noise)' : ''}.
-The workers' CPU is the clear part: operator+workers per busy cluster against per idle cluster.
-
-Goal "<= 5 MiB operator RSS per idle cluster", read at the largest N (at N = 1 the figure also holds one-off
-costs, such as code the operator loads when its first EtcdBackup arrives; the marginal column leaves them out):
-- **Default runner, operator process alone: ${mib(largest.idleOperatorRss)} MiB per idle cluster (N = ${largest.clusters}), ${verdict(largest.idleOperatorRss)} the goal.** This is
-  what the operator itself holds per EtcdBackup: the informer's cached object, queue key, status bookkeeping,
-  metrics series, and the worker's ChildProcess handle and IPC channel.
-- **Default runner, operator + workers: ${mib(largest.idleTreeRss)} MiB RSS (${mib(largest.idleTreePss)} MiB PSS) per idle cluster, ${verdict(largest.idleTreeRss)} the goal.**
-  Each worker is a whole Node process (V8 heap, the etcd3/gRPC client, the store), so with the default runner an
-  idle cluster costs tens of MiB. PSS is lower than RSS because the workers share the node binary's and
-  libraries' pages; PSS is the fairer figure for what N workers cost the machine.
-${
-  largestPod
-    ? `- **runner: pod, operator process: ${mib(largestPod.idleOperatorRss)} MiB per idle cluster (N = ${largestPod.clusters}), ${verdict(largestPod.idleOperatorRss)} the goal**, with the
-  worker's memory moved to its own pod (not run here; a worker pod's own RSS is like one forked worker's above).`
-    : '- runner: pod: not measured in this run.'
-}
-
-Re-run: \`node --import tsx bench/many-clusters.ts\` (about 6 minutes; \`--quick\` for sizes 1 and 3 with short
-windows, \`--sizes 1,5\` for other sizes, \`--no-pod\` without the runner: pod series). It rewrites only this
-section, its two charts and its goal rows.`;
+Re-run: \`node --import tsx bench/many-clusters.ts\` (about 30 minutes on a quiet machine; \`--quick\` for sizes 1 and 3
+with short windows, \`--sizes 1,5\` for other sizes, \`--models thread,inline\` for fewer models). It rewrites only
+this section, its two charts and its goal rows.`;
 }
 
 // ---------------------------------------------------------------------------------------------
+
+function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
+function memAvailable(): number {
+  const kb = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+  return kb === undefined ? Number.POSITIVE_INFINITY : Number(kb) * 1024;
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       sizes: { type: 'string' },
+      models: { type: 'string' },
+      etcds: { type: 'string', default: '10' },
+      'process-max': { type: 'string', default: '50' },
       quick: { type: 'boolean', default: false },
-      'no-pod': { type: 'boolean', default: false },
       'no-docs': { type: 'boolean', default: false },
     },
   });
   const timing = values.quick ? QUICK : FULL;
-  const sizes = (values.sizes ?? (values.quick ? '1,3' : '1,10,20')).split(',').map(Number);
+  const sizes = (values.sizes ?? (values.quick ? '1,3' : '1,10,50,100')).split(',').map(Number);
   if (sizes.some((n, i) => !Number.isInteger(n) || n < 1 || (i > 0 && n <= sizes[i - 1]!))) {
-    throw new Error('--sizes: increasing positive integers, e.g. 1,10,20');
+    throw new Error('--sizes: increasing positive integers, e.g. 1,10,50,100');
   }
+  const models = (values.models ?? RUNNER_MODELS.join(',')).split(',') as RunnerModel[];
+  if (models.some((m) => !RUNNER_MODELS.includes(m))) throw new Error(`--models: some of ${RUNNER_MODELS.join(',')}`);
+  const etcdCount = Number(values.etcds);
+  BUSY_SIZE = etcdCount;
+  const startLoad = loadAverage();
 
   const work = await mkdtemp(join(tmpdir(), 'bench-many-clusters-'));
   onCleanup('temp dir', () => rm(work, { recursive: true, force: true }));
-  log(`work dir ${work}; sizes ${sizes.join(', ')}`);
+  log(`work dir ${work}; sizes ${sizes.join(', ')}; models ${models.join(', ')}; load ${startLoad}`);
 
   const cli = await buildCli(repo, join(work, 'build'));
   log(`built the CLI from ${cli.commit}${cli.warnings ? ` (tsc warnings: ${cli.warnings})` : ''}`);
-  const podRunner = existsSync(join(dirname(cli.mainJs), '..', 'controller', 'pod-runner.js'));
 
   const api = await startKubeApiServer();
   onCleanup('API server', () => api.stop());
   const kubeconfig = await writeKubeconfig(work, api.url);
   const kc = kubeConfigFor(api.url);
   const co = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
   await kubectl(kubeconfig, ['apply', '-f', join(repo, 'crds/')]);
 
+  const clusters: Cluster[] = [];
+  while (clusters.length < etcdCount) {
+    const batch = Array.from({ length: Math.min(5, etcdCount - clusters.length) }, (_, i) => startCluster(work, clusters.length + i));
+    clusters.push(...(await Promise.all(batch)));
+  }
+  log(`${clusters.length} etcds up`);
+  const budgetBytes = 128 * MiB; // the sample's spec.memory.budget
+
   const phases: Phase[] = [];
+  const skipped: string[] = [];
   const record = (phase: Phase) => {
     phases.push(phase);
     const w = phase.window;
     log(
-      `runner ${phase.runner}, N=${phase.clusters} ${phase.kind}: operator RSS ${mib(w.operatorRss)} MiB, tree RSS ${mib(w.treeRss)} MiB ` +
-        `(PSS ${mib(w.treePss)}, ${w.processes} processes), CPU operator ${pct(w.operatorCpu)} %, tree ${pct(w.treeCpu)} %` +
-        (phase.putsPerSecond === undefined ? '' : `, ${phase.putsPerSecond.toFixed(0)} puts/s, ${phase.failedPuts} failed`),
+      `${phase.model}, N=${phase.clusters} ${phase.kind}: operator RSS ${mib(w.operatorRss)} MiB, tree RSS ${mib(w.treeRss)} MiB ` +
+        `(PSS ${mib(w.treePss)}, max ${mib(w.treeRssMax)}, ${w.processes} processes), CPU tree ${pct(w.treeCpu)} %` +
+        (phase.putsPerSecond === undefined ? '' : `, ${phase.putsPerSecond.toFixed(0)} puts/s, ${phase.failedPuts} failed`) +
+        (phase.lags ? `, lag median ${median(phase.lags)} max ${Math.max(...phase.lags)}, catch-up ${phase.catchUpSeconds?.toFixed(1)} s` : ''),
     );
   };
-  const startLeading = async (namespace: string) => {
-    const operator = await startOperator(cli.mainJs, kubeconfig, work, namespace);
+
+  for (const model of models) {
+    const namespace = namespaceOf(model);
+    await core.createNamespace({ body: { metadata: { name: namespace } } }).catch(() => undefined);
+    const operator = await startOperator(cli.mainJs, kubeconfig, work, model);
     await operator.waitForLine('Started EtcdBackup controller', 60_000);
-    log(`operator pid ${operator.pid} (namespace ${namespace}) is leading; settling`);
+    log(`${model}: operator pid ${operator.pid} is running; settling`);
     await sleep(timing.startupSettleMs);
-    return operator;
-  };
-
-  // Series 1: the default runner, a forked worker per EtcdBackup.
-  const operator = await startLeading(NS);
-  record({ runner: 'operator', clusters: 0, kind: 'baseline', window: await measure(operator.pid, timing.idleWindowMs) });
-  const clusters: Cluster[] = [];
-  for (const n of sizes) {
-    const added = clusters.length;
-    // Start the missing etcds a few at a time (2 cores), then their EtcdBackups.
-    while (clusters.length < n) {
-      const batch = Array.from({ length: Math.min(5, n - clusters.length) }, (_, i) => startCluster(work, clusters.length + i));
-      clusters.push(...(await Promise.all(batch)));
-    }
-    for (const cluster of clusters.slice(added)) {
-      const storeDir = join(work, 'stores', cluster.name);
-      await mkdir(storeDir, { recursive: true });
-      await co.createNamespacedCustomObject({ ...CR, namespace: NS, body: backupFor(cluster, storeDir) });
-    }
-    await waitAllReady(co, n, 60_000 + n * 10_000);
-    log(`${n} EtcdBackups Ready; settling`);
-    await sleep(timing.settleMs);
-    record({ runner: 'operator', clusters: n, kind: 'idle', window: await measure(operator.pid, timing.idleWindowMs) });
-
-    const [window, load] = await Promise.all([
-      measure(operator.pid, timing.busyWindowMs),
-      writeLoad(clusters, timing.putsPerSecond, timing.valueBytes, timing.busyWindowMs),
-    ]);
-    record({ runner: 'operator', clusters: n, kind: 'busy', window, putsPerSecond: load.puts / window.seconds, failedPuts: load.failed });
-  }
-  await operator.stop();
-
-  // Series 2: runner: pod, a second operator on its own namespace. Nothing runs the Deployments (no
-  // kubelet), so this is the operator's own cost: the Deployment and ConfigMap it owns and the status
-  // it reads from each cluster's store every 30 s.
-  if (podRunner && !values['no-pod']) {
-    const s3 = await startTestS3();
-    onCleanup('S3 server', () => s3.stop());
-    const core = kc.makeApiClient(CoreV1Api);
-    const apps = kc.makeApiClient(AppsV1Api);
-    await core.createNamespace({ body: { metadata: { name: POD_NS } } }).catch(() => undefined);
-    await core.createNamespacedSecret({
-      namespace: POD_NS,
-      body: { metadata: { name: 's3-credentials' }, stringData: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },
-    });
-    const podOperator = await startLeading(POD_NS);
-    record({ runner: 'pod', clusters: 0, kind: 'baseline', window: await measure(podOperator.pid, timing.idleWindowMs) });
-    let added = 0;
+    record({ model, clusters: 0, kind: 'baseline', window: await measure(operator.pid, timing.idleWindowMs) });
+    let created = 0;
     for (const n of sizes) {
-      for (const cluster of clusters.slice(added, n)) {
-        await co.createNamespacedCustomObject({ ...CR, namespace: POD_NS, body: podBackupFor(cluster, s3) });
+      if (model === 'process' && n > Number(values['process-max'])) {
+        skipped.push(`process model at N = ${n} and above (--process-max ${values['process-max']}: ${PROCESS_MAX_WHY})`);
+        break;
       }
-      added = n;
-      await waitPodRunners(co, apps, n, 60_000 + n * 5_000);
-      log(`${n} worker Deployments created and statuses written; settling`);
+      if (model === 'process' && memAvailable() - (n - created) * PROCESS_WORKER_BYTES < SPARE_BYTES) {
+        skipped.push(`process model at N = ${n} and above (${n - created} more forked workers would not fit in the ${mib(memAvailable())} MiB available with ${mib(SPARE_BYTES)} MiB spare)`);
+        break;
+      }
+      for (; created < n; created++) {
+        const name = `eb-${created}`;
+        const storeDir = join(work, 'stores', model, name);
+        await mkdir(storeDir, { recursive: true });
+        await co.createNamespacedCustomObject({ ...CR, namespace, body: backupFor(name, namespace, clusters[created % clusters.length]!, storeDir) });
+      }
+      const notReady = await waitAllReady(co, namespace, n, 120_000 + n * 3_000).then(() => undefined, (err: Error) => err.message);
+      if (notReady !== undefined) {
+        skipped.push(`${model} model at N = ${n} and above (${notReady.slice(0, 300)})`);
+        log(`${model}: ${notReady}`);
+        break;
+      }
+      log(`${model}: ${n} EtcdBackups Ready; settling`);
       await sleep(timing.settleMs);
-      record({ runner: 'pod', clusters: n, kind: 'idle', window: await measure(podOperator.pid, timing.idleWindowMs) });
+      record({ model, clusters: n, kind: 'idle', window: await measure(operator.pid, timing.idleWindowMs) });
+
+      if (n === BUSY_SIZE && clusters.length >= BUSY_SIZE) {
+        const busy = clusters.slice(0, BUSY_SIZE).map((cluster, i) => ({ name: `eb-${i}`, cluster }));
+        const load = writeLoad(busy.map((b) => b.cluster), timing.putsPerSecond, timing.valueBytes, timing.busyWindowMs);
+        const [window, lags, done] = await Promise.all([measure(operator.pid, timing.busyWindowMs), sampleLag(co, namespace, busy, load), load]);
+        const catchUpSeconds = await catchUp(co, namespace, busy, 300_000);
+        record({ model, clusters: n, kind: 'busy', window, putsPerSecond: done.puts / window.seconds, failedPuts: done.failed, lags, catchUpSeconds });
+        await sleep(timing.settleMs);
+      }
     }
-    await podOperator.stop();
-  } else {
-    log(podRunner ? 'runner: pod skipped (--no-pod)' : 'runner: pod is not in this build; not measured');
+    if (operator.leaseLosses() > 0) {
+      skipped.push(`${model}: the operator lost its Lease ${operator.leaseLosses()} times in its series (starved of CPU), stopping and restarting every worker each time`);
+    }
+    await operator.stop();
+    log(`${model}: operator stopped`);
   }
 
-  const per = perClusterFigures(phases);
   const write = !values['no-docs'];
-  const body = report(phases, per, timing, { ...cli, podRunner, charts: write ? await charts(per) : '' });
+  const endLoad = loadAverage();
+  const per = perBackupFigures(phases);
+  const body = report(phases, timing, {
+    ...cli,
+    charts: write ? await charts(per, sizes) : '',
+    skipped,
+    etcds: clusters.length,
+    budgetBytes,
+    load: `${startLoad} and ${endLoad} (1, 5, 15 min)`,
+  });
   console.log(`\n${body}\n`);
   if (write) {
     await writeDocsSection(join(repo, 'docs', 'benchmarks.md'), SECTION, body);
-    await recordGoals(SECTION, goalRows(per));
+    await recordGoals(SECTION, goalRows(per, busyFigures(phases), budgetBytes));
     log(`wrote docs/benchmarks.md section ${SECTION}, its charts and goal rows`);
-  }
-}
-
-/** runner: pod: `count` worker Deployments exist and every EtcdBackup has a status. */
-async function waitPodRunners(co: CustomObjectsApi, apps: AppsV1Api, count: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const deployments = (await apps.listNamespacedDeployment({ namespace: POD_NS })).items.length;
-    const list = (await co.listNamespacedCustomObject({ ...CR, namespace: POD_NS })) as { items: EtcdBackup[] };
-    const withStatus = list.items.filter((o) => (o.status?.conditions?.length ?? 0) > 0).length;
-    if (deployments >= count && withStatus >= count) return;
-    if (Date.now() > deadline) {
-      throw new Error(`runner: pod: ${deployments}/${count} Deployments, ${withStatus}/${count} statuses after ${timeoutMs / 1000} s`);
-    }
-    await sleep(1000);
   }
 }
 

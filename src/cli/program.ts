@@ -7,6 +7,7 @@ import { COMPRESSIONS, DEFAULT_COMPRESSION, type Compression } from '../archive/
 import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../errors.js';
 import { createLogger, type LogFormat, type Logger } from '../observability/logger.js';
 import { openStoreUrl } from '../store/factory.js';
+import { DEFAULT_RUNNER_MODEL, RUNNER_MODELS, type RunnerModel } from '../controller/worker-protocol.js';
 import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-keys.js';
 
 // Each command imports what only it needs inside its action: start-up time and memory of a
@@ -411,6 +412,16 @@ export function buildProgram(): Command {
     )
     .option('--allow-ambient-credentials', "let S3 stores without credentialsSecretRef use the operator's own cloud identity")
     .option('--allow-local-store', "let EtcdBackups use spec.store.local (writes into the operator's filesystem)")
+    .addOption(
+      new Option('--runner-model <model>', 'how each EtcdBackup runs in the operator: a forked process, a worker thread, or inline in the event loop')
+        .choices(RUNNER_MODELS)
+        .default(DEFAULT_RUNNER_MODEL),
+    )
+    .option(
+      '--memory-limit <quantity>',
+      "memory the operator may use, workers included (e.g. 2Gi); a worker whose budget does not fit is not started (default: the container's cgroup limit, if any)",
+    )
+    .option('--memory-base <quantity>', "the operator's own share of --memory-limit before any worker (default 192Mi)")
     .action(
       async (
         flags: {
@@ -422,12 +433,22 @@ export function buildProgram(): Command {
           allowedWorkerImages?: string;
           allowAmbientCredentials?: boolean;
           allowLocalStore?: boolean;
+          runnerModel: RunnerModel;
+          memoryLimit?: string;
+          memoryBase?: string;
         },
         command: Command,
       ) => {
         if (!Number.isInteger(flags.metricsPort) || flags.metricsPort < 0 || flags.metricsPort > 65535) {
           throw new UsageError('--metrics-port must be a port number');
         }
+        const quantity = (flag: string, value: string | undefined) => {
+          if (value === undefined) return undefined;
+          const bytes = parseQuantity(value);
+          if (bytes === undefined || bytes <= 0) throw new UsageError(`${flag} must be a memory quantity such as 2Gi or 512Mi`);
+          return bytes;
+        };
+        const memory = { limitBytes: quantity('--memory-limit', flags.memoryLimit), baseBytes: quantity('--memory-base', flags.memoryBase) };
         const globals = command.optsWithGlobals<GlobalOptions>();
         // Loaded lazily: the Kubernetes client is heavy and only the operator needs it.
         const { runOperator } = await import('../controller/operator.js');
@@ -444,6 +465,8 @@ export function buildProgram(): Command {
           },
           logger: loggerFor(command),
           workerLog: { level: globals.logLevel, format: globals.logFormat },
+          runnerModel: flags.runnerModel,
+          memory,
         });
       },
     );

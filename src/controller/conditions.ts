@@ -46,6 +46,7 @@ export const Reason = {
   Starting: 'Starting',
   WaitingForFirstSnapshot: 'WaitingForFirstSnapshot',
   SupervisorCrashed: 'SupervisorCrashed',
+  BudgetExceedsOperatorMemory: 'BudgetExceedsOperatorMemory',
   Deleting: 'Deleting',
   /** runner: pod */
   WorkerUnavailable: 'WorkerUnavailable',
@@ -93,11 +94,18 @@ export type WorkerState =
   | { phase: 'Starting'; report?: SupervisorReport }
   | { phase: 'Running'; report?: SupervisorReport }
   | { phase: 'CrashLoop'; lastError: string; restarts: number; nextRestartTime?: string; report?: SupervisorReport }
+  /** Not started: its budget does not fit what is left of the operator's memory (memory-admission.ts). */
+  | { phase: 'Refused'; message: string }
   /**
    * runner: pod. The operator cannot ask the worker, so it knows only the Deployment's availability
    * and what the store holds (`store` undefined with `storeError` when listing it failed).
    */
   | { phase: 'Pod'; available: boolean; message: string; store?: StoreObservation; storeError?: string };
+
+/** The last report of a worker the operator runs itself (none when stopped, refused, or a pod). */
+export function reportOf(worker: WorkerState): SupervisorReport | undefined {
+  return worker.phase === 'Stopped' || worker.phase === 'Pod' || worker.phase === 'Refused' ? undefined : worker.report;
+}
 
 export interface StatusInputs {
   generation: number;
@@ -140,7 +148,7 @@ type ConditionCore = Pick<Condition, 'status' | 'reason' | 'message'>;
 
 export function computeStatus(inputs: StatusInputs): EtcdBackupStatus {
   const previous = inputs.previous ?? {};
-  const report = inputs.worker.phase === 'Stopped' || inputs.worker.phase === 'Pod' ? undefined : inputs.worker.report;
+  const report = reportOf(inputs.worker);
   const stored = inputs.worker.phase === 'Pod' ? inputs.worker.store : undefined;
   const lastFull = report?.lastFullSnapshot ?? stored?.lastFullSnapshot;
   const previousCondition = (type: ConditionType) => previous.conditions?.find((c) => c.type === type);
@@ -282,6 +290,7 @@ function readyCondition(inputs: StatusInputs, report: SupervisorReport | undefin
       `The backup worker process failed ${worker.restarts} time${worker.restarts === 1 ? '' : 's'}: ${worker.lastError}${next}`,
     );
   }
+  if (worker.phase === 'Refused') return notReady(Reason.BudgetExceedsOperatorMemory, worker.message);
   if (worker.phase === 'Pod') {
     if (!worker.available) return notReady(Reason.WorkerUnavailable, worker.message);
     if (worker.storeError !== undefined) return notReady(Reason.StoreUnreachable, `Cannot list the store: ${worker.storeError}`);
@@ -330,6 +339,7 @@ function stalledCondition(inputs: StatusInputs, ready: ConditionCore, previousRe
     if (ready.reason === Reason.FullSnapshotStale || ready.reason === Reason.DeltasStale) return stalled(ready.reason, ready.message);
     const worker = inputs.worker;
     if (worker.phase === 'CrashLoop' && worker.restarts >= CRASHES_STALLED) return stalled(ready.reason, ready.message);
+    if (worker.phase === 'Refused') return stalled(ready.reason, ready.message);
     if (ready.reason === Reason.StoreUnreachable) {
       const since = unreachableSince(inputs, previousReady);
       if (inputs.now.getTime() - since.getTime() >= STORE_UNREACHABLE_STALLED_MS) {
@@ -347,7 +357,7 @@ function stalledCondition(inputs: StatusInputs, ready: ConditionCore, previousRe
 function unreachableSince(inputs: StatusInputs, previousReady: Condition | undefined): Date {
   if (previousReady?.status !== 'False') return inputs.now;
   const worker = inputs.worker;
-  const report = worker.phase === 'Stopped' || worker.phase === 'Pod' ? undefined : worker.report;
+  const report = reportOf(worker);
   const times = [previousReady.lastTransitionTime, report?.fullSnapshot.lastSuccessTime, report?.delta?.lastSuccessTime]
     .filter((t): t is string => t !== undefined)
     .map((t) => Date.parse(t));
@@ -363,8 +373,8 @@ export function freshnessOf(inputs: StatusInputs): Freshness | undefined {
   const config = inputs.freshness;
   const worker = inputs.worker;
   if (!config || inputs.suspended || inputs.deleting || inputs.specProblems.length > 0 || inputs.secretProblems.length > 0) return undefined;
-  if (worker.phase === 'Stopped') return undefined;
-  const report = worker.phase === 'Pod' ? undefined : worker.report;
+  if (worker.phase === 'Stopped' || worker.phase === 'Refused') return undefined;
+  const report = reportOf(worker);
   if (worker.phase !== 'Pod' && !report) return undefined;
   const lastFull = report?.lastFullSnapshot ?? (worker.phase === 'Pod' ? worker.store?.lastFullSnapshot : undefined);
   const date = (time: string | undefined): Date | undefined => (time ? new Date(time) : undefined);
@@ -394,7 +404,7 @@ function freshnessCondition(inputs: StatusInputs): ConditionCore {
   if (!freshness) return { status: 'Unknown', reason: Reason.NotRunning, message: 'Freshness is judged while a backup worker runs' };
   if (!freshness.fresh) return { status: 'False', reason: freshness.reason, message: freshness.message };
   const worker = inputs.worker;
-  const hasFull = worker.phase === 'Pod' ? worker.store?.lastFullSnapshot : worker.phase !== 'Stopped' && worker.report?.lastFullSnapshot;
+  const hasFull = worker.phase === 'Pod' ? worker.store?.lastFullSnapshot : reportOf(worker)?.lastFullSnapshot;
   if (!hasFull) return { status: 'Unknown', reason: Reason.NoSnapshotYet, message: 'No full snapshot has been taken yet' };
   return { status: 'True', reason: freshness.reason, message: freshness.message };
 }

@@ -21,6 +21,7 @@ import {
   jsonEqual,
   mergePatch,
   Reason,
+  reportOf,
   type StatusInputs,
   type WorkerState,
   untilStale,
@@ -339,7 +340,12 @@ export class EtcdBackupController {
 
     const waitingToRequest = !this.requestSnapshotIfAsked(key, obj, log);
     const inputs: StatusInputs = { ...base, worker: this.host.state(key) };
-    return this.writeStatus(key, obj, computeStatus(inputs), {
+    const status = computeStatus(inputs);
+    if (inputs.worker.phase === 'Refused' && isTransition(obj.status, status)) {
+      const note = inputs.worker.message;
+      void this.recordEvent(key, { type: 'Warning', reason: Reason.BudgetExceedsOperatorMemory, action: 'Admit', note });
+    }
+    return this.writeStatus(key, obj, status, {
       requeueAfterMs: waitingToRequest ? 1000 : untilStale(inputs, this.options.resyncIntervalMs ?? 600_000),
     });
   }
@@ -352,7 +358,7 @@ export class EtcdBackupController {
     const requestedAt = obj.metadata.annotations?.[SNAPSHOT_REQUEST_ANNOTATION];
     if (requestedAt === undefined) return true;
     const state = this.host.state(key);
-    const report = state.phase === 'Stopped' || state.phase === 'Pod' ? undefined : state.report;
+    const report = reportOf(state);
     const answered = [obj.status?.lastRequestedSnapshot?.requestedAt, report?.lastRequestedSnapshot?.requestedAt];
     if (answered.includes(requestedAt)) return true;
     if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(requestedAt) || Number.isNaN(Date.parse(requestedAt))) {

@@ -9,6 +9,8 @@ import { OperatorMetrics } from '../observability/metrics.js';
 import { EtcdBackupController, type EtcdBackupControllerOptions } from './etcd-backup-controller.js';
 import { KubeEventRecorder } from './events.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election.js';
+import { DEFAULT_OPERATOR_BASE_BYTES, readCgroupMemoryLimit, type OperatorMemory } from './memory-admission.js';
+import { DEFAULT_RUNNER_MODEL, type RunnerModel } from './worker-protocol.js';
 import { DEFAULT_POLICY, type OperatorPolicy } from './spec-policy.js';
 
 export interface OperatorOptions {
@@ -25,8 +27,15 @@ export interface OperatorOptions {
   workerImage?: string;
   /** What EtcdBackups may do with the operator's privileges (flags); default: the least. */
   policy?: Partial<OperatorPolicy>;
-  /** Log settings for the per-EtcdBackup worker processes. */
+  /** Log settings for the per-EtcdBackup workers. */
   workerLog?: { level: string; format: 'json' | 'text' };
+  /** How each EtcdBackup's supervisor runs (runner-models.ts); default DEFAULT_RUNNER_MODEL. */
+  runnerModel?: RunnerModel;
+  /**
+   * The memory the operator may use (workers included): a worker whose budget does not fit is not
+   * started. Default limit: the cgroup's, if any; default base DEFAULT_OPERATOR_BASE_BYTES.
+   */
+  memory?: Partial<OperatorMemory>;
   /** Default true. Off only for single-replica setups that accept the risk of two operators. */
   leaderElection?: boolean;
   /** Lease name; default etcd-backup-operator-leader. */
@@ -42,6 +51,8 @@ export interface OperatorOptions {
   signal?: AbortSignal;
   /** Called once serving (tests read the port). */
   onListening?: (info: { port: number; identity: string }) => void;
+  /** Called with the controller of each leadership term (tests reach its worker host through it). */
+  onLeading?: (controller: EtcdBackupController) => void;
 }
 
 /** Loads a kubeconfig; plain-http servers need skipTLSVerify in client-node, which kubectl does not require. */
@@ -90,6 +101,10 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
   const leaseNamespace = defaultLeaseNamespace(options);
   const leaseName = options.leaseName ?? 'etcd-backup-operator-leader';
 
+  const memory: OperatorMemory = {
+    limitBytes: options.memory?.limitBytes ?? readCgroupMemoryLimit(),
+    baseBytes: options.memory?.baseBytes ?? DEFAULT_OPERATOR_BASE_BYTES,
+  };
   let controller: EtcdBackupController | undefined;
   // A new term waits until the previous term's workers are gone: never two workers per EtcdBackup.
   let previousTermStopped: Promise<void> = Promise.resolve();
@@ -102,7 +117,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
       workerImage: options.workerImage,
       policy: { ...DEFAULT_POLICY, ...options.policy },
       ...options.controller,
-      host: { log: options.workerLog, ...options.controller?.host },
+      host: { log: options.workerLog, model: options.runnerModel, memory, ...options.controller?.host },
       kc,
       namespace: options.namespace,
       logger,
@@ -110,6 +125,7 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
       events,
     });
     controller = term;
+    options.onLeading?.(term);
     void previousTermStopped.then(() => {
       if (controller === term) term.start();
     });
@@ -147,6 +163,8 @@ export async function runOperator(options: OperatorOptions): Promise<void> {
     identity,
     namespace: options.namespace ?? '(all)',
     lease: elector ? `${leaseNamespace}/${leaseName}` : '(leader election off)',
+    runnerModel: options.runnerModel ?? DEFAULT_RUNNER_MODEL,
+    memoryLimitBytes: memory.limitBytes ?? '(none)',
     port: http.port,
   });
   const campaign = elector?.run({ onStartedLeading: startLeading, onStoppedLeading: stopLeading });

@@ -1,20 +1,21 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { SupervisorReport } from '../api/supervisor-report.js';
 import type { SupervisorConfig, SupervisorEvent } from '../engine/supervisor-types.js';
 import type { Logger } from '../observability/logger.js';
 import type { WorkerState } from './conditions.js';
-import type { ChildMessage, ParentMessage } from './worker-protocol.js';
+import { defaultWorkerModules, launchWorker, WORKER_NOUN, type RunnerModel, type WorkerHandle, type WorkerModule } from './runner-models.js';
+import { DEFAULT_RUNNER_MODEL, type ChildMessage } from './worker-protocol.js';
+import { admit, workerCost, type OperatorMemory } from './memory-admission.js';
 
 /**
- * Runs each EtcdBackup's supervisor in its own child process (worker-entry.ts), so that one
- * cluster's crash, leak or memory blow-up cannot take down the operator or the other clusters.
- * - Config and Secrets go over the IPC channel only (never argv or the environment).
- * - The child's V8 heap is capped at the memory budget plus a base.
- * - A child that exits unexpectedly is restarted with exponential backoff; the crash is reported
+ * Runs each EtcdBackup's supervisor in its own worker, in the runner model chosen (runner-models.ts:
+ * a child process, a worker thread, or in-process), so that one cluster's crash or exception cannot
+ * take down the operator or the other clusters.
+ * - Config and Secrets go over the worker protocol only (never argv or the environment).
+ * - A process's or thread's V8 heap is capped at the memory budget plus a base.
+ * - A worker that ends unexpectedly is restarted with exponential backoff; the crash is reported
  *   through the listener (condition + Event) and visible in `state()`.
- * - At most one child per key exists at any time, also across restarts with a new config: a new
- *   child starts only after the previous one has exited, so two never write the same store.
+ * - At most one worker per key exists at any time, also across restarts with a new config: a new
+ *   worker starts only after the previous one has exited, so two never write the same store.
  */
 export interface SupervisorHostListener {
   /** The state of `key` changed (started, report, crash): the controller re-reconciles it. */
@@ -38,8 +39,12 @@ export interface SupervisorHostOptions {
   stopTimeoutMs?: number;
   /** A worker that ran this long before crashing starts the backoff over. Default 10 min. */
   stableAfterMs?: number;
-  /** Override the worker entry (tests). */
-  worker?: { modulePath: string; execArgv: string[] };
+  /** How workers run; default DEFAULT_RUNNER_MODEL. */
+  model?: RunnerModel;
+  /** The memory the operator was given: a worker whose budget does not fit is refused. Default: no limit. */
+  memory?: OperatorMemory;
+  /** Override the forked worker's entry (tests). */
+  worker?: WorkerModule;
 }
 
 type Phase = 'Starting' | 'Running' | 'CrashLoop';
@@ -49,7 +54,7 @@ interface Entry {
   config: SupervisorConfig;
   hash: string;
   phase: Phase;
-  child?: ChildProcess;
+  worker?: WorkerHandle;
   report?: SupervisorReport;
   restarts: number;
   lastError?: string;
@@ -57,29 +62,8 @@ interface Entry {
   startedAt: number;
   restartTimer?: NodeJS.Timeout;
   nextRestartTime?: string;
-  /** The snapshot request last sent to this worker process (sent once per value and process). */
+  /** The snapshot request last sent to this worker (sent once per value and worker). */
   requestedSnapshot?: string;
-}
-
-/**
- * A 1 MiB young generation makes V8 free the short-lived Buffers of streaming (snapshot messages,
- * watch responses) soon after use; the default lets ~35 MiB of them pile up (bench/full-snapshot.ts).
- */
-const WORKER_NODE_FLAGS = ['--max-semi-space-size=1'];
-
-/**
- * The compiled worker sits next to this file; under tsx (tests, `npm run` from source) this file is
- * a .ts and the worker must be loaded through tsx too.
- */
-export function defaultWorker(): { modulePath: string; execArgv: string[] } {
-  const self = fileURLToPath(import.meta.url);
-  if (self.endsWith('.ts')) {
-    return {
-      modulePath: fileURLToPath(new URL('./worker-entry.ts', import.meta.url)),
-      execArgv: ['--import', 'tsx', ...WORKER_NODE_FLAGS],
-    };
-  }
-  return { modulePath: fileURLToPath(new URL('./worker-entry.js', import.meta.url)), execArgv: [...WORKER_NODE_FLAGS] };
 }
 
 const MiB = 2 ** 20;
@@ -91,11 +75,18 @@ export class SupervisorHost {
   private readonly entries = new Map<string, Entry>();
   /** Exits of children being stopped; a new child for the key waits for it. */
   private readonly stopping = new Map<string, Promise<void>>();
-  private readonly worker: { modulePath: string; execArgv: string[] };
+  /** Keys whose worker did not fit the operator's memory, with why; re-reconciled when room is made. */
+  private readonly refused = new Map<string, string>();
+  private readonly modules: { process: WorkerModule; thread: WorkerModule };
   private closed = false;
 
   constructor(private readonly options: SupervisorHostOptions) {
-    this.worker = options.worker ?? defaultWorker();
+    const defaults = defaultWorkerModules();
+    this.modules = { process: options.worker ?? defaults.process, thread: defaults.thread };
+  }
+
+  get model(): RunnerModel {
+    return this.options.model ?? DEFAULT_RUNNER_MODEL;
   }
 
   keys(): string[] {
@@ -108,6 +99,8 @@ export class SupervisorHost {
 
   state(key: string): WorkerState {
     const entry = this.entries.get(key);
+    const refusal = this.refused.get(key);
+    if (!entry && refusal !== undefined) return { phase: 'Refused', message: refusal };
     if (!entry) return { phase: 'Stopped' };
     if (entry.phase === 'CrashLoop') {
       return {
@@ -135,6 +128,17 @@ export class SupervisorHost {
     }
     await this.stopping.get(key);
     if (this.closed || this.entries.has(key)) return;
+    // Every admitted worker holds its share while it exists, also while it crash-loops.
+    const admitted = [...this.entries.values()].map((e) => workerCost(this.model, e.config.resolved.budgetBytes));
+    const admission = admit(this.options.memory ?? { baseBytes: 0 }, admitted, workerCost(this.model, config.resolved.budgetBytes));
+    if (!admission.admitted) {
+      if (this.refused.get(key) !== admission.message) {
+        this.options.logger.warn('Refused to start a backup worker: its budget does not fit the operator memory', { etcdBackup: key, reason: admission.message });
+      }
+      this.refused.set(key, admission.message);
+      return;
+    }
+    this.refused.delete(key);
     const entry: Entry = { key, config, hash, phase: 'Starting', restarts: 0, startedAt: Date.now() };
     this.entries.set(key, entry);
     this.spawn(entry);
@@ -142,16 +146,27 @@ export class SupervisorHost {
 
   /**
    * Asks the running worker of `key` for a full snapshot answering `requestedAt`, once per value and
-   * worker process: 'sent' now, 'pending' when sent before, 'notRunning' when no worker runs yet.
+   * worker: 'sent' now, 'pending' when sent before, 'notRunning' when no worker runs yet.
    */
   requestSnapshot(key: string, requestedAt: string): 'sent' | 'pending' | 'notRunning' {
     const entry = this.entries.get(key);
-    const child = entry?.child;
-    if (!entry || entry.phase !== 'Running' || !child?.connected) return 'notRunning';
+    const worker = entry?.worker;
+    if (!entry || entry.phase !== 'Running' || !worker?.connected()) return 'notRunning';
     if (entry.requestedSnapshot === requestedAt) return 'pending';
     entry.requestedSnapshot = requestedAt;
-    child.send({ type: 'snapshot', requestedAt } satisfies ParentMessage, () => undefined);
+    worker.send({ type: 'snapshot', requestedAt });
     return 'sent';
+  }
+
+  /**
+   * Fault injection for isolation tests: the running worker of `key` throws `message` from inside its
+   * work, or (`heap`) leaks until its heap cap ends it, as a bug would. False when no worker runs.
+   */
+  injectFault(key: string, message: string, kind: 'exception' | 'heap' = 'exception'): boolean {
+    const worker = this.entries.get(key)?.worker;
+    if (!worker?.connected()) return false;
+    worker.send({ type: 'fault', kind, message });
+    return true;
   }
 
   /**
@@ -159,19 +174,22 @@ export class SupervisorHost {
    * running after `timeoutMs` (default stopTimeoutMs) is killed.
    */
   async stop(key: string, timeoutMs?: number): Promise<void> {
+    this.refused.delete(key);
     const entry = this.entries.get(key);
     if (entry) {
       this.entries.delete(key);
       clearTimeout(entry.restartTimer);
-      const child = entry.child;
-      if (child && child.exitCode === null && child.signalCode === null) {
-        const exited = this.terminate(key, child, timeoutMs ?? this.options.stopTimeoutMs ?? 30_000);
+      const worker = entry.worker;
+      if (worker) {
+        const exited = this.terminate(key, worker, timeoutMs ?? this.options.stopTimeoutMs ?? 30_000);
         this.stopping.set(key, exited);
         void exited.finally(() => {
           if (this.stopping.get(key) === exited) this.stopping.delete(key);
         });
       }
       this.options.listener.onChange(key);
+      // Room was made: the ones refused before may fit now.
+      for (const waiting of this.refused.keys()) this.options.listener.onChange(waiting);
     }
     await this.stopping.get(key);
   }
@@ -184,68 +202,63 @@ export class SupervisorHost {
   }
 
   private spawn(entry: Entry): void {
-    const { logger, listener } = this.options;
+    const { logger } = this.options;
     const heapMb = Math.ceil(entry.config.resolved.budgetBytes / MiB) + (this.options.baseHeapMb ?? DEFAULT_BASE_HEAP_MB);
     const [namespace = '', name = entry.key] = entry.key.split('/');
     entry.phase = entry.restarts > 0 ? 'CrashLoop' : 'Starting';
     entry.startedAt = Date.now();
     entry.failure = undefined;
-    let child: ChildProcess;
+    entry.requestedSnapshot = undefined;
+    const model = this.model;
+    let worker: WorkerHandle;
     try {
-      child = fork(this.worker.modulePath, [], {
-        execArgv: [...this.worker.execArgv, `--max-old-space-size=${heapMb}`],
-        serialization: 'advanced',
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      worker = launchWorker(model, { heapMb, ...this.modules }, {
+        onMessage: (message) => {
+          if (this.entries.get(entry.key) === entry && entry.worker === worker) this.received(entry, message);
+        },
+        onError: (message) => logger.warn('Backup worker error', { namespace, name, model, error: message }),
+        onExit: (how) => {
+          if (this.entries.get(entry.key) !== entry || entry.worker !== worker) return;
+          this.crashed(entry, entry.failure ? `${entry.failure} (worker ${how})` : `${WORKER_NOUN[model]} ${how}`);
+        },
       });
     } catch (err) {
-      this.crashed(entry, `cannot start worker process: ${err instanceof Error ? err.message : String(err)}`);
+      this.crashed(entry, `cannot start worker (${model}): ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    entry.child = child;
-    logger.info('Started backup worker process', { namespace, name, pid: child.pid, heapMb });
-    child.on('message', (message: ChildMessage) => {
-      if (this.entries.get(entry.key) !== entry) return;
-      switch (message.type) {
-        case 'started':
-          entry.phase = 'Running';
-          listener.onStarted(entry.key);
-          listener.onChange(entry.key);
-          break;
-        case 'report':
-          entry.report = message.report;
-          listener.onReport(entry.key, message.report);
-          listener.onChange(entry.key);
-          break;
-        case 'event':
-          listener.onEvent(entry.key, message.event);
-          break;
-        case 'failed':
-          entry.failure = `${message.reason}: ${message.message}`;
-          break;
-        case 'stopped':
-          break;
-      }
-    });
-    child.on('error', (err) => logger.warn('Backup worker process error', { namespace, name, error: err.message }));
-    child.on('exit', (code, signal) => {
-      if (this.entries.get(entry.key) !== entry || entry.child !== child) return;
-      const how =
-        signal === 'SIGKILL'
-          ? 'was killed (SIGKILL; out of memory?)'
-          : signal
-            ? `was killed by ${signal}`
-            : `exited with code ${code}`;
-      this.crashed(entry, entry.failure ? `${entry.failure} (worker ${how})` : `worker process ${how}`);
-    });
-    const start: ParentMessage = {
+    entry.worker = worker;
+    // The message predates the runner models; tests and dashboards look for it.
+    logger.info('Started backup worker process', { namespace, name, model, ...worker.labels, heapMb });
+    worker.send({
       type: 'start',
       config: entry.config,
       labels: { namespace, name },
       log: this.options.log ?? { level: 'info', format: 'json' },
-    };
-    child.send(start, (err) => {
-      if (err) logger.warn('Failed to send the configuration to the backup worker', { namespace, name, error: err.message });
     });
+  }
+
+  private received(entry: Entry, message: ChildMessage): void {
+    const { listener } = this.options;
+    switch (message.type) {
+      case 'started':
+        entry.phase = 'Running';
+        listener.onStarted(entry.key);
+        listener.onChange(entry.key);
+        break;
+      case 'report':
+        entry.report = message.report;
+        listener.onReport(entry.key, message.report);
+        listener.onChange(entry.key);
+        break;
+      case 'event':
+        listener.onEvent(entry.key, message.event);
+        break;
+      case 'failed':
+        entry.failure = `${message.reason}: ${message.message}`;
+        break;
+      case 'stopped':
+        break;
+    }
   }
 
   private crashed(entry: Entry, message: string): void {
@@ -254,7 +267,7 @@ export class SupervisorHost {
     entry.restarts += 1;
     entry.phase = 'CrashLoop';
     entry.lastError = message;
-    entry.child = undefined;
+    entry.worker = undefined;
     const delay = Math.min(maxMs, initialMs * 2 ** (entry.restarts - 1));
     entry.nextRestartTime = new Date(Date.now() + delay).toISOString().replace(/\.\d{3}Z$/, 'Z');
     this.options.logger.warn('Backup worker failed; restarting with backoff', {
@@ -270,18 +283,12 @@ export class SupervisorHost {
     this.options.listener.onChange(entry.key);
   }
 
-  private terminate(key: string, child: ChildProcess, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.options.logger.warn('Backup worker did not stop in time; killing it', { etcdBackup: key, pid: child.pid, timeoutMs });
-        child.kill('SIGKILL');
-      }, timeoutMs);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      if (child.connected) child.send({ type: 'stop' } satisfies ParentMessage, () => undefined);
-      else child.kill('SIGTERM');
-    });
+  private terminate(key: string, worker: WorkerHandle, timeoutMs: number): Promise<void> {
+    const timer = setTimeout(() => {
+      this.options.logger.warn('Backup worker did not stop in time; killing it', { etcdBackup: key, ...worker.labels, timeoutMs });
+      worker.kill();
+    }, timeoutMs);
+    worker.send({ type: 'stop' });
+    return worker.exited.finally(() => clearTimeout(timer));
   }
 }

@@ -120,6 +120,18 @@ const badInputs: Array<{ name: string; args: () => Promise<string[]>; code: numb
     message: /unsupported store URL "ftp:\/\/x\/y"/,
   },
   {
+    name: 'operator memory limit that is not a quantity',
+    args: async () => ['operator', '--memory-limit', 'lots'],
+    code: 2,
+    message: /^etcd-backup: --memory-limit must be a memory quantity such as 2Gi or 512Mi$/m,
+  },
+  {
+    name: 'unknown runner model',
+    args: async () => ['operator', '--runner-model', 'fiber'],
+    code: 2,
+    message: /option '--runner-model <model>' argument 'fiber' is invalid\. Allowed choices are process, thread, inline/,
+  },
+  {
     name: 'missing required option',
     args: async () => ['snapshot', '--store', storeUrl],
     code: 2,

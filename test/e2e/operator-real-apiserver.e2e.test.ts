@@ -67,7 +67,8 @@ const kubectl = (args: string[], input?: string): Promise<string> => api.kubectl
  * kubeconfig the pod would not need, and the worker image the pod would get from its env.
  */
 function startOperator(): Operator {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', ...installedArgs, '--kubeconfig', operatorKubeconfig, '--metrics-port', '0', '--worker-image', IMAGE];
+  // The process model: the failover scenarios check that worker processes (pids) exit with their operator.
+  const args = ['--import', 'tsx', 'src/cli/main.ts', ...installedArgs, '--kubeconfig', operatorKubeconfig, '--metrics-port', '0', '--worker-image', IMAGE, '--runner-model', 'process'];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { ...process.env, POD_NAMESPACE: SYSTEM_NS, KUBECONFIG: operatorKubeconfig },

@@ -61,7 +61,8 @@ const kubectl = (args: string[], input?: string): Promise<string> => runKubectl(
  * Starts the operator as its own process through the CLI, as a Deployment would.
  */
 async function startOperator(): Promise<RunningOperator> {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'operator', '--kubeconfig', kubeconfig, '--namespace', NS, '--metrics-port', '0', '--allow-local-store'];
+  // The process model: these scenarios check that worker processes (pids) exit with the operator.
+  const args = ['--import', 'tsx', 'src/cli/main.ts', 'operator', '--kubeconfig', kubeconfig, '--namespace', NS, '--metrics-port', '0', '--allow-local-store', '--runner-model', 'process'];
   const logFile = join(work, `operator-${Date.now()}.log`);
   const log = createWriteStream(logFile);
   const child = spawn(process.execPath, args, {

@@ -83,7 +83,7 @@ test("a lost Lease kills the old leader's workers before another operator can ac
     leaseTimings: timings,
     policy: { allowLocalStore: true },
     // A worker that ignores "stop" is killed only after a minute on a normal stop.
-    controller: { host: { worker, stopTimeoutMs: 60_000 } },
+    controller: { host: { model: 'process', worker, stopTimeoutMs: 60_000 } },
   });
   let b: LeaderElector | undefined;
   try {

@@ -28,6 +28,8 @@ function recordingHost(options: Partial<ConstructorParameters<typeof SupervisorH
   const log = { changes: 0, crashes: [] as string[], events: [] as SupervisorEvent[], started: 0 };
   const host = new SupervisorHost({
     logger: silentLogger(),
+    // The fake worker speaks the protocol over a forked process's IPC channel.
+    model: 'process',
     worker,
     restartBackoff: { initialMs: 50, maxMs: 200 },
     stopTimeoutMs: 2000,
