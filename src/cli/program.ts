@@ -8,6 +8,7 @@ import { errorMessage, InvalidSpecError, OperatorError, UsageError } from '../er
 import { createLogger, type LogFormat, type Logger } from '../observability/logger.js';
 import { openStoreUrl } from '../store/factory.js';
 import { DEFAULT_RUNNER_MODEL, RUNNER_MODELS, type RunnerModel } from '../controller/worker-protocol.js';
+import type { RestoreOptions } from '../restore/restore.js';
 import { encryptionKeyFileOption, readEncryptionKeyFiles } from './encryption-keys.js';
 
 // Each command imports what only it needs inside its action: start-up time and memory of a
@@ -25,6 +26,12 @@ interface ReplayFlags {
   encryptionKeyFile: string[];
   allowUnencrypted?: boolean;
 }
+
+/** Restore flags commander parses straight into RestoreOptions' fields of the same name. */
+type RestoreTargetFlags = Pick<
+  RestoreOptions,
+  'dataDir' | 'snapshotOut' | 'initialCluster' | 'initialClusterToken' | 'bumpRevision' | 'markCompacted' | 'toRevision' | 'toTime'
+>;
 
 function addReplayFlags(command: Command, keysHelp = ENCRYPTION_KEYS_HELP): Command {
   return command
@@ -234,18 +241,11 @@ export function buildProgram(): Command {
       async (
         flags: {
           store: string;
-          dataDir?: string;
-          snapshotOut?: string;
-          initialCluster?: string;
-          initialClusterToken?: string;
-          bumpRevision?: number;
-          markCompacted?: boolean;
-          toRevision?: number;
-          toTime?: Date;
           name: string;
           initialAdvertisePeerUrls: string;
           tmpfs: boolean;
-        } & ReplayFlags,
+        } & RestoreTargetFlags &
+          ReplayFlags,
         command: Command,
       ) => {
         if (flags.toRevision !== undefined && flags.toTime !== undefined) {
