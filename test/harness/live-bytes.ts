@@ -8,7 +8,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import type { Readable } from 'node:stream';
+import { Transform, pipeline, type Readable } from 'node:stream';
 import type { ObjectStore, PutOptions, PutResult } from '../../src/store/object-store.js';
 import { DelegatingStore } from './throttled-store.js';
 
@@ -63,4 +63,35 @@ export class LiveBytesStore extends DelegatingStore {
     await this.probe.sample();
     return super.put(key, body, options);
   }
+}
+
+/**
+ * Passes `source` through and measures live bytes each time another `everyBytes` have been read
+ * from it, holding the stream back until the sample is taken: for a body an upload pulls, the
+ * moments it has parts in flight and the next one half assembled.
+ */
+export function sampledEvery(source: Readable, probe: LiveBytesProbe, everyBytes: number): Readable {
+  let read = 0;
+  let next = everyBytes;
+  const sampler = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      read += chunk.length;
+      if (read < next) return done(null, chunk);
+      while (next <= read) next += everyBytes;
+      probe.sample().then(() => done(null, chunk), done);
+    },
+  });
+  return pipeline(source, sampler, () => undefined);
+}
+
+/**
+ * Passes `body` through and measures live bytes when it has been read to its end (a download
+ * complete and verified), before the reader sees the end. `measure` may take more figures then.
+ */
+export function sampledAtEnd(body: Readable, measure: () => Promise<unknown>): Readable {
+  const sampler = new Transform({
+    transform: (chunk: Buffer, _encoding, done) => done(null, chunk),
+    flush: (done) => void measure().then(() => done(), done),
+  });
+  return pipeline(body, sampler, () => undefined);
 }

@@ -8,8 +8,15 @@ import { S3Store } from '../../src/store/s3-store.js';
 import { digestStream, generatedBytes, generatedStream } from '../harness/byte-streams.js';
 import { startFaultProxy, type FaultProxy, type TestS3 } from '../harness/s3.js';
 import { S3_SERVERS } from '../harness/s3-servers.js';
+import { LiveBytesProbe, sampledEvery } from '../harness/live-bytes.js';
 
 const MiB = 1024 * 1024;
+/**
+ * What a streamed put may hold above its plan's working set, measured: the SDK's request and socket
+ * buffers, the source's 64 KiB chunks, and (s3rver runs in this process) the server's receive
+ * buffers. Fixed, and small next to one more part in flight (5 MiB).
+ */
+const S3_LIVE_SLACK_BYTES = 3 * MiB;
 
 // S3-specific behaviour that the provider-neutral contract suite does not cover.
 for (const server of S3_SERVERS) {
@@ -129,6 +136,30 @@ for (const server of S3_SERVERS) {
         if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
         else process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
       }
+    });
+
+    test('a streamed put holds no more than its plan\'s working set, measured', async () => {
+      // Measured, not accounted: the accountant only grants what fits, so its peak cannot exceed
+      // the plan. The budget is twice the working set (the plan takes half: deltas need the rest),
+      // so parts queued past the plan would find budget room and only a measurement shows them.
+      const budget = new MemoryBudget(64 * MiB);
+      const store = S3Store.fromConfig(s3.storeConfig('measured'), { budget });
+      stores.push(store);
+      assert.deepEqual(store.plan, { partSizeBytes: 5 * MiB, queueSize: 4, workingSetBytes: 30 * MiB + 64 * 1024 });
+      const size = 50 * MiB + 4321;
+      const probe = await LiveBytesProbe.start();
+      const source = generatedStream(size, { seed: 17 });
+      // Sampled every MiB the upload pulls: parts in flight and the next one being assembled.
+      const put = await store.put('full/measured.db', sampledEvery(source.stream, probe, MiB));
+      assert.equal(put.sha256, await source.sha256);
+      assert.ok(probe.samples >= 50, `sampled ${probe.samples} times`);
+      assert.ok(
+        probe.maxHeldBytes <= store.plan.workingSetBytes + S3_LIVE_SLACK_BYTES,
+        `the put held ${probe.maxHeldBytes} bytes, more than the plan's working set ${store.plan.workingSetBytes} + slack ${S3_LIVE_SLACK_BYTES}`,
+      );
+      assert.ok(probe.maxHeldBytes > 2 * store.plan.partSizeBytes, `parts were in flight together (held ${probe.maxHeldBytes} at most)`);
+      assert.equal(budget.usedBytes, 0, 'every reservation is released');
+      assert.deepEqual(await s3.listMultipartUploads('measured/'), []);
     });
 
     test('a budget too small for one 5 MiB part in flight is a spec error, not an OOM', async () => {
