@@ -48,10 +48,16 @@ async function figuresMarkdown(name: string, figures: Record<string, FigureValue
   ].join('\n');
 }
 
-/** `git describe --always --dirty`: the figures belong to that commit (`-dirty`: plus uncommitted changes). */
+/**
+ * The commit measured, with `-dirty` when src/, test/ or bench/ have uncommitted changes (docs/ do
+ * not count: this very file is rewritten case by case during a run).
+ */
 async function commit(): Promise<string> {
+  const git = async (...args: string[]): Promise<string> => (await promisify(execFile)('git', args, { cwd: REPO })).stdout.trim();
   try {
-    return (await promisify(execFile)('git', ['describe', '--always', '--dirty'], { cwd: REPO })).stdout.trim();
+    const head = await git('rev-parse', '--short', 'HEAD');
+    const changed = await git('status', '--porcelain', '--untracked-files=no', '--', 'src', 'test', 'bench');
+    return changed === '' ? head : `${head}-dirty`;
   } catch {
     return 'unknown';
   }
