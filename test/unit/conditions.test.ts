@@ -520,3 +520,324 @@ test('BackupFresh and Ready follow the freshness rules when the schedule is give
   // Without the schedule (invalid spec) there is no such condition.
   assert.equal(computeStatus(inputs()).conditions?.some((c) => c.type === 'BackupFresh'), false);
 });
+
+test('every condition message, whole (table)', () => {
+  const running = (overrides: Partial<SupervisorReport>): StatusInputs['worker'] => ({ phase: 'Running', report: report(overrides) });
+  const pod = (overrides: Partial<Extract<StatusInputs['worker'], { phase: 'Pod' }>>): StatusInputs['worker'] => ({
+    phase: 'Pod',
+    available: true,
+    message: '1/1 replicas available',
+    ...overrides,
+  });
+  const cases: Array<{ name: string; in: Partial<StatusInputs>; type: string; status: string; reason: string; message: string }> = [
+    { name: 'healthy', in: {}, type: 'Ready', status: 'True', reason: Reason.BackupsCurrent, message: 'Backups are being stored on schedule' },
+    { name: 'healthy', in: {}, type: 'Reconciling', status: 'False', reason: Reason.Reconciled, message: 'Not working towards a new state' },
+    { name: 'healthy', in: {}, type: 'Stalled', status: 'False', reason: Reason.NotStalled, message: 'Nothing needs a person' },
+    { name: 'healthy', in: {}, type: 'SpecValid', status: 'True', reason: Reason.SpecValid, message: 'The spec is valid' },
+    { name: 'healthy', in: {}, type: 'FullSnapshotSucceeded', status: 'True', reason: Reason.SnapshotTaken, message: 'Stored full snapshot full/x.db.gz at revision 100' },
+    { name: 'healthy', in: {}, type: 'DeltaSnapshotSucceeded', status: 'True', reason: Reason.DeltaUploaded, message: 'Revision history is being archived in deltas' },
+    { name: 'healthy', in: {}, type: 'RevisionsLost', status: 'False', reason: Reason.NoRevisionsLost, message: 'No revisions were lost' },
+    {
+      name: 'a success without the snapshot named',
+      in: { worker: running({ lastFullSnapshot: undefined }) },
+      type: 'FullSnapshotSucceeded',
+      status: 'True',
+      reason: Reason.SnapshotTaken,
+      message: 'The last full snapshot was stored',
+    },
+    {
+      name: 'nothing yet',
+      in: { worker: { phase: 'Starting' } },
+      type: 'FullSnapshotSucceeded',
+      status: 'Unknown',
+      reason: Reason.NoSnapshotYet,
+      message: 'No full snapshot has been taken yet',
+    },
+    { name: 'nothing yet', in: { worker: { phase: 'Starting' } }, type: 'DeltaSnapshotSucceeded', status: 'Unknown', reason: Reason.NoDeltaYet, message: 'No delta has been stored yet' },
+    { name: 'starting', in: { worker: { phase: 'Starting' } }, type: 'Ready', status: 'False', reason: Reason.Starting, message: 'Starting the backup worker' },
+    { name: 'starting', in: { worker: { phase: 'Starting' } }, type: 'Reconciling', status: 'True', reason: Reason.Starting, message: 'Starting the backup worker' },
+    {
+      name: 'deltas disabled',
+      in: { deltasEnabled: false },
+      type: 'DeltaSnapshotSucceeded',
+      status: 'Unknown',
+      reason: Reason.DeltasDisabled,
+      message: 'Deltas are disabled (spec.deltaSnapshot.period is 0)',
+    },
+    {
+      name: 'a failure without a message',
+      in: { worker: running({ delta: { consecutiveFailures: 1 } }) },
+      type: 'DeltaSnapshotSucceeded',
+      status: 'False',
+      reason: Reason.DeltaSnapshotFailed,
+      message: 'failed',
+    },
+    {
+      name: 'a failure without a message',
+      in: { worker: running({ delta: { consecutiveFailures: 1 } }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.DeltaSnapshotFailed,
+      message: 'Delta failed once: unknown error',
+    },
+    {
+      name: 'repeated full failures',
+      in: { worker: running({ fullSnapshot: { consecutiveFailures: 2, lastError: 'boom', lastErrorReason: 'EtcdUnavailable' } }) },
+      type: 'Ready',
+      status: 'False',
+      reason: 'EtcdUnavailable',
+      message: 'Full snapshot failed 2 times in a row: boom',
+    },
+    { name: 'deleting', in: { deleting: true }, type: 'Ready', status: 'False', reason: Reason.Deleting, message: 'The EtcdBackup is being deleted; backups have stopped' },
+    { name: 'deleting', in: { deleting: true }, type: 'Reconciling', status: 'True', reason: Reason.Deleting, message: 'The EtcdBackup is being deleted; backups have stopped' },
+    {
+      name: 'deleting with a bad spec is not stalled',
+      in: { deleting: true, specProblems: ['spec.x: bad'] },
+      type: 'Stalled',
+      status: 'False',
+      reason: Reason.NotStalled,
+      message: 'Nothing needs a person',
+    },
+    {
+      name: 'one spec problem',
+      in: { specProblems: ['spec.x: bad'], worker: { phase: 'Stopped' } },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.InvalidSpec,
+      message: 'The spec has 1 problem (see SpecValid); fix the spec to start backups',
+    },
+    {
+      name: 'two secret problems',
+      in: {
+        secretProblems: [
+          { secretName: 'a', field: 'spec.etcd.tlsSecretRef', reason: 'SecretNotFound', message: 'Secret default/a not found' },
+          { secretName: 'b', field: 'spec.store.s3.credentialsSecretRef', reason: 'SecretInvalid', message: 'Secret default/b lacks secretAccessKey' },
+        ],
+        worker: { phase: 'Stopped' },
+      },
+      type: 'Stalled',
+      status: 'True',
+      reason: Reason.SecretNotFound,
+      message: 'Secret default/a not found; Secret default/b lacks secretAccessKey',
+    },
+    {
+      name: 'an invalid secret stalls',
+      in: { secretProblems: [{ secretName: 'b', field: 'f', reason: 'SecretInvalid', message: 'Secret default/b is empty' }], worker: { phase: 'Stopped' } },
+      type: 'Stalled',
+      status: 'True',
+      reason: Reason.SecretInvalid,
+      message: 'Secret default/b is empty',
+    },
+    { name: 'suspended', in: { suspended: true, worker: { phase: 'Stopped' } }, type: 'Ready', status: 'False', reason: Reason.Suspended, message: 'Backups are suspended (spec.suspend is true)' },
+    {
+      name: 'one crash, restart planned',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 1', restarts: 1, nextRestartTime: '2025-01-01T00:00:05Z' } },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.SupervisorCrashed,
+      message: 'The backup worker process failed 1 time: exit code 1; restarting at 2025-01-01T00:00:05Z',
+    },
+    {
+      name: 'two crashes',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 1', restarts: 2 } },
+      type: 'Stalled',
+      status: 'False',
+      reason: Reason.NotStalled,
+      message: 'Nothing needs a person',
+    },
+    {
+      name: 'three crashes',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 1', restarts: 3 } },
+      type: 'Stalled',
+      status: 'True',
+      reason: Reason.SupervisorCrashed,
+      message: 'The backup worker process failed 3 times: exit code 1',
+    },
+    {
+      name: 'a backlog one past the threshold',
+      in: { worker: running({ lagRevisions: 10_001 }) },
+      type: 'Reconciling',
+      status: 'True',
+      reason: Reason.CatchingUp,
+      message: 'Archiving a backlog of 10001 revisions',
+    },
+    {
+      name: 'a backlog while failing is not catching up',
+      in: { worker: running({ lagRevisions: 50_000, delta: { consecutiveFailures: 1, lastError: 'x' } }) },
+      type: 'Reconciling',
+      status: 'False',
+      reason: Reason.Reconciled,
+      message: 'Not working towards a new state',
+    },
+    {
+      name: 'revisions lost',
+      in: { worker: running({ revisionsLost: { fromRevision: 151, toRevision: 900, time: '2025-01-01T00:01:00Z' } }) },
+      type: 'RevisionsLost',
+      status: 'True',
+      reason: Reason.RevisionsCompacted,
+      message:
+        'etcd compacted revisions 151..900 before they were archived (2025-01-01T00:01:00Z); a full snapshot was taken to continue. ' +
+        'Point-in-time restores into that range are not possible',
+    },
+    {
+      name: 'runner pod unavailable',
+      in: { worker: pod({ available: false, message: '0/1 replicas available' }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.WorkerUnavailable,
+      message: '0/1 replicas available',
+    },
+    {
+      name: 'runner pod, store not listable',
+      in: { worker: pod({ storeError: 'cannot reach S3' }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.StoreUnreachable,
+      message: 'Cannot list the store: cannot reach S3',
+    },
+    {
+      name: 'runner pod, nothing stored yet',
+      in: { worker: pod({ store: {} }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.WaitingForFirstSnapshot,
+      message: 'Waiting for the worker pod to store the first full snapshot',
+    },
+    {
+      name: 'runner pod, nothing stored yet',
+      in: { worker: pod({ store: {} }) },
+      type: 'Reconciling',
+      status: 'True',
+      reason: Reason.WaitingForFirstSnapshot,
+      message: 'Waiting for the worker pod to store the first full snapshot',
+    },
+    {
+      name: 'runner pod storing',
+      in: { worker: pod({ store: { lastFullSnapshot: report().lastFullSnapshot! } }) },
+      type: 'Ready',
+      status: 'True',
+      reason: Reason.BackupsCurrent,
+      message: 'Backups are being stored by the worker pod (1/1 replicas available)',
+    },
+    {
+      name: 'runner pod storing: the stored objects are the proof of success',
+      in: { worker: pod({ store: { lastFullSnapshot: report().lastFullSnapshot!, lastDeltaSnapshot: report().lastDeltaSnapshot! } }) },
+      type: 'DeltaSnapshotSucceeded',
+      status: 'True',
+      reason: Reason.DeltaUploaded,
+      message: 'Revision history is being archived in deltas',
+    },
+    {
+      name: 'first snapshot',
+      in: { worker: running({ lastFullSnapshot: undefined, fullSnapshot: { consecutiveFailures: 0 } }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.WaitingForFirstSnapshot,
+      message: 'Taking the first full snapshot',
+    },
+    {
+      name: 'freshness without a worker',
+      in: { freshness: { schedule: '0 * * * *', deltaPeriodMs: 20_000 }, worker: { phase: 'Stopped' } },
+      type: 'BackupFresh',
+      status: 'Unknown',
+      reason: Reason.NotRunning,
+      message: 'Freshness is judged while a backup worker runs',
+    },
+    {
+      name: 'freshness before the first snapshot',
+      in: { freshness: { schedule: '0 * * * *', deltaPeriodMs: 20_000 }, worker: running({ lastFullSnapshot: undefined }) },
+      type: 'BackupFresh',
+      status: 'Unknown',
+      reason: Reason.NoSnapshotYet,
+      message: 'No full snapshot has been taken yet',
+    },
+    {
+      name: 'verification: none run yet',
+      in: { verificationEnabled: true },
+      type: 'BackupVerified',
+      status: 'Unknown',
+      reason: Reason.NotVerifiedYet,
+      message: 'No scheduled verification has run yet (spec.verification.schedule)',
+    },
+    {
+      name: 'verification failed once, without a message',
+      in: { verificationEnabled: true, worker: running({ verification: { consecutiveFailures: 1 } }) },
+      type: 'BackupVerified',
+      status: 'False',
+      reason: Reason.VerificationFailed,
+      message: 'verification failed',
+    },
+    {
+      name: 'verified, no snapshot named, no live comparison',
+      in: {
+        verificationEnabled: true,
+        worker: running({ verification: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:40Z', verifiedRevision: 150, keyCount: 3, contentHash: 'ab' } }),
+      },
+      type: 'BackupVerified',
+      status: 'True',
+      reason: Reason.Verified,
+      message: 'Trial restore of the latest backup + deltas at 2025-01-01T00:00:40Z: revision 150, 3 keys',
+    },
+  ];
+  for (const c of cases) {
+    const got = condition(computeStatus(inputs(c.in)), c.type);
+    assert.deepEqual([got.status, got.reason, got.message], [c.status, c.reason, c.message], `${c.name}: ${c.type}`);
+  }
+});
+
+test('a verification needs all of its facts to count as one', () => {
+  const facts = { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:40Z', verifiedRevision: 150, keyCount: 3, contentHash: 'ab' };
+  for (const missing of ['lastSuccessTime', 'verifiedRevision', 'keyCount', 'contentHash'] as const) {
+    const verification = { ...facts, [missing]: undefined };
+    const status = computeStatus(inputs({ verificationEnabled: true, worker: { phase: 'Running', report: report({ verification }) } }));
+    assert.equal(status.lastVerification, undefined, missing);
+    assert.equal(condition(status, 'BackupVerified').reason, Reason.NotVerifiedYet, missing);
+  }
+});
+
+test('a status with nothing observed has no optional fields at all', () => {
+  const status = computeStatus(inputs({ worker: { phase: 'Stopped' }, verificationEnabled: true }));
+  assert.deepEqual(Object.keys(status).sort(), ['conditions', 'observedGeneration']);
+  const bare = computeStatus(
+    inputs({
+      worker: {
+        phase: 'Running',
+        report: {
+          ...report({ lastFullSnapshot: undefined, lastDeltaSnapshot: undefined, archivedRevision: undefined }),
+          etcdRevision: undefined,
+          lagRevisions: undefined,
+          nextFullSnapshotTime: undefined,
+        },
+      },
+    }),
+  );
+  assert.deepEqual(Object.keys(bare).sort(), ['conditions', 'memory', 'observedGeneration']);
+});
+
+test('a store outage began at the latest of: Ready turning False, the last full or delta success', () => {
+  const outage = (lastSuccess: { full?: string; delta?: string }): StatusInputs['worker'] => ({
+    phase: 'Running',
+    report: report({
+      fullSnapshot: { consecutiveFailures: 0, ...(lastSuccess.full ? { lastSuccessTime: lastSuccess.full } : {}) },
+      delta: { consecutiveFailures: 3, lastError: 'cannot reach S3', lastErrorReason: 'StoreUnreachable', ...(lastSuccess.delta ? { lastSuccessTime: lastSuccess.delta } : {}) },
+    }),
+  });
+  const previousReady: Condition = { type: 'Ready', status: 'False', reason: 'StoreUnreachable', message: 'x', lastTransitionTime: '2025-01-01T00:00:00Z' };
+  const now = new Date('2025-01-01T01:00:00Z');
+  for (const [lastSuccess, since] of [
+    [{}, '2025-01-01T00:00:00.000Z'],
+    [{ full: '2025-01-01T00:20:00Z' }, '2025-01-01T00:20:00.000Z'],
+    [{ full: '2025-01-01T00:20:00Z', delta: '2025-01-01T00:30:00Z' }, '2025-01-01T00:30:00.000Z'],
+    [{ delta: '2025-01-01T00:10:00Z' }, '2025-01-01T00:10:00.000Z'],
+  ] as const) {
+    const stalled = condition(computeStatus(inputs({ now, previous: { conditions: [previousReady] }, worker: outage(lastSuccess) })), 'Stalled');
+    assert.equal(stalled.status, 'True', JSON.stringify(lastSuccess));
+    assert.equal(stalled.message, `Unreachable since ${since}: Delta failed 3 times in a row: cannot reach S3`, JSON.stringify(lastSuccess));
+  }
+  // Within the threshold of the latest success: not yet.
+  const recent = condition(
+    computeStatus(inputs({ now, previous: { conditions: [previousReady] }, worker: outage({ delta: '2025-01-01T00:59:00Z' }) })),
+    'Stalled',
+  );
+  assert.equal(recent.status, 'False');
+});
