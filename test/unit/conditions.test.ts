@@ -8,6 +8,7 @@ import {
   mergePatch,
   Reason,
   STORE_UNREACHABLE_STALLED_MS,
+  untilStale,
   type StatusInputs,
 } from '../../src/controller/conditions.js';
 import type { SupervisorReport } from '../../src/api/supervisor-report.js';
@@ -840,4 +841,93 @@ test('a store outage began at the latest of: Ready turning False, the last full 
     'Stalled',
   );
   assert.equal(recent.status, 'False');
+});
+
+test('conditions at the edges of their rules', () => {
+  const freshness = { schedule: '0 * * * *', deltaPeriodMs: 20_000 };
+  const now = new Date('2025-01-01T00:30:00Z');
+  const freshReport = report({ deltasCurrentTime: '2025-01-01T00:29:50Z' });
+  const get = (overrides: Partial<StatusInputs>, type: string): [string, string] => {
+    const found = computeStatus(inputs(overrides)).conditions?.find((c) => c.type === type);
+    return found ? [found.status, found.reason] : ['absent', ''];
+  };
+  // Deltas disabled by an invalid spec are not reported as disabled: the spec decides nothing yet.
+  assert.deepEqual(get({ deltasEnabled: false, specProblems: ['spec.x: bad'], worker: { phase: 'Stopped' } }, 'DeltaSnapshotSucceeded'), ['Unknown', Reason.NoDeltaYet]);
+  assert.deepEqual(get({ freshness, specProblems: ['spec.x: bad'], worker: { phase: 'Stopped' } }, 'BackupFresh'), ['absent', '']);
+  // Freshness is judged only while backups are meant to run.
+  const notRunning: Array<[string, Partial<StatusInputs>]> = [
+    ['deleting', { deleting: true }],
+    ['a Secret problem', { secretProblems: [{ secretName: 's', field: 'f', reason: 'SecretNotFound', message: 'Secret s not found' }] }],
+  ];
+  for (const [name, overrides] of notRunning) {
+    assert.deepEqual(get({ freshness, now, worker: { phase: 'Running', report: freshReport }, ...overrides }, 'BackupFresh'), ['Unknown', Reason.NotRunning], name);
+  }
+  assert.deepEqual(get({ freshness, now, worker: { phase: 'Running', report: freshReport } }, 'BackupFresh'), ['True', Reason.BackupsFresh]);
+  assert.deepEqual(
+    get({ freshness, now, worker: { phase: 'Pod', available: true, message: '1/1', store: { lastFullSnapshot: report().lastFullSnapshot! } } }, 'BackupFresh'),
+    ['True', Reason.BackupsFresh],
+  );
+  assert.deepEqual(get({ freshness, now, worker: { phase: 'Pod', available: true, message: '1/1' } }, 'BackupFresh'), ['Unknown', Reason.NoSnapshotYet]);
+  // A stopped worker that is not suspended is being started.
+  assert.deepEqual(get({ worker: { phase: 'Stopped' } }, 'Ready'), ['False', Reason.Starting]);
+  // A pod worker whose store listing has not come in yet waits for its first snapshot.
+  assert.deepEqual(get({ worker: { phase: 'Pod', available: true, message: '1/1' } }, 'Ready'), ['False', Reason.WaitingForFirstSnapshot]);
+  // Only the store being unreachable stalls after a while; etcd being down for as long does not.
+  const previousReady: Condition = { type: 'Ready', status: 'False', reason: 'EtcdUnavailable', message: 'x', lastTransitionTime: '2025-01-01T00:00:00Z' };
+  const etcdDown = report({
+    fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:00Z' },
+    delta: { consecutiveFailures: 60, lastError: 'cannot reach etcd', lastErrorReason: 'EtcdUnavailable' },
+  });
+  assert.deepEqual(get({ now: T1, previous: { conditions: [previousReady] }, worker: { phase: 'Running', report: etcdDown } }, 'Stalled'), ['False', Reason.NotStalled]);
+  // With deltas disabled the outage starts at Ready's transition or the last full snapshot.
+  const storeDown = report({
+    delta: undefined,
+    fullSnapshot: { consecutiveFailures: 3, lastError: 'cannot reach S3', lastErrorReason: 'StoreUnreachable', lastSuccessTime: '2025-01-01T00:01:00Z' },
+  });
+  const stalled = condition(
+    computeStatus(inputs({ deltasEnabled: false, now: new Date('2025-01-01T00:10:00Z'), previous: { conditions: [previousReady] }, worker: { phase: 'Running', report: storeDown } })),
+    'Stalled',
+  );
+  assert.equal(stalled.message, 'Unreachable since 2025-01-01T00:01:00.000Z: Full snapshot failed 3 times in a row: cannot reach S3');
+});
+
+test('retention facts are reported and kept while workers are stopped', () => {
+  const retention = { lockedObjects: 2, lockedUntil: '2025-02-01T00:00:00Z', message: '2 objects are locked' };
+  const running = computeStatus(inputs({ worker: { phase: 'Running', report: report({ retention }) } }));
+  assert.deepEqual(running.retention, retention);
+  const stopped = computeStatus(inputs({ previous: running, suspended: true, worker: { phase: 'Stopped' } }));
+  assert.deepEqual(stopped.retention, retention);
+  const newer = { lockedObjects: 0 };
+  assert.deepEqual(computeStatus(inputs({ previous: running, worker: { phase: 'Running', report: report({ retention: newer }) } })).retention, newer);
+});
+
+test('untilStale: the requeue comes one second after the backups would turn stale, or at the fallback', () => {
+  const freshness = { schedule: '0 * * * *', deltaPeriodMs: 20_000 };
+  const now = new Date('2025-01-01T00:30:00Z');
+  // Deltas current at 00:29:50 turn stale three periods later, at 00:30:50.
+  const running = inputs({ freshness, now, worker: { phase: 'Running', report: report({ deltasCurrentTime: '2025-01-01T00:29:50Z' }) } });
+  assert.equal(untilStale(running, 600_000), 51_000);
+  assert.equal(untilStale(running, 10_000), 10_000);
+  assert.equal(untilStale(inputs({ now }), 600_000), 600_000, 'without freshness rules');
+});
+
+test('isTransition: a new reason or a new condition type is a transition', () => {
+  const a = computeStatus(inputs());
+  const ready = condition(a, 'Ready');
+  const withReason = (reason: string): EtcdBackupStatus => ({ ...a, conditions: a.conditions!.map((c) => (c === ready ? { ...c, reason } : c)) });
+  assert.equal(isTransition(a, withReason('SomethingElse')), true, 'reason changed, status the same');
+  assert.equal(isTransition(a, withReason(ready.reason)), false);
+  assert.equal(isTransition({ observedGeneration: 2 }, a), true, 'no conditions before');
+  assert.equal(isTransition({ ...a, conditions: a.conditions!.filter((c) => c.type !== 'Stalled') }, a), true, 'a condition type appeared');
+});
+
+test('jsonEqual is canonical and mergePatch replaces what is not an object on either side', () => {
+  assert.ok(jsonEqual({ a: 1, b: 2, c: 3, d: 4, e: 5 }, { e: 5, c: 3, a: 1, d: 4, b: 2 }));
+  assert.ok(jsonEqual({ d: 4, b: 2, e: 5, a: 1, c: 3 }, { c: 3, e: 5, b: 2, d: 4, a: 1 }));
+  assert.ok(!jsonEqual({ a: 1, b: 2 }, { a: 2, b: 1 }));
+  assert.deepEqual(mergePatch({ a: { x: 1 } }, { a: [1] }), { a: [1] });
+  assert.deepEqual(mergePatch({ a: [1] }, { a: { x: 1 } }), { a: { x: 1 } });
+  assert.deepEqual(mergePatch({ a: null }, { a: { x: 1 } }), { a: { x: 1 } });
+  assert.deepEqual(mergePatch({ a: { x: 1 } }, { a: null }), { a: null });
+  assert.deepEqual(mergePatch({ a: 'text' }, { a: { x: 1 } }), { a: { x: 1 } });
 });
