@@ -14,12 +14,17 @@ Measurements of etcd-backup-operator on the development machine. Each section is
 named in it (\`bench/*.ts\`); re-running a script rewrites only its own section.
 `;
 
-export async function writeDocsSection(file: string, name: string, body: string, options: { top?: boolean } = {}): Promise<void> {
+export async function writeDocsSection(
+  file: string,
+  name: string,
+  body: string,
+  options: { top?: boolean; /** The new file's opening text (default: benchmarks.md's). */ intro?: string } = {},
+): Promise<void> {
   const start = `<!-- ${name}:start -->`;
   const end = `<!-- ${name}:end -->`;
   const section = `${start}\n${body.trim()}\n${end}`;
   await mkdir(dirname(file), { recursive: true });
-  const current = existsSync(file) ? await readFile(file, 'utf8') : INTRO;
+  const current = existsSync(file) ? await readFile(file, 'utf8') : (options.intro ?? INTRO);
   const from = current.indexOf(start);
   const to = current.indexOf(end);
   // A new section goes at the end, or with `top` before the first section (after the intro).

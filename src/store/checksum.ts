@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { ChecksumMismatchError } from '../errors.js';
+import { ChecksumMismatchError, ChecksumMissingError } from '../errors.js';
 
 /** A pass-through that hashes and counts what flows through it. */
 export class HashingStream extends Transform {
@@ -30,8 +30,13 @@ export class HashingStream extends Transform {
   }
 }
 
-/** A pass-through that fails at its end with ChecksumMismatchError when the content's sha256 differs. */
-export function verifyingStream(key: string, expectedSha256: string | undefined): Transform {
+/**
+ * A pass-through that fails at its end with ChecksumMismatchError when the content's sha256 differs.
+ * Without a recorded sha256 (`store` names where `key` lives) it throws ChecksumMissingError at once:
+ * every put records one, so content without it was written by someone else and is never read unchecked.
+ */
+export function verifyingStream(key: string, expectedSha256: string | undefined, store: string): Transform {
+  if (!expectedSha256) throw new ChecksumMissingError(key, store);
   const hash = createHash('sha256');
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
@@ -40,7 +45,7 @@ export function verifyingStream(key: string, expectedSha256: string | undefined)
     },
     flush(done) {
       const actual = hash.digest('hex');
-      if (expectedSha256 && actual !== expectedSha256) done(new ChecksumMismatchError(key, expectedSha256, actual));
+      if (actual !== expectedSha256) done(new ChecksumMismatchError(key, expectedSha256, actual));
       else done();
     },
   });

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { addAbortSignal, Readable } from 'node:stream';
+import { addAbortSignal, Readable, type Transform } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -20,7 +20,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { MemoryBudget, Reservation } from '../budget/memory-budget.js';
 import { parseBackupKey } from '../archive/naming.js';
-import { ChecksumMissingError, ObjectLockedError, ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
+import { ObjectLockedError, ObjectNotFoundError, OperatorError, StoreUnreachableError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { sha256Hex, verifyingStream } from './checksum.js';
 import type { S3StoreConfig } from './store-config.js';
@@ -547,13 +547,14 @@ export class S3Store implements ObjectStore {
     const body = out.Body;
     if (!(body instanceof Readable)) throw new StoreUnreachableError(`cannot get ${key}: S3 returned no body stream`);
     const metadata = out.Metadata ?? {};
-    const sha256 = metadata[SHA256_METADATA_KEY];
-    if (!sha256) {
-      // Every put records one: an object without it was written by someone else; never read it unchecked.
+    let verify: Transform;
+    try {
+      // Refuses an object without a recorded sha256 (written by someone else): never read it unchecked.
+      verify = verifyingStream(key, metadata[SHA256_METADATA_KEY], this.describe());
+    } catch (err) {
       body.destroy();
-      throw new ChecksumMissingError(key, this.describe());
+      throw err;
     }
-    const verify = verifyingStream(key, sha256);
     body.on('error', (err) => verify.destroy(this.mapError(err, `cannot read ${key}`)));
     // A consumer that stops early must free the connection.
     verify.on('close', () => body.destroy());

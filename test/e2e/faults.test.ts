@@ -2,7 +2,8 @@
  * The fault suite of issue 6: each case injects one fault into a real component (the `run` process,
  * etcd, the S3 server, the store's file system) while backups run, then checks that nothing was
  * lost, nothing partial is visible and that the backup recovers by itself. Every case prints its
- * figures as a `FIGURES {...}` diagnostic line; docs/reliability.md records them from a run.
+ * figures as a `FIGURES {...}` diagnostic line, and with WRITE_RELIABILITY_FIGURES=1 writes them to
+ * docs/reliability-figures.md with the commit measured (test/helpers/reliability-figures.ts).
  *
  * Outages last OUTAGE_MS, the issue's minute; the three outage cases run side by side, so the file
  * waits about one minute for all of them.
@@ -40,6 +41,7 @@ import { chainOf, type Chain } from '../helpers/backup-chain.js';
 import { DelegatingStore } from '../harness/throttled-store.js';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { waitFor as poll } from '../helpers/wait.js';
+import { reportFigures } from '../helpers/reliability-figures.js';
 
 const exec = promisify(execFile);
 /** The issue's "for a minute": etcd down, S3 down, S3 answering 503. */
@@ -71,7 +73,7 @@ async function newEtcd(): Promise<TestEtcd> {
   return etcd;
 }
 
-/** What each case reports; docs/reliability.md is filled from these lines. */
+/** What each case reports (docs/reliability-figures.md, generated; docs/reliability.md explains them). */
 interface Figures {
   case: string;
   runs: number;
@@ -84,8 +86,9 @@ interface Figures {
   recoverSeconds: number;
 }
 
-function figures(t: TestContext, f: Figures): void {
-  t.diagnostic(`FIGURES ${JSON.stringify(f)}`);
+/** Section `fault-<case number>` of docs/reliability-figures.md (with WRITE_RELIABILITY_FIGURES=1). */
+async function figures(t: TestContext, f: Figures): Promise<void> {
+  await reportFigures(t, `fault-${t.name.split('.')[0]}`, { ...f });
 }
 
 function mib(bytes: number): string {
@@ -239,7 +242,7 @@ test('1. kill -9 of run during a full-snapshot upload (local store)', { timeout:
   assert.equal(chain.end, head, 'the chain reaches the head with no gap');
   const objects = await assertAllObjectsSound(store);
   await assertRestoreEquals(store, client, head, '1');
-  figures(t, {
+  await figures(t, {
     case: 'kill -9 during full-snapshot upload (local)',
     runs: 2,
     faults: `1 SIGKILL with ${mib(partBytes)} of the snapshot in a .part- file`,
@@ -324,7 +327,7 @@ test('2. kill -9 of run during delta uploads (S3 store)', { timeout: 180_000 }, 
   const objects = await assertAllObjectsSound(store);
   const openUploads = (await s3.listMultipartUploads(prefix)).length;
   await assertRestoreEquals(store, client, head, '2');
-  figures(t, {
+  await figures(t, {
     case: 'kill -9 during delta uploads (S3)',
     runs: 2,
     faults: `1 SIGKILL after ${putsAtKill} delta PUTs (archived ${beforeRestart.end} of ${head} at the kill)`,
@@ -408,7 +411,7 @@ test('2b. kill -9 of run during a multipart full-snapshot upload (S3 store)', { 
   assert.deepEqual((incomplete.Contents ?? []).map((o) => o.Key), [], 'no temporary object is left under .incomplete/');
   const objects = await assertAllObjectsSound(store);
   await assertRestoreEquals(store, client, head, '2b');
-  figures(t, {
+  await figures(t, {
     case: 'kill -9 during multipart full-snapshot upload (S3)',
     runs: 2,
     faults: `1 SIGKILL after ${partsAtKill} UploadPart requests (the restart's snapshot took ${partPuts() - partsAtKill} parts; ${openAtKill} multipart upload left open)`,
@@ -470,7 +473,7 @@ async function etcdOutageCase(t: TestContext): Promise<void> {
   const objects = await assertAllObjectsSound(store);
   const report = supervisor.report();
   t.diagnostic(`lastError during the outage: ${failed.lastError}`);
-  figures(t, {
+  await figures(t, {
     case: `etcd stopped ${OUTAGE_MS / 1000} s during deltas`,
     runs: 1,
     faults: `etcd down ${((restartedAt - outageStart) / 1000).toFixed(1)} s, restarted on the same ports`,
@@ -538,7 +541,7 @@ async function s3OutageCase(t: TestContext): Promise<void> {
   );
   const objects = await assertAllObjectsSound(store);
   const openUploads = (await s3.listMultipartUploads(prefix)).length;
-  figures(t, {
+  await figures(t, {
     case: `S3 down ${OUTAGE_MS / 1000} s during deltas`,
     runs: 1,
     faults: `S3 listener closed ${((restartedAt - outageStart) / 1000).toFixed(1)} s, 1000 etcd changes written meanwhile`,
@@ -629,7 +632,7 @@ async function s3ErrorsDuringRunCase(t: TestContext): Promise<void> {
   const loggedLine = logDuring.split('\n').find((line) => line.includes('SlowDown'));
   t.diagnostic(`first log line naming the 503s: ${loggedLine?.slice(0, 400)}`);
   await assertRestoreEquals(store, client, head, '4b');
-  figures(t, {
+  await figures(t, {
     case: `S3 answering 503 SlowDown for ${OUTAGE_MS / 1000} s during run (CLI process)`,
     runs: 1,
     faults: `${failed} requests answered 503 over ${((liftedAt - outageStart) / 1000).toFixed(1)} s, 1000 etcd changes written meanwhile`,
@@ -735,7 +738,7 @@ test('5. store full (ENOSPC) during deltas, then space freed', { timeout: 180_00
   const objects = await assertAllObjectsSound(local);
   assert.deepEqual(await partFiles(storeDir), [], 'no .part- file is left');
   t.diagnostic(`lastError while full: ${failed.lastError}`);
-  figures(t, {
+  await figures(t, {
     case: 'store full (ENOSPC) during deltas',
     runs: 1,
     faults: mounted

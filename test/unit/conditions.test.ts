@@ -8,6 +8,7 @@ import {
   mergePatch,
   Reason,
   STORE_UNREACHABLE_STALLED_MS,
+  untilStale,
   type StatusInputs,
 } from '../../src/controller/conditions.js';
 import type { SupervisorReport } from '../../src/api/supervisor-report.js';
@@ -519,4 +520,414 @@ test('BackupFresh and Ready follow the freshness rules when the schedule is give
   assert.equal(condition(firstSnapshot, 'BackupFresh').reason, Reason.NoSnapshotYet);
   // Without the schedule (invalid spec) there is no such condition.
   assert.equal(computeStatus(inputs()).conditions?.some((c) => c.type === 'BackupFresh'), false);
+});
+
+test('every condition message, whole (table)', () => {
+  const running = (overrides: Partial<SupervisorReport>): StatusInputs['worker'] => ({ phase: 'Running', report: report(overrides) });
+  const pod = (overrides: Partial<Extract<StatusInputs['worker'], { phase: 'Pod' }>>): StatusInputs['worker'] => ({
+    phase: 'Pod',
+    available: true,
+    message: '1/1 replicas available',
+    ...overrides,
+  });
+  const cases: Array<{ name: string; in: Partial<StatusInputs>; type: string; status: string; reason: string; message: string }> = [
+    { name: 'healthy', in: {}, type: 'Ready', status: 'True', reason: Reason.BackupsCurrent, message: 'Backups are being stored on schedule' },
+    { name: 'healthy', in: {}, type: 'Reconciling', status: 'False', reason: Reason.Reconciled, message: 'Not working towards a new state' },
+    { name: 'healthy', in: {}, type: 'Stalled', status: 'False', reason: Reason.NotStalled, message: 'Nothing needs a person' },
+    { name: 'healthy', in: {}, type: 'SpecValid', status: 'True', reason: Reason.SpecValid, message: 'The spec is valid' },
+    { name: 'healthy', in: {}, type: 'FullSnapshotSucceeded', status: 'True', reason: Reason.SnapshotTaken, message: 'Stored full snapshot full/x.db.gz at revision 100' },
+    { name: 'healthy', in: {}, type: 'DeltaSnapshotSucceeded', status: 'True', reason: Reason.DeltaUploaded, message: 'Revision history is being archived in deltas' },
+    { name: 'healthy', in: {}, type: 'RevisionsLost', status: 'False', reason: Reason.NoRevisionsLost, message: 'No revisions were lost' },
+    {
+      name: 'a success without the snapshot named',
+      in: { worker: running({ lastFullSnapshot: undefined }) },
+      type: 'FullSnapshotSucceeded',
+      status: 'True',
+      reason: Reason.SnapshotTaken,
+      message: 'The last full snapshot was stored',
+    },
+    {
+      name: 'nothing yet',
+      in: { worker: { phase: 'Starting' } },
+      type: 'FullSnapshotSucceeded',
+      status: 'Unknown',
+      reason: Reason.NoSnapshotYet,
+      message: 'No full snapshot has been taken yet',
+    },
+    { name: 'nothing yet', in: { worker: { phase: 'Starting' } }, type: 'DeltaSnapshotSucceeded', status: 'Unknown', reason: Reason.NoDeltaYet, message: 'No delta has been stored yet' },
+    { name: 'starting', in: { worker: { phase: 'Starting' } }, type: 'Ready', status: 'False', reason: Reason.Starting, message: 'Starting the backup worker' },
+    { name: 'starting', in: { worker: { phase: 'Starting' } }, type: 'Reconciling', status: 'True', reason: Reason.Starting, message: 'Starting the backup worker' },
+    {
+      name: 'deltas disabled',
+      in: { deltasEnabled: false },
+      type: 'DeltaSnapshotSucceeded',
+      status: 'Unknown',
+      reason: Reason.DeltasDisabled,
+      message: 'Deltas are disabled (spec.deltaSnapshot.period is 0)',
+    },
+    {
+      name: 'a failure without a message',
+      in: { worker: running({ delta: { consecutiveFailures: 1 } }) },
+      type: 'DeltaSnapshotSucceeded',
+      status: 'False',
+      reason: Reason.DeltaSnapshotFailed,
+      message: 'failed',
+    },
+    {
+      name: 'a failure without a message',
+      in: { worker: running({ delta: { consecutiveFailures: 1 } }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.DeltaSnapshotFailed,
+      message: 'Delta failed once: unknown error',
+    },
+    {
+      name: 'repeated full failures',
+      in: { worker: running({ fullSnapshot: { consecutiveFailures: 2, lastError: 'boom', lastErrorReason: 'EtcdUnavailable' } }) },
+      type: 'Ready',
+      status: 'False',
+      reason: 'EtcdUnavailable',
+      message: 'Full snapshot failed 2 times in a row: boom',
+    },
+    { name: 'deleting', in: { deleting: true }, type: 'Ready', status: 'False', reason: Reason.Deleting, message: 'The EtcdBackup is being deleted; backups have stopped' },
+    { name: 'deleting', in: { deleting: true }, type: 'Reconciling', status: 'True', reason: Reason.Deleting, message: 'The EtcdBackup is being deleted; backups have stopped' },
+    {
+      name: 'deleting with a bad spec is not stalled',
+      in: { deleting: true, specProblems: ['spec.x: bad'] },
+      type: 'Stalled',
+      status: 'False',
+      reason: Reason.NotStalled,
+      message: 'Nothing needs a person',
+    },
+    {
+      name: 'one spec problem',
+      in: { specProblems: ['spec.x: bad'], worker: { phase: 'Stopped' } },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.InvalidSpec,
+      message: 'The spec has 1 problem (see SpecValid); fix the spec to start backups',
+    },
+    {
+      name: 'two secret problems',
+      in: {
+        secretProblems: [
+          { secretName: 'a', field: 'spec.etcd.tlsSecretRef', reason: 'SecretNotFound', message: 'Secret default/a not found' },
+          { secretName: 'b', field: 'spec.store.s3.credentialsSecretRef', reason: 'SecretInvalid', message: 'Secret default/b lacks secretAccessKey' },
+        ],
+        worker: { phase: 'Stopped' },
+      },
+      type: 'Stalled',
+      status: 'True',
+      reason: Reason.SecretNotFound,
+      message: 'Secret default/a not found; Secret default/b lacks secretAccessKey',
+    },
+    {
+      name: 'an invalid secret stalls',
+      in: { secretProblems: [{ secretName: 'b', field: 'f', reason: 'SecretInvalid', message: 'Secret default/b is empty' }], worker: { phase: 'Stopped' } },
+      type: 'Stalled',
+      status: 'True',
+      reason: Reason.SecretInvalid,
+      message: 'Secret default/b is empty',
+    },
+    { name: 'suspended', in: { suspended: true, worker: { phase: 'Stopped' } }, type: 'Ready', status: 'False', reason: Reason.Suspended, message: 'Backups are suspended (spec.suspend is true)' },
+    {
+      name: 'one crash, restart planned',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 1', restarts: 1, nextRestartTime: '2025-01-01T00:00:05Z' } },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.SupervisorCrashed,
+      message: 'The backup worker process failed 1 time: exit code 1; restarting at 2025-01-01T00:00:05Z',
+    },
+    {
+      name: 'two crashes',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 1', restarts: 2 } },
+      type: 'Stalled',
+      status: 'False',
+      reason: Reason.NotStalled,
+      message: 'Nothing needs a person',
+    },
+    {
+      name: 'three crashes',
+      in: { worker: { phase: 'CrashLoop', lastError: 'exit code 1', restarts: 3 } },
+      type: 'Stalled',
+      status: 'True',
+      reason: Reason.SupervisorCrashed,
+      message: 'The backup worker process failed 3 times: exit code 1',
+    },
+    {
+      name: 'a backlog one past the threshold',
+      in: { worker: running({ lagRevisions: 10_001 }) },
+      type: 'Reconciling',
+      status: 'True',
+      reason: Reason.CatchingUp,
+      message: 'Archiving a backlog of 10001 revisions',
+    },
+    {
+      name: 'a backlog while failing is not catching up',
+      in: { worker: running({ lagRevisions: 50_000, delta: { consecutiveFailures: 1, lastError: 'x' } }) },
+      type: 'Reconciling',
+      status: 'False',
+      reason: Reason.Reconciled,
+      message: 'Not working towards a new state',
+    },
+    {
+      name: 'revisions lost',
+      in: { worker: running({ revisionsLost: { fromRevision: 151, toRevision: 900, time: '2025-01-01T00:01:00Z' } }) },
+      type: 'RevisionsLost',
+      status: 'True',
+      reason: Reason.RevisionsCompacted,
+      message:
+        'etcd compacted revisions 151..900 before they were archived (2025-01-01T00:01:00Z); a full snapshot was taken to continue. ' +
+        'Point-in-time restores into that range are not possible',
+    },
+    {
+      name: 'runner pod unavailable',
+      in: { worker: pod({ available: false, message: '0/1 replicas available' }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.WorkerUnavailable,
+      message: '0/1 replicas available',
+    },
+    {
+      name: 'runner pod, store not listable',
+      in: { worker: pod({ storeError: 'cannot reach S3' }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.StoreUnreachable,
+      message: 'Cannot list the store: cannot reach S3',
+    },
+    {
+      name: 'runner pod, nothing stored yet',
+      in: { worker: pod({ store: {} }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.WaitingForFirstSnapshot,
+      message: 'Waiting for the worker pod to store the first full snapshot',
+    },
+    {
+      name: 'runner pod, nothing stored yet',
+      in: { worker: pod({ store: {} }) },
+      type: 'Reconciling',
+      status: 'True',
+      reason: Reason.WaitingForFirstSnapshot,
+      message: 'Waiting for the worker pod to store the first full snapshot',
+    },
+    {
+      name: 'runner pod storing',
+      in: { worker: pod({ store: { lastFullSnapshot: report().lastFullSnapshot! } }) },
+      type: 'Ready',
+      status: 'True',
+      reason: Reason.BackupsCurrent,
+      message: 'Backups are being stored by the worker pod (1/1 replicas available)',
+    },
+    {
+      name: 'runner pod storing: the stored objects are the proof of success',
+      in: { worker: pod({ store: { lastFullSnapshot: report().lastFullSnapshot!, lastDeltaSnapshot: report().lastDeltaSnapshot! } }) },
+      type: 'DeltaSnapshotSucceeded',
+      status: 'True',
+      reason: Reason.DeltaUploaded,
+      message: 'Revision history is being archived in deltas',
+    },
+    {
+      name: 'first snapshot',
+      in: { worker: running({ lastFullSnapshot: undefined, fullSnapshot: { consecutiveFailures: 0 } }) },
+      type: 'Ready',
+      status: 'False',
+      reason: Reason.WaitingForFirstSnapshot,
+      message: 'Taking the first full snapshot',
+    },
+    {
+      name: 'freshness without a worker',
+      in: { freshness: { schedule: '0 * * * *', deltaPeriodMs: 20_000 }, worker: { phase: 'Stopped' } },
+      type: 'BackupFresh',
+      status: 'Unknown',
+      reason: Reason.NotRunning,
+      message: 'Freshness is judged while a backup worker runs',
+    },
+    {
+      name: 'freshness before the first snapshot',
+      in: { freshness: { schedule: '0 * * * *', deltaPeriodMs: 20_000 }, worker: running({ lastFullSnapshot: undefined }) },
+      type: 'BackupFresh',
+      status: 'Unknown',
+      reason: Reason.NoSnapshotYet,
+      message: 'No full snapshot has been taken yet',
+    },
+    {
+      name: 'verification: none run yet',
+      in: { verificationEnabled: true },
+      type: 'BackupVerified',
+      status: 'Unknown',
+      reason: Reason.NotVerifiedYet,
+      message: 'No scheduled verification has run yet (spec.verification.schedule)',
+    },
+    {
+      name: 'verification failed once, without a message',
+      in: { verificationEnabled: true, worker: running({ verification: { consecutiveFailures: 1 } }) },
+      type: 'BackupVerified',
+      status: 'False',
+      reason: Reason.VerificationFailed,
+      message: 'verification failed',
+    },
+    {
+      name: 'verified, no snapshot named, no live comparison',
+      in: {
+        verificationEnabled: true,
+        worker: running({ verification: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:40Z', verifiedRevision: 150, keyCount: 3, contentHash: 'ab' } }),
+      },
+      type: 'BackupVerified',
+      status: 'True',
+      reason: Reason.Verified,
+      message: 'Trial restore of the latest backup + deltas at 2025-01-01T00:00:40Z: revision 150, 3 keys',
+    },
+  ];
+  for (const c of cases) {
+    const got = condition(computeStatus(inputs(c.in)), c.type);
+    assert.deepEqual([got.status, got.reason, got.message], [c.status, c.reason, c.message], `${c.name}: ${c.type}`);
+  }
+});
+
+test('a verification needs all of its facts to count as one', () => {
+  const facts = { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:40Z', verifiedRevision: 150, keyCount: 3, contentHash: 'ab' };
+  for (const missing of ['lastSuccessTime', 'verifiedRevision', 'keyCount', 'contentHash'] as const) {
+    const verification = { ...facts, [missing]: undefined };
+    const status = computeStatus(inputs({ verificationEnabled: true, worker: { phase: 'Running', report: report({ verification }) } }));
+    assert.equal(status.lastVerification, undefined, missing);
+    assert.equal(condition(status, 'BackupVerified').reason, Reason.NotVerifiedYet, missing);
+  }
+});
+
+test('a status with nothing observed has no optional fields at all', () => {
+  const status = computeStatus(inputs({ worker: { phase: 'Stopped' }, verificationEnabled: true }));
+  assert.deepEqual(Object.keys(status).sort(), ['conditions', 'observedGeneration']);
+  const bare = computeStatus(
+    inputs({
+      worker: {
+        phase: 'Running',
+        report: {
+          ...report({ lastFullSnapshot: undefined, lastDeltaSnapshot: undefined, archivedRevision: undefined }),
+          etcdRevision: undefined,
+          lagRevisions: undefined,
+          nextFullSnapshotTime: undefined,
+        },
+      },
+    }),
+  );
+  assert.deepEqual(Object.keys(bare).sort(), ['conditions', 'memory', 'observedGeneration']);
+});
+
+test('a store outage began at the latest of: Ready turning False, the last full or delta success', () => {
+  const outage = (lastSuccess: { full?: string; delta?: string }): StatusInputs['worker'] => ({
+    phase: 'Running',
+    report: report({
+      fullSnapshot: { consecutiveFailures: 0, ...(lastSuccess.full ? { lastSuccessTime: lastSuccess.full } : {}) },
+      delta: { consecutiveFailures: 3, lastError: 'cannot reach S3', lastErrorReason: 'StoreUnreachable', ...(lastSuccess.delta ? { lastSuccessTime: lastSuccess.delta } : {}) },
+    }),
+  });
+  const previousReady: Condition = { type: 'Ready', status: 'False', reason: 'StoreUnreachable', message: 'x', lastTransitionTime: '2025-01-01T00:00:00Z' };
+  const now = new Date('2025-01-01T01:00:00Z');
+  for (const [lastSuccess, since] of [
+    [{}, '2025-01-01T00:00:00.000Z'],
+    [{ full: '2025-01-01T00:20:00Z' }, '2025-01-01T00:20:00.000Z'],
+    [{ full: '2025-01-01T00:20:00Z', delta: '2025-01-01T00:30:00Z' }, '2025-01-01T00:30:00.000Z'],
+    [{ delta: '2025-01-01T00:10:00Z' }, '2025-01-01T00:10:00.000Z'],
+  ] as const) {
+    const stalled = condition(computeStatus(inputs({ now, previous: { conditions: [previousReady] }, worker: outage(lastSuccess) })), 'Stalled');
+    assert.equal(stalled.status, 'True', JSON.stringify(lastSuccess));
+    assert.equal(stalled.message, `Unreachable since ${since}: Delta failed 3 times in a row: cannot reach S3`, JSON.stringify(lastSuccess));
+  }
+  // Within the threshold of the latest success: not yet.
+  const recent = condition(
+    computeStatus(inputs({ now, previous: { conditions: [previousReady] }, worker: outage({ delta: '2025-01-01T00:59:00Z' }) })),
+    'Stalled',
+  );
+  assert.equal(recent.status, 'False');
+});
+
+test('conditions at the edges of their rules', () => {
+  const freshness = { schedule: '0 * * * *', deltaPeriodMs: 20_000 };
+  const now = new Date('2025-01-01T00:30:00Z');
+  const freshReport = report({ deltasCurrentTime: '2025-01-01T00:29:50Z' });
+  const get = (overrides: Partial<StatusInputs>, type: string): [string, string] => {
+    const found = computeStatus(inputs(overrides)).conditions?.find((c) => c.type === type);
+    return found ? [found.status, found.reason] : ['absent', ''];
+  };
+  // Deltas disabled by an invalid spec are not reported as disabled: the spec decides nothing yet.
+  assert.deepEqual(get({ deltasEnabled: false, specProblems: ['spec.x: bad'], worker: { phase: 'Stopped' } }, 'DeltaSnapshotSucceeded'), ['Unknown', Reason.NoDeltaYet]);
+  assert.deepEqual(get({ freshness, specProblems: ['spec.x: bad'], worker: { phase: 'Stopped' } }, 'BackupFresh'), ['absent', '']);
+  // Freshness is judged only while backups are meant to run.
+  const notRunning: Array<[string, Partial<StatusInputs>]> = [
+    ['deleting', { deleting: true }],
+    ['a Secret problem', { secretProblems: [{ secretName: 's', field: 'f', reason: 'SecretNotFound', message: 'Secret s not found' }] }],
+  ];
+  for (const [name, overrides] of notRunning) {
+    assert.deepEqual(get({ freshness, now, worker: { phase: 'Running', report: freshReport }, ...overrides }, 'BackupFresh'), ['Unknown', Reason.NotRunning], name);
+  }
+  assert.deepEqual(get({ freshness, now, worker: { phase: 'Running', report: freshReport } }, 'BackupFresh'), ['True', Reason.BackupsFresh]);
+  assert.deepEqual(
+    get({ freshness, now, worker: { phase: 'Pod', available: true, message: '1/1', store: { lastFullSnapshot: report().lastFullSnapshot! } } }, 'BackupFresh'),
+    ['True', Reason.BackupsFresh],
+  );
+  assert.deepEqual(get({ freshness, now, worker: { phase: 'Pod', available: true, message: '1/1' } }, 'BackupFresh'), ['Unknown', Reason.NoSnapshotYet]);
+  // A stopped worker that is not suspended is being started.
+  assert.deepEqual(get({ worker: { phase: 'Stopped' } }, 'Ready'), ['False', Reason.Starting]);
+  // A pod worker whose store listing has not come in yet waits for its first snapshot.
+  assert.deepEqual(get({ worker: { phase: 'Pod', available: true, message: '1/1' } }, 'Ready'), ['False', Reason.WaitingForFirstSnapshot]);
+  // Only the store being unreachable stalls after a while; etcd being down for as long does not.
+  const previousReady: Condition = { type: 'Ready', status: 'False', reason: 'EtcdUnavailable', message: 'x', lastTransitionTime: '2025-01-01T00:00:00Z' };
+  const etcdDown = report({
+    fullSnapshot: { consecutiveFailures: 0, lastSuccessTime: '2025-01-01T00:00:00Z' },
+    delta: { consecutiveFailures: 60, lastError: 'cannot reach etcd', lastErrorReason: 'EtcdUnavailable' },
+  });
+  assert.deepEqual(get({ now: T1, previous: { conditions: [previousReady] }, worker: { phase: 'Running', report: etcdDown } }, 'Stalled'), ['False', Reason.NotStalled]);
+  // With deltas disabled the outage starts at Ready's transition or the last full snapshot.
+  const storeDown = report({
+    delta: undefined,
+    fullSnapshot: { consecutiveFailures: 3, lastError: 'cannot reach S3', lastErrorReason: 'StoreUnreachable', lastSuccessTime: '2025-01-01T00:01:00Z' },
+  });
+  const stalled = condition(
+    computeStatus(inputs({ deltasEnabled: false, now: new Date('2025-01-01T00:10:00Z'), previous: { conditions: [previousReady] }, worker: { phase: 'Running', report: storeDown } })),
+    'Stalled',
+  );
+  assert.equal(stalled.message, 'Unreachable since 2025-01-01T00:01:00.000Z: Full snapshot failed 3 times in a row: cannot reach S3');
+});
+
+test('retention facts are reported and kept while workers are stopped', () => {
+  const retention = { lockedObjects: 2, lockedUntil: '2025-02-01T00:00:00Z', message: '2 objects are locked' };
+  const running = computeStatus(inputs({ worker: { phase: 'Running', report: report({ retention }) } }));
+  assert.deepEqual(running.retention, retention);
+  const stopped = computeStatus(inputs({ previous: running, suspended: true, worker: { phase: 'Stopped' } }));
+  assert.deepEqual(stopped.retention, retention);
+  const newer = { lockedObjects: 0 };
+  assert.deepEqual(computeStatus(inputs({ previous: running, worker: { phase: 'Running', report: report({ retention: newer }) } })).retention, newer);
+});
+
+test('untilStale: the requeue comes one second after the backups would turn stale, or at the fallback', () => {
+  const freshness = { schedule: '0 * * * *', deltaPeriodMs: 20_000 };
+  const now = new Date('2025-01-01T00:30:00Z');
+  // Deltas current at 00:29:50 turn stale three periods later, at 00:30:50.
+  const running = inputs({ freshness, now, worker: { phase: 'Running', report: report({ deltasCurrentTime: '2025-01-01T00:29:50Z' }) } });
+  assert.equal(untilStale(running, 600_000), 51_000);
+  assert.equal(untilStale(running, 10_000), 10_000);
+  assert.equal(untilStale(inputs({ now }), 600_000), 600_000, 'without freshness rules');
+});
+
+test('isTransition: a new reason or a new condition type is a transition', () => {
+  const a = computeStatus(inputs());
+  const ready = condition(a, 'Ready');
+  const withReason = (reason: string): EtcdBackupStatus => ({ ...a, conditions: a.conditions!.map((c) => (c === ready ? { ...c, reason } : c)) });
+  assert.equal(isTransition(a, withReason('SomethingElse')), true, 'reason changed, status the same');
+  assert.equal(isTransition(a, withReason(ready.reason)), false);
+  assert.equal(isTransition({ observedGeneration: 2 }, a), true, 'no conditions before');
+  assert.equal(isTransition({ ...a, conditions: a.conditions!.filter((c) => c.type !== 'Stalled') }, a), true, 'a condition type appeared');
+});
+
+test('jsonEqual is canonical and mergePatch replaces what is not an object on either side', () => {
+  assert.ok(jsonEqual({ a: 1, b: 2, c: 3, d: 4, e: 5 }, { e: 5, c: 3, a: 1, d: 4, b: 2 }));
+  assert.ok(jsonEqual({ d: 4, b: 2, e: 5, a: 1, c: 3 }, { c: 3, e: 5, b: 2, d: 4, a: 1 }));
+  assert.ok(!jsonEqual({ a: 1, b: 2 }, { a: 2, b: 1 }));
+  assert.deepEqual(mergePatch({ a: { x: 1 } }, { a: [1] }), { a: [1] });
+  assert.deepEqual(mergePatch({ a: [1] }, { a: { x: 1 } }), { a: { x: 1 } });
+  assert.deepEqual(mergePatch({ a: null }, { a: { x: 1 } }), { a: { x: 1 } });
+  assert.deepEqual(mergePatch({ a: { x: 1 } }, { a: null }), { a: null });
+  assert.deepEqual(mergePatch({ a: 'text' }, { a: { x: 1 } }), { a: { x: 1 } });
 });

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { compress as zstdCompress } from '@mongodb-js/zstd';
 import {
   DeltaFormatError,
   decodeDeltaEvents,
@@ -157,12 +158,27 @@ test('malformed objects fail with DeltaFormatError naming the line', async (t) =
     { name: 'leaseTTL not a TTL', text: good.replace('"lease":"0"', '"lease":"5","leaseTTL":"60"'), message: /leaseTTL is not a TTL/ },
     { name: 'leaseTTL below -1', text: good.replace('"lease":"0"', '"lease":"5","leaseTTL":-2'), message: /leaseTTL is not a TTL/ },
     { name: 'leaseTTL without a lease', text: good.replace('"lease":"0"', '"lease":"0","leaseTTL":60'), message: /leaseTTL without a lease/ },
+    // Every check of a line, each with its whole message.
+    { name: 'an array', text: '[1,2]\n', message: /^test line 1: not an object$/ },
+    { name: 'null', text: 'null\n', message: /^test line 1: not an object$/ },
+    { name: 'a number', text: '5\n', message: /^test line 1: not an object$/ },
+    { name: 'negative rev', text: good.replace('"rev":5', '"rev":-1'), message: /^test line 1: rev is not a revision$/ },
+    { name: 'fractional rev', text: good.replace('"rev":5', '"rev":5.5'), message: /^test line 1: rev is not a revision$/ },
+    { name: 'rev as a string', text: good.replace('"rev":5', '"rev":"5"'), message: /^test line 1: rev is not a revision$/ },
+    { name: 'version beyond 2^53', text: good.replace('"version":1', '"version":9007199254740993'), message: /^test line 1: version is not a revision$/ },
+    { name: 'value not a string', text: good.replace('"value":"Yg=="', '"value":null'), message: /^test line 1: value is not base64$/ },
+    { name: 'lease with a prefix', text: good.replace('"lease":"0"', '"lease":"x5"'), message: /^test line 1: lease is not a decimal string$/ },
+    { name: 'lease with a suffix', text: good.replace('"lease":"0"', '"lease":"5x"'), message: /^test line 1: lease is not a decimal string$/ },
+    { name: 'fractional leaseTTL', text: good.replace('"lease":"0"', '"lease":"5","leaseTTL":1.5'), message: /^test line 1: leaseTTL is not a TTL$/ },
+    { name: 'empty key', text: good.replace('"key":"YQ=="', '"key":""'), message: /^test line 1: empty key$/ },
   ];
   for (const c of cases) {
     await t.test(c.name, async () => {
       await assert.rejects(decodeAll(Buffer.from(c.text), 'none'), (err: unknown) => {
         assert.ok(err instanceof DeltaFormatError, String(err));
         assert.match(err.message, c.message);
+        assert.equal(err.reason, 'InvalidDeltaObject');
+        assert.equal(err.terminal, true, 'a retry cannot fix the object');
         return true;
       });
     });
@@ -171,9 +187,57 @@ test('malformed objects fail with DeltaFormatError naming the line', async (t) =
     const zipped = gzipSync(Buffer.from(good));
     const at = zipped.length - 6; // in the CRC / length trailer
     zipped.writeUInt8(zipped.readUInt8(at) ^ 0xff, at);
-    await assert.rejects(decodeAll(zipped, 'gzip'), DeltaFormatError);
+    await assert.rejects(decodeAll(zipped, 'gzip'), (err: unknown) => {
+      assert.ok(err instanceof DeltaFormatError, String(err));
+      assert.match(err.message, /^test: cannot gunzip: \S/);
+      return true;
+    });
+  });
+  await t.test('corrupt zstd', async () => {
+    const frame = await zstdCompress(Buffer.from(good), 1);
+    frame.writeUInt8(frame.readUInt8(frame.length - 2) ^ 0xff, frame.length - 2);
+    await assert.rejects(decodeAll(frame, 'zstd'), (err: unknown) => {
+      assert.ok(err instanceof DeltaFormatError, String(err));
+      assert.match(err.message, /^test: cannot decompress zstd: \S/);
+      return true;
+    });
+  });
+  await t.test('a zstd object that is fine decodes: its format errors are not reported as zstd ones', async () => {
+    const text = good + encodeDeltaLine(put(4, 'a', 'b'));
+    await assert.rejects(decodeAll(await zstdCompress(Buffer.from(text), 1), 'zstd'), { message: 'test line 2: revision 4 after 5' });
+    await assert.rejects(decodeAll(gzipSync(Buffer.from(text)), 'gzip'), { message: 'test line 2: revision 4 after 5' });
+  });
+  await t.test('errors name the object as "delta object" when no name is given', async () => {
+    await assert.rejects(
+      (async () => {
+        for await (const event of decodeDeltaEvents(Readable.from([Buffer.from('{oops\n')]), 'none')) void event;
+      })(),
+      { message: 'delta object line 1: not JSON' },
+    );
   });
 });
+
+test('ending the decode early destroys the body', async () => {
+  const body = Readable.from([Buffer.from(encodeDeltaLine(put(5, 'a', 'b')) + encodeDeltaLine(put(6, 'a', 'c')))]);
+  for await (const event of decodeDeltaEvents(body, 'none', 'test')) {
+    assert.equal(event.rev, 5);
+    break;
+  }
+  assert.equal(body.destroyed, true);
+});
+
+test('gzip deltas are one zlib stream at level 6, byte-identical to gzipSync (a retried delta is the same object)', async () => {
+  const plain = Buffer.from(sample.map(encodeDeltaLine).join(''));
+  assert.deepEqual(await collect(encodeDeltaStream(sample, 'gzip')), gzipSync(plain, { level: 6 }));
+});
+
+function longer(line: number, limit: number, belowCeiling: boolean): string {
+  return (
+    `test line ${line}: longer than ${limit} bytes without a newline; no etcd event is that large ` +
+    '(a corrupt or malicious object, e.g. a gzip bomb)' +
+    (belowCeiling ? "; the limit is the restore's memory for deltas (--memory), raise it for events this large" : '')
+  );
+}
 
 test('a line is limited: up to maxLineBytes decodes, one byte more fails as soon as it is read', async () => {
   const line = encodeDeltaLine(put(5, 'a', randomBytes(3000)));
@@ -185,7 +249,19 @@ test('a line is limited: up to maxLineBytes decodes, one byte more fails as soon
       return events;
     })();
   assert.equal((await decode(line + line, limit)).length, 2);
-  await assert.rejects(decode(line, limit - 1), /test line 1: longer than \d+ bytes without a newline/);
+  // The same in 7-byte pieces: the line's bytes are counted across chunks, exactly.
+  const inPieces = (text: string, max: number) =>
+    (async () => {
+      const bytes = Buffer.from(text);
+      const pieces: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += 7) pieces.push(bytes.subarray(i, i + 7));
+      let count = 0;
+      for await (const event of decodeDeltaEvents(Readable.from(pieces), 'none', 'test', max)) count += event.rev > 0 ? 1 : 0;
+      return count;
+    })();
+  assert.equal(await inPieces(line + line, limit), 2);
+  await assert.rejects(inPieces(line, limit - 1), { message: longer(1, limit - 1, true) });
+  await assert.rejects(decode(line, limit - 1), { message: longer(1, limit - 1, true) });
   // Unterminated and endless: fails once the limit is passed, not at the end of the stream.
   const endless = Readable.from((function* () {
     for (;;) yield Buffer.alloc(64 * 1024, 'A');
@@ -194,10 +270,21 @@ test('a line is limited: up to maxLineBytes decodes, one byte more fails as soon
     (async () => {
       for await (const event of decodeDeltaEvents(endless, 'none', 'test', 1024 * 1024)) void event;
     })(),
-    /test line 1: longer than 1048576 bytes/,
+    { message: longer(1, 1024 * 1024, true) },
   );
-  // The default holds the largest event restore can replay, in base64.
+  // At the default limit (the ceiling) raising --memory would not help, so the message does not say so.
+  const endlessToo = Readable.from((function* () {
+    for (;;) yield Buffer.alloc(1024 * 1024, 'A');
+  })());
+  await assert.rejects(
+    (async () => {
+      for await (const event of decodeDeltaEvents(endlessToo, 'none', 'test')) void event;
+    })(),
+    { message: longer(1, MAX_LINE_BYTES, false) },
+  );
+  // The default holds the largest event restore can replay, in base64, and not much more.
   assert.ok(MAX_LINE_BYTES >= (MAX_EVENT_BYTES / 3) * 4);
+  assert.ok(MAX_LINE_BYTES <= (MAX_EVENT_BYTES / 3) * 4 + 4096);
 });
 
 test('groupByRevision refuses a revision whose events cost more than the limit, naming it', async () => {
@@ -211,9 +298,31 @@ test('groupByRevision refuses a revision whose events cost more than the limit, 
     (async () => {
       for await (const group of groupByRevision(events(), limit, 'delta/x')) groups.push(group.rev);
     })(),
-    (err: unknown) => err instanceof DeltaFormatError && /^delta\/x: revision 6 holds more than \d+ bytes of events \(11 events so far\)/.test(err.message),
+    {
+      name: 'DeltaFormatError',
+      message:
+        `delta/x: revision 6 holds more than ${limit} bytes of events (11 events so far); ` +
+        'it cannot be held whole for its txn (a corrupt or malicious object, or raise --memory)',
+    },
   );
   assert.deepEqual(groups, [5], 'the revisions before it are handed out');
+});
+
+test('groupByRevision: no events, no revisions; the default name is "delta object"', async () => {
+  const none = async function* (): AsyncGenerator<DeltaEvent> {};
+  const groups: unknown[] = [];
+  for await (const group of groupByRevision(none())) groups.push(group);
+  assert.deepEqual(groups, []);
+  const twice = async function* (): AsyncGenerator<DeltaEvent> {
+    yield put(6, 'a', 'x');
+    yield put(6, 'b', 'y');
+  };
+  await assert.rejects(
+    (async () => {
+      for await (const group of groupByRevision(twice(), eventCost(put(6, 'a', 'x')))) void group;
+    })(),
+    { message: /^delta object: revision 6 holds more than/ },
+  );
 });
 
 test('an encoded object is at most 4/3 of its events budget charge (maxObjectBytes relies on it)', async () => {

@@ -348,3 +348,75 @@ test('memory: a 50 MB stream is encrypted and decrypted holding a few segments, 
   assert.equal(dec.digest, plainDigest.digest('hex'), 'same bytes back');
   assert.ok(dec.peak <= 4 * (seg + TAG), `decrypt held at most 4 segments at once, peak ${dec.peak} bytes`);
 });
+
+// Written by this format's first version (KEY_A, WHERE, 16-byte segments): objects already in stores
+// must decrypt forever, so any change to the magic, header layout, key id, HKDF info, nonces or the
+// associated data fails here, not in someone's restore.
+const KNOWN_PLAIN = Buffer.from('known answer: 40 bytes in 3 segments..');
+const KNOWN_CIPHER = Buffer.from(
+  'RUJPRU5DAQEAAAAQ/aTtygZjvmAjveUxfXAVTlMtVaF16hBaq4YSz8kYq4qSNg5EgqQ0abtyumUIFUTAZYFLGkh+1788q2BOq66RBj3MrW7KQbzYCOSPrlUn16izdvUbBE7THY3+fJixUYuBzBgrUArhIdICFR+juu+uIBBdmdzFV3ybcLDhJjfe',
+  'base64',
+);
+
+test('known answer: an object written by the first format version decrypts to its plaintext', async () => {
+  assert.equal(KNOWN_CIPHER.subarray(0, 6).toString('latin1'), 'EBOENC');
+  assert.equal(keyId(KEY_A), 'fda4edca0663be60');
+  assert.equal(keyId(KEY_B), '39af7856da6d25f2');
+  for (const chunkBytes of [1, 997]) {
+    const result = await decrypt(KNOWN_CIPHER, [KEY_A], chunkBytes);
+    assert.equal(result.error, undefined, String(result.error));
+    assert.ok(result.plain.equals(KNOWN_PLAIN), `chunks of ${chunkBytes}`);
+  }
+});
+
+test('a tampered header is refused with what is wrong with it', async () => {
+  const patched = (at: number, bytes: number[]): Buffer => {
+    const copy = Buffer.from(KNOWN_CIPHER);
+    Buffer.from(bytes).copy(copy, at);
+    return copy;
+  };
+  const segmentSize = (n: number): number[] => [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['magic', patched(0, [0x58]), /not an encrypted backup object \(bad magic/],
+    ['version 2', patched(6, [2]), /unsupported encryption format version 2 algorithm 1 \(this version reads 1\/1\)$/],
+    ['algorithm 2', patched(7, [2]), /unsupported encryption format version 1 algorithm 2 \(this version reads 1\/1\)$/],
+    ['segment size 0', patched(8, segmentSize(0)), /header declares a segment size of 0 bytes, outside 1\.\.16777216 \(tampered with\?\)$/],
+    ['segment size past the maximum', patched(8, segmentSize(16 * 1024 * 1024 + 1)), /segment size of 16777217 bytes, outside 1\.\.16777216/],
+    // Within the limits the header is checked by segment 0's authentication.
+    ['segment size 1', patched(8, segmentSize(1)), /segment 0 failed authentication/],
+    ['segment size at the maximum', patched(8, segmentSize(16 * 1024 * 1024)), /failed authentication|truncated/],
+  ];
+  for (const [name, cipher, pattern] of cases) expectFailure(await decrypt(cipher), pattern, KNOWN_PLAIN, name);
+});
+
+test('segment sizes outside 1..16 MiB and keys that are not Buffers are refused when encrypting', () => {
+  for (const segmentBytes of [0, -1, 1.5, 16 * 1024 * 1024 + 1]) {
+    assert.throws(() => createEncryptStream(KEY_A, { objectKey: WHERE, segmentBytes }), {
+      name: 'RangeError',
+      message: `segment size must be 1..16777216 bytes, got ${segmentBytes}`,
+    });
+  }
+  for (const segmentBytes of [1, 16 * 1024 * 1024]) createEncryptStream(KEY_A, { objectKey: WHERE, segmentBytes }).destroy();
+  assert.throws(() => createEncryptStream('a'.repeat(32) as unknown as Buffer, { objectKey: WHERE }), {
+    name: 'TypeError',
+    message: 'encryption key must be a Buffer',
+  });
+  assert.throws(() => keyId(Buffer.alloc(31)), { message: 'encryption key is 31 bytes; AES-256-GCM needs 32' });
+});
+
+test('decodeEncryptionKey: hex and base64 must be the whole text; every printable byte, tab and CR count as text', () => {
+  const key = Buffer.alloc(32, 0x9c);
+  const cases: Array<[string, Buffer, boolean]> = [
+    ['hex with a prefix', Buffer.from(`k${key.toString('hex')}`), false],
+    ['hex with a suffix', Buffer.from(`${key.toString('hex')}k`), false],
+    ['base64 with a prefix', Buffer.from(`k${key.toString('base64')}`), false],
+    ['base64 with a suffix', Buffer.from(`${key.toString('base64')}k`), false],
+    ['base64 without its padding', Buffer.from(key.toString('base64').replace(/=$/, '')), true],
+    ['32 tildes (0x7e)', Buffer.alloc(32, '~'), false],
+    ['31 characters and a tab', Buffer.from(`${'x'.repeat(31)}\t`), false],
+    ['31 characters and a CR', Buffer.from(`${'x'.repeat(31)}\r`), false],
+    ['31 characters and DEL (0x7f)', Buffer.from(`${'x'.repeat(31)}\x7f`), true],
+    ['31 characters and 0x1f', Buffer.from(`${'x'.repeat(31)}\x1f`), true],
+  ];
+  for (const [name, input, ok] of cases) assert.equal(decodeEncryptionKey(input) !== undefined, ok, name);
+});

@@ -313,10 +313,17 @@ for (const c of generated) {
   });
 }
 
-for (const stepMinutes of [60, 15]) {
-  const name = `applied after every ${stepMinutes}-minute snapshot for six weeks, it ends where one pass does`;
+// Hourly snapshots for six weeks pass every weekly bucket's expiry; 15-minute ones (several per hourly
+// bucket) for the last ten days, from a Monday, pass the daily buckets' expiry and a week boundary. Six
+// weeks of 15-minute snapshots added nothing but 70 s (retention over thousands of objects, 4000 times).
+const incremental: Array<{ stepMinutes: number; first: string; span: string }> = [
+  { stepMinutes: 60, first: '2024-02-01T00:00', span: 'six weeks' },
+  { stepMinutes: 15, first: '2024-03-04T00:00', span: 'ten days' },
+];
+for (const { stepMinutes, first, span } of incremental) {
+  const name = `applied after every ${stepMinutes}-minute snapshot for ${span}, it ends where one pass does`;
   test(`planRetention Exponential: ${name}`, () => {
-    const times = series('2024-02-01T00:00', NOW, stepMinutes);
+    const times = series(first, NOW, stepMinutes);
     let keys: string[] = [];
     let revision = 0;
     for (const time of times) {
