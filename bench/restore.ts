@@ -392,8 +392,10 @@ async function formatReport(
     '',
     `Measured with \`node --import tsx bench/restore.ts\` at commit ${context.commit} on ${new Date().toISOString().slice(0, 10)}, ` +
       `${cpus().length} CPUs, load average ${context.load.map((l) => l.toFixed(1)).join(' -> ')}. ` +
-      'The machine was shared with up to 5 engineers\' builds and tests while this ran, so the sizes are modest ' +
-      `(${context.revisions} small revisions per version, not the 1.8M of a 1-hour chain) and every figure is a single run.`,
+      `${context.load[0]! > cpus().length ? 'The machine was busy with other work while this ran. ' : ''}` +
+      `The sizes are modest (${context.revisions} small revisions per version, not the 1.8M of a 1-hour chain) and every figure is a single run. ` +
+      'Without fsync the rate tops out at about the same figure on disk and on tmpfs, and more txns in flight do not raise it: ' +
+      'there it is bound by the CPU that each revision\'s txn costs the client and etcd, not by the disk.',
     '',
     'Each row is one real `restore` (restoreBackup with that version\'s etcd, etcdctl/etcdutl) of the same archive ' +
       '(gzip delta objects of 1000 revisions written by the DeltaPoller; puts of 32 B values over 10k keys, ~10% deletes) ' +
