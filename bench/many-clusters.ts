@@ -590,9 +590,8 @@ function report(
   const sizes = [...new Set(per.map((p) => p.clusters))].join(', ');
   return `## Many clusters under one operator (\`bench/many-clusters.ts\`)
 
-Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, CLI built from \`${meta.commit}\`, on a 2-core VM shared with other
-engineers' work (load average at the start and end of the run: ${meta.load}; CPU figures are noisy, memory figures less
-so). One Kubernetes API test server (test/harness, in the bench process) and, per runner model, a fresh operator
+Measured ${new Date().toISOString().slice(0, 10)} on Node ${process.version}, CLI built from \`${meta.commit}\`, on a 2-core VM (load average at the
+start and end of the run: ${meta.load}; CPU figures are noisier than memory figures when the load is high). One Kubernetes API test server (test/harness, in the bench process) and, per runner model, a fresh operator
 process on its own namespace, the compiled CLI as the image runs it (\`node --max-semi-space-size=1 dist/cli/main.js
 operator --runner-model M --no-leader-election\`; see "Leader election off" below). ${meta.etcds} local etcd 3.4 servers on 127.0.0.1 (256 MiB quota) serve as the clusters:
 EtcdBackup i backs up etcd i mod ${meta.etcds} (each EtcdBackup has its own etcd client and its own store directory; what
