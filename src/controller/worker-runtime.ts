@@ -73,15 +73,18 @@ export function createWorkerRuntime(port: WorkerPort): WorkerRuntime {
       ...port.logLabels,
     });
     try {
-      supervisor = new Supervisor(message.config, logger);
+      const starting = new Supervisor(message.config, logger);
+      supervisor = starting;
       // A worker process's own RSS rides along: the operator exports it per EtcdBackup.
       const withRss = (report: SupervisorReport): SupervisorReport =>
         port.ownRss ? { ...report, memory: { ...report.memory, rssBytes: port.ownRss() } } : report;
-      supervisor.onReport((report) => void port.send({ type: 'report', report: withRss(report) }));
-      supervisor.onEvent((event) => void port.send({ type: 'event', event }));
-      await supervisor.start();
+      starting.onReport((report) => void port.send({ type: 'report', report: withRss(report) }));
+      starting.onEvent((event) => void port.send({ type: 'event', event }));
+      await starting.start();
+      // Stopped while starting: shutdown() has stopped it and says so; nothing started to report.
+      if (exiting) return;
       await port.send({ type: 'started' });
-      await port.send({ type: 'report', report: withRss(supervisor.report()) });
+      await port.send({ type: 'report', report: withRss(starting.report()) });
     } catch (err) {
       logger.error('Failed to start the backup supervisor', { error: errorMessage(err) });
       await port.send({

@@ -168,11 +168,22 @@ export class Supervisor implements BackupSupervisor {
       );
     }
     await this.listStoredObjects();
+    // stop() may come while start() awaits: it stops only what exists by then, so start nothing after it
+    // (a poller or timer armed after stop() would run on forever, a leak inside an inline operator).
+    if (this.stopped) return;
     // Deltas first: the poller recovers its position from the chain as the last run left it, so a
     // catch-up full snapshot taken next does not make it jump past the revisions written while no
     // backup ran (those stay restorable from the older snapshot, as long as etcd still has them).
     if (this.config.resolved.deltaPeriodMs > 0) await this.startDeltas(this.client);
+    if (this.stopped) {
+      await this.poller?.stop().catch(() => undefined);
+      return;
+    }
     await this.scheduleFullSnapshot();
+    if (this.stopped) {
+      this.timers.clearTimeout(this.fullTimer);
+      return;
+    }
     this.scheduleVerification();
   }
 

@@ -179,3 +179,31 @@ test('a store that cannot be listed at start delays the schedule decision; it ne
     await second.stop();
   }
 });
+
+test('stop() while start() is still running leaves nothing running: no poller, no timer', { timeout: 120_000 }, async () => {
+  // Seen in secret-watch.e2e with the inline runner: a worker stopped during its start went on
+  // polling a closed client every period, and its timers kept the operator's process alive.
+  const validation = validateEtcdBackup({
+    apiVersion: 'etcdbackup.io/v1alpha1',
+    kind: 'EtcdBackup',
+    metadata: { name: 'stopped-early' },
+    spec: {
+      etcd: { endpoints: [etcd.clientUrl] },
+      store: { local: { path: join(work, 'stopped-early') } },
+      fullSnapshot: { schedule: '0 0 1 1 *' },
+      deltaSnapshot: { period: '1s', chunkRevisions: 100, chunkParallelism: 1 },
+      memory: { budget: '32Mi' },
+    },
+  });
+  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timeouts();
+  const supervisor = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/stopped-early' }, silentLogger());
+  const starting = supervisor.start();
+  await new Promise((resolve) => setImmediate(resolve)); // start() is now awaiting the store listing
+  await supervisor.stop();
+  await starting;
+  // Three delta periods: a poller started after stop() would have polled and armed its next poll by now.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  assert.equal(timeouts(), before, 'no timer of the stopped supervisor is armed');
+});
