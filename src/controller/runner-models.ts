@@ -15,10 +15,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorMessage } from '../errors.js';
-import type { ChildMessage, ParentMessage } from './worker-protocol.js';
+import type { ChildMessage, ParentMessage, RunnerModel } from './worker-protocol.js';
 import { createWorkerRuntime, type WorkerRuntime } from './worker-runtime.js';
-
-import type { RunnerModel } from './worker-protocol.js';
 
 export { RUNNER_MODELS, type RunnerModel } from './worker-protocol.js';
 
@@ -27,10 +25,10 @@ export interface WorkerModule {
   execArgv: string[];
 }
 
-/** One running worker, whatever the model. */
 /** What to call a worker of each model in messages. */
 export const WORKER_NOUN: Record<RunnerModel, string> = { process: 'worker process', thread: 'worker thread', inline: 'in-process worker' };
 
+/** One running worker, whatever the model. */
 export interface WorkerHandle {
   /** For log lines: `{ pid }`, `{ threadId }` or nothing (in-process). */
   readonly labels: Record<string, number | undefined>;
