@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { validateEtcdBackup } from '../../src/api/validate.js';
+import { validateEtcdBackup, type ResolvedSpec } from '../../src/api/validate.js';
 import { Supervisor } from '../../src/engine/supervisor.js';
 import type { SupervisorReport } from '../../src/api/supervisor-report.js';
 import type { SupervisorEvent } from '../../src/engine/supervisor-types.js';
@@ -55,23 +55,29 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> =>
-  waitFor(what, probe, { timeoutMs });
-
-test('a delta failure repeating with the same message counts every poll, with one Event and one warn line', { timeout: 120_000 }, async () => {
+/** A valid spec of a local backup whose full-snapshot schedule is yearly (it never fires in a test). */
+function yearlyBackup(name: string, storePath: string, deltaSnapshot: Record<string, unknown>): ResolvedSpec {
   const validation = validateEtcdBackup({
     apiVersion: 'etcdbackup.io/v1alpha1',
     kind: 'EtcdBackup',
-    metadata: { name: 'failing' },
+    metadata: { name },
     spec: {
       etcd: { endpoints: [etcd.clientUrl] },
-      store: { local: { path: join(work, 'store') } },
+      store: { local: { path: storePath } },
       fullSnapshot: { schedule: '0 0 1 1 *' },
-      deltaSnapshot: { period: '1s', chunkRevisions: 100, chunkParallelism: 1 },
+      deltaSnapshot,
       memory: { budget: '32Mi' },
     },
   });
   if (!validation.ok) assert.fail(validation.problems.join('; '));
+  return validation.resolved;
+}
+
+const until = <T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> =>
+  waitFor(what, probe, { timeoutMs });
+
+test('a delta failure repeating with the same message counts every poll, with one Event and one warn line', { timeout: 120_000 }, async () => {
+  const resolved = yearlyBackup('failing', join(work, 'store'), { period: '1s', chunkRevisions: 100, chunkParallelism: 1 });
   const store = new FailingDeltaStore(new LocalStore(join(work, 'store')));
   const logLines: Array<{ level: string; message: string }> = [];
   const stream = new Writable({
@@ -81,7 +87,7 @@ test('a delta failure repeating with the same message counts every poll, with on
     },
   });
   const supervisor = new Supervisor(
-    { resolved: validation.resolved, secrets: {}, name: 'test/failing' },
+    { resolved, secrets: {}, name: 'test/failing' },
     createLogger({ level: 'info', stream }),
     { store },
   );
@@ -136,22 +142,10 @@ class FailingListStore extends DelegatingStore {
 
 test('a store that cannot be listed at start delays the schedule decision; it never takes an unscheduled snapshot', { timeout: 120_000 }, async () => {
   const storeDir = join(work, 'store-list');
-  const validation = validateEtcdBackup({
-    apiVersion: 'etcdbackup.io/v1alpha1',
-    kind: 'EtcdBackup',
-    metadata: { name: 'listing' },
-    spec: {
-      etcd: { endpoints: [etcd.clientUrl] },
-      store: { local: { path: storeDir } },
-      // Yearly: the snapshot taken at the first start is the only one due.
-      fullSnapshot: { schedule: '0 0 1 1 *' },
-      deltaSnapshot: { period: '0' },
-      memory: { budget: '32Mi' },
-    },
-  });
-  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  // Yearly: the snapshot taken at the first start is the only one due.
+  const resolved = yearlyBackup('listing', storeDir, { period: '0' });
   const local = new LocalStore(storeDir);
-  const first = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/listing' }, silentLogger(), { store: local });
+  const first = new Supervisor({ resolved, secrets: {}, name: 'test/listing' }, silentLogger(), { store: local });
   await first.start();
   await until('the first full snapshot', () => first.report().lastFullSnapshot !== undefined);
   await first.stop();
@@ -160,7 +154,7 @@ test('a store that cannot be listed at start delays the schedule decision; it ne
 
   const store = new FailingListStore(local);
   store.failing = true;
-  const second = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/listing' }, process.env.DBG ? createLogger({ format: 'text', level: 'debug' }) : silentLogger(), { store });
+  const second = new Supervisor({ resolved, secrets: {}, name: 'test/listing' }, process.env.DBG ? createLogger({ format: 'text', level: 'debug' }) : silentLogger(), { store });
   await second.start();
   try {
     const failed = await until('the listing failure to be reported', () => {
@@ -183,22 +177,10 @@ test('a store that cannot be listed at start delays the schedule decision; it ne
 test('stop() while start() is still running leaves nothing running: no poller, no timer', { timeout: 120_000 }, async () => {
   // Seen in secret-watch.e2e with the inline runner: a worker stopped during its start went on
   // polling a closed client every period, and its timers kept the operator's process alive.
-  const validation = validateEtcdBackup({
-    apiVersion: 'etcdbackup.io/v1alpha1',
-    kind: 'EtcdBackup',
-    metadata: { name: 'stopped-early' },
-    spec: {
-      etcd: { endpoints: [etcd.clientUrl] },
-      store: { local: { path: join(work, 'stopped-early') } },
-      fullSnapshot: { schedule: '0 0 1 1 *' },
-      deltaSnapshot: { period: '1s', chunkRevisions: 100, chunkParallelism: 1 },
-      memory: { budget: '32Mi' },
-    },
-  });
-  if (!validation.ok) assert.fail(validation.problems.join('; '));
+  const resolved = yearlyBackup('stopped-early', join(work, 'stopped-early'), { period: '1s', chunkRevisions: 100, chunkParallelism: 1 });
   const timeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const before = timeouts();
-  const supervisor = new Supervisor({ resolved: validation.resolved, secrets: {}, name: 'test/stopped-early' }, silentLogger());
+  const supervisor = new Supervisor({ resolved, secrets: {}, name: 'test/stopped-early' }, silentLogger());
   const starting = supervisor.start();
   await new Promise((resolve) => setImmediate(resolve)); // start() is now awaiting the store listing
   await supervisor.stop();
